@@ -1,0 +1,22 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Each (re)builds .venv from pinned versions when pyproject.toml or
+# constraints.txt changed, and does nothing when it is up to date.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: test demo venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,ml]'
+	touch $@
+
+test: venv
+	$(PY) -m pytest -q -ra
+
+demo: venv
+	$(PY) -m lab_hooks.demo

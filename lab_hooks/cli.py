@@ -1,0 +1,40 @@
+"""`lab-hooks SUBCOMMAND ...`: a thin dispatcher.
+
+Each subcommand is a `main(argv) -> int` in its own module, imported only when
+asked for, so the hook path (`validate`) never pays for the ML stack.
+Exit codes: 0 clean, 1 findings/failure, 2 usage or internal error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from lab_hooks import __version__
+
+# name -> "module:function"; each stage's package adds its line here.
+COMMANDS: dict[str, tuple[str, str]] = {
+}
+
+
+def _usage() -> str:
+    width = max((len(n) for n in COMMANDS), default=0)
+    lines = [f"usage: lab-hooks {{{','.join(COMMANDS)}}} ...", ""]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"lab-hooks {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"lab-hooks: unknown command {name!r}\n{_usage()}", file=sys.stderr)
+        return 2
+    module, _, func = COMMANDS[name][0].partition(":")
+    return getattr(importlib.import_module(module), func or "main")(rest)

@@ -1,0 +1,1 @@
+"""Taxonomy leaves: the Leaf model and loading with line marks."""
