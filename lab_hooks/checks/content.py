@@ -87,13 +87,11 @@ def check_attribution(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
 
 
 def local_document_dir(repo: str, root: Path) -> Path | None:
-    """The folder an in-repo `document.repo` names, or None if it is not one."""
-    if "://" in repo or repo.startswith(("/", "~")) or re.match(r"^[\w.-]+@[\w.-]+:", repo):
+    """The folder of the taxonomy repo that `document.repo` names, or None if it names none."""
+    if "://" in repo or ":" in repo or repo.startswith(("/", "~")) or ".." in Path(repo).parts:
         return None
-    parts = Path(repo).parts
-    if ".." in parts:
-        return None
-    return root / repo
+    folder = root / repo
+    return folder if folder.is_dir() else None
 
 
 @leaf_check
@@ -106,14 +104,9 @@ def check_document(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
     local = None
     if isinstance(repo, str) and repo:
         local = local_document_dir(repo, ctx.root)
-        if local is None and not repo.startswith("https://"):
+        if local is None and not re.match(r"https://[^/\s]+", repo):
             yield DOCUMENT_REPO.at(leaf.file, pos(("document", "repo")),
                                    f"document.repo {repo!r}: use an https:// URL or a folder inside the taxonomy repo")
-            return
-        if local is not None and not local.is_dir():
-            yield DOCUMENT_REPO.at(leaf.file, pos(("document", "repo")),
-                                   f"document.repo {repo!r} is not an https:// URL nor a folder of the taxonomy repo "
-                                   f"(looked in {ctx.root})")
             return
         if local is None and isinstance(commit, str) and commit and not _SHA.fullmatch(commit):
             yield DOCUMENT_COMMIT.at(leaf.file, pos(("document", "commit")),
