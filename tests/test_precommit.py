@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_validate_cli import ATTRIBUTION, GOOD
-
 REPO = Path(__file__).resolve().parent.parent
+HAIKU = REPO / "taxonomy/compositional_skills/writing/freeform/haiku"
 PRE_COMMIT = Path(sys.executable).with_name("pre-commit")
 
 
@@ -25,10 +24,11 @@ def test_pre_commit_try_repo(tmp_path):
     taxonomy = tmp_path / "taxonomy"
     good = taxonomy / "compositional_skills/writing/freeform/haiku"
     bad = taxonomy / "compositional_skills/writing/freeform/Bad Leaf"
-    for leaf, text in ((good, GOOD), (bad, GOOD.replace("version: 3\n", "version: 3  \n") + "notes: x\n")):
+    text = (HAIKU / "qna.yaml").read_text()
+    for leaf, content in ((good, text), (bad, text.replace("version: 3\n", "version: 3  \n") + "notes: x\n")):
         leaf.mkdir(parents=True)
-        (leaf / "qna.yaml").write_text(text)
-        (leaf / "attribution.txt").write_text(ATTRIBUTION)
+        (leaf / "qna.yaml").write_text(content)
+        shutil.copy(HAIKU / "attribution.txt", leaf)
     git(taxonomy, "init", "-q")
     git(taxonomy, "add", ".")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "GITHUB_ACTIONS": ""}
@@ -43,7 +43,8 @@ def test_pre_commit_try_repo(tmp_path):
     assert run.returncode == 1, run.stdout + run.stderr
     bad_file = "compositional_skills/writing/freeform/Bad Leaf/qna.yaml"
     assert f"{bad_file}:1:11: error LH201 trailing spaces" in run.stdout
-    assert f"{bad_file}:32:1: error LH111 unknown key 'notes'" in run.stdout
+    notes_line = len(text.splitlines()) + 1
+    assert f"{bad_file}:{notes_line}:1: error LH111 unknown key 'notes'" in run.stdout
     assert f"{bad_file}:1:1: error LH302 folder 'Bad Leaf'" in run.stdout
     assert "haiku/qna.yaml" not in run.stdout
 
