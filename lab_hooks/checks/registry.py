@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 CHECK_MODULES = (
     "lab_hooks.checks.schema",
+    "lab_hooks.checks.duplicates",
 )
 
 Result = Iterable[Union[Finding, Metric]]

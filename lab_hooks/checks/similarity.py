@@ -80,10 +80,12 @@ class Vocabulary:
 def rouge_l(a: str, b: str) -> float:
     """ROUGE-L F-measure of two strings, as `rouge_score` computes it."""
     vocab = Vocabulary()
-    ta, tb = vocab.encode(a), vocab.encode(b)
-    if not ta or not tb:
-        return 0.0
-    return fmeasure(LCSseq.similarity(ta, tb), len(ta), len(tb))
+    return rouge_l_tokens(vocab.encode(a), vocab.encode(b))
+
+
+def rouge_l_tokens(a: Tokens, b: Tokens) -> float:
+    """ROUGE-L F-measure of two token-id sequences."""
+    return fmeasure(LCSseq.similarity(a, b), len(a), len(b)) if a and b else 0.0
 
 
 def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> list[Pair]:
@@ -100,10 +102,7 @@ def near_duplicates(queries: Sequence[str], references: Sequence[str], threshold
 
 def pairwise_scores(seqs: Sequence[Tokens]) -> list[Pair]:
     """F of every pair i < j, by brute force: for small sets such as one leaf."""
-    return [
-        (i, j, fmeasure(LCSseq.similarity(a, b), len(a), len(b)) if a and b else 0.0)
-        for (i, a), (j, b) in combinations(enumerate(seqs), 2)
-    ]
+    return [(i, j, rouge_l_tokens(a, b)) for (i, a), (j, b) in combinations(enumerate(seqs), 2)]
 
 
 def _check(threshold: float) -> float:
