@@ -95,6 +95,22 @@ def test_question_plus_answer_near_duplicates(taxonomy, capsys):
     assert "seed at line 13" in findings[0][3]
 
 
+def test_grounded_seeds_compare_with_their_context(taxonomy, capsys):
+    def grounded(contexts):
+        seeds = "".join(f"  - context: {c}\n    question: Summarize the text.\n    answer: A summary of {c}\n"
+                        for c in contexts)
+        return f"version: 3\ncreated_by: alice\ntask_description: Summaries.\nseed_examples:\n{seeds}"
+
+    topics = ["Tides rise twice a day.", "Bees dance to share where food is.", "Rust has no garbage collector.",
+              "Paris hosted the 1900 Olympics.", "Mercury is the smallest planet."]
+    file = write(taxonomy, "compositional_skills/writing/grounded/summaries", grounded(topics))
+    assert run_json(capsys, file)[:2] == (0, [])
+    file = write(taxonomy, "compositional_skills/writing/grounded/summaries", grounded(topics[:4] + topics[:1]))
+    _, findings, _ = run_json(capsys, file)
+    assert [(f[1], f[2]) for f in findings] == [(18, "LH601"), (18, "LH602")]
+    assert "question (with its context) is a near-duplicate of the question (with its context) at line 6" in findings[0][3]
+
+
 def test_low_diversity_warns_with_configured_floor(taxonomy, capsys):
     file = write(taxonomy, "compositional_skills/writing/freeform/ok", skill(*DIVERSE))
     assert run_json(capsys, file)[:2] == (0, [])
@@ -118,8 +134,8 @@ def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys):
     rc, findings, _ = run_json(capsys, b)
     assert rc == 1
     assert [(f[0], f[1], f[2]) for f in findings] == [(b, 5, "LH604"), (b, 7, "LH605")]
-    assert f"question at {a}:7" in findings[0][3]
-    assert f"question at {a}:11 (ROUGE-L 0.88" in findings[1][3]
+    assert f"question repeats the seed at {a}:7" in findings[0][3]
+    assert f"question is a near-duplicate of the seed at {a}:11 (ROUGE-L 0.88" in findings[1][3]
     # The index now lives on disk; change `a` and the next run sees the change.
     write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE[3:], *DIVERSE[:1]))
     _, findings, _ = run_json(capsys, b)

@@ -18,11 +18,12 @@ from lab_hooks.checks import similarity as sim
 from lab_hooks.checks.context import Context
 from lab_hooks.checks.findings import ERROR, WARNING, Finding, Metric
 from lab_hooks.checks.registry import leaf_check, rule, taxonomy_check, threshold
-from lab_hooks.checks.seedindex import SeedIndex
+from lab_hooks.checks.seedindex import SeedIndex, seed_prompt
 from lab_hooks.taxonomy.leaf import Example, Leaf
 
 SIMILAR_QUESTIONS = rule("LH601", "similar-questions", ERROR,
-                         "two seed questions of a leaf have ROUGE-L >= `rouge_l_near_duplicate` (0.7)")
+                         "two seed questions of a leaf (with their context in a grounded skill) have ROUGE-L >= "
+                         "`rouge_l_near_duplicate` (0.7)")
 SIMILAR_SEEDS = rule("LH602", "similar-seeds", ERROR,
                      "two seeds of a leaf (question + answer) have ROUGE-L >= `rouge_l_near_duplicate` (0.7)")
 LOW_DIVERSITY = rule("LH603", "low-diversity", WARNING,
@@ -38,7 +39,8 @@ MTBENCH_UNAVAILABLE = rule("LH607", "mtbench-unavailable", WARNING,
                            "the MT-Bench questions are not cached and cannot be fetched: contamination not checked")
 
 NEAR_DUPLICATE = threshold("rouge_l_near_duplicate", 0.7, "ROUGE-L F at which two seeds are near-duplicates")
-MIN_DIVERSITY = threshold("min_diversity", 0.4, "the least mean pairwise 1 - ROUGE-L of a leaf's seed questions")
+# 0.3 = 1 - 0.7: below it, the leaf's average pair of seeds is itself a near-duplicate.
+MIN_DIVERSITY = threshold("min_diversity", 0.3, "the least mean pairwise 1 - ROUGE-L of a leaf's seed questions")
 CONTAMINATION_ROUGE_L = threshold("rouge_l_contamination", 0.7, "ROUGE-L F at which a seed matches an MT-Bench turn")
 CONTAMINATION_NGRAM = threshold("contamination_ngram", 13, "length in words of a run shared with MT-Bench that flags a seed")
 
@@ -51,8 +53,6 @@ def _line(example: Example) -> int:
     return example.pos[0]
 
 
-def _qa(example: Example) -> str:
-    return f"{example.question}\n{example.answer}"
 
 
 @leaf_check
@@ -61,14 +61,16 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     if len(examples) < 2:
         return
     limit = ctx.threshold(NEAR_DUPLICATE)
+    prompts = [seed_prompt(leaf, e) for e in examples]
+    what = "question (with its context)" if prompts != [e.question for e in examples] else "question"
     vocab = sim.Vocabulary()
-    scores = sim.pairwise_scores([vocab.encode(e.question) for e in examples])
+    scores = sim.pairwise_scores([vocab.encode(p) for p in prompts])
     for i, j, score in scores:
         if score >= limit:
             yield SIMILAR_QUESTIONS.at(leaf.file, examples[j].pos,
-                                       f"question is a near-duplicate of the question at line "
+                                       f"{what} is a near-duplicate of the {what} at line "
                                        f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
-    for i, j, score in sim.self_join([vocab.encode(_qa(e)) for e in examples], limit):
+    for i, j, score in sim.self_join([vocab.encode(f"{p}\n{e.answer}") for p, e in zip(prompts, examples)], limit):
         yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
                                f"seed (question + answer) is a near-duplicate of the seed at line "
                                f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
@@ -77,8 +79,8 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     floor = ctx.threshold(MIN_DIVERSITY)
     if diversity < floor:
         yield LOW_DIVERSITY.at(leaf.file, leaf.doc.key_marks.get(("seed_examples",), (1, 1)),
-                               f"seed questions are too alike: diversity {diversity:.2f} < {floor} "
-                               f"(mean pairwise 1 - ROUGE-L over {len(examples)} questions)")
+                               f"seeds are too alike: diversity {diversity:.2f} < {floor} "
+                               f"(mean pairwise 1 - ROUGE-L of {len(examples)} seeds' {what}s)")
 
 
 def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], limit: float
@@ -165,7 +167,7 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
     index = SeedIndex(ctx.root)
     try:
         index.refresh(ctx.leaf_files(), {leaf.path: leaf for leaf in leaves})
-        matches = cross_leaf_matches(index, [(leaf.path, e.question) for leaf, e in queries], limit)
+        matches = cross_leaf_matches(index, [(leaf.path, seed_prompt(leaf, e)) for leaf, e in queries], limit)
         seeds = index.seeds({leaf_id for _, leaf_id, _, _, _ in matches})
         paths = index.paths
     finally:
@@ -174,10 +176,11 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
         leaf, example = queries[qi]
         line = seeds[leaf_id][seed][0]
         where = f"{_shown(ctx.root, paths[leaf_id])}:{line}"
+        what = "question (with its context)" if seed_prompt(leaf, example) != example.question else "question"
         if exact:
-            yield DUPLICATE_ACROSS.at(leaf.file, example.pos, f"question repeats the question at {where}")
+            yield DUPLICATE_ACROSS.at(leaf.file, example.pos, f"{what} repeats the seed at {where}")
         else:
-            yield SIMILAR_ACROSS.at(leaf.file, example.pos, f"question is a near-duplicate of the question at "
+            yield SIMILAR_ACROSS.at(leaf.file, example.pos, f"{what} is a near-duplicate of the seed at "
                                                             f"{where} (ROUGE-L {score:.2f} >= {limit})")
 
 

@@ -1,4 +1,4 @@
-"""An on-disk index of a taxonomy's seed questions, so a commit re-reads only changed leaves.
+"""An on-disk index of a taxonomy's seed prompts, so a commit re-reads only changed leaves.
 
 One SQLite database per taxonomy root under `LAB_HOME/seed-index/`. A leaf's rows
 are keyed by its path, size and mtime_ns and replaced in one transaction when
@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 from lab_hooks.checks.similarity import normalize, rouge_tokens
 from lab_hooks.home import lab_home
-from lab_hooks.taxonomy.leaf import Leaf
+from lab_hooks.taxonomy.leaf import Example, Leaf
 from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
 # Bump when what is stored (tokenizer, normalizer, layout) changes: the index is rebuilt.
@@ -34,7 +34,15 @@ CREATE TABLE norms(norm TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT N
 CREATE INDEX norms_norm ON norms(norm);
 CREATE INDEX norms_leaf ON norms(leaf);
 """
-Seed = tuple[int, int, str]  # line, col, question
+Seed = tuple[int, int, str]  # line, col, prompt
+
+
+def seed_prompt(leaf: Leaf, example: Example) -> str:
+    """What a seed asks. A grounded skill's context is part of it: its seeds
+    often share one question ("Summarize the text") over different contexts."""
+    if example.context and leaf.kind is not None and leaf.kind.is_skill:
+        return f"{example.context}\n{example.question}"
+    return example.question
 
 
 def default_location(root: Path) -> Path:
@@ -88,11 +96,11 @@ def open_index(root: Path, location: Path | None = None) -> sqlite3.Connection:
 
 
 def _seeds(leaf: Leaf) -> list[Seed]:
-    return [(e.pos[0], e.pos[1], e.question) for e in leaf.examples]
+    return [(e.pos[0], e.pos[1], seed_prompt(leaf, e)) for e in leaf.examples if e.question.strip()]
 
 
 class SeedIndex:
-    """The seed questions of every leaf under a taxonomy root, kept current on disk."""
+    """The seed prompts of every leaf under a taxonomy root, kept current on disk."""
 
     def __init__(self, root: Path, location: Path | None = None):
         self.root = Path(root)
@@ -162,11 +170,11 @@ class SeedIndex:
         return dict(self._in("SELECT token, COUNT(*) FROM postings WHERE token IN ({}) GROUP BY token", tokens))
 
     def postings(self, tokens: Iterable[str]) -> list[tuple[str, int, int]]:
-        """(token, leaf id, seed index) of every seed question holding one of the tokens."""
+        """(token, leaf id, seed index) of every seed prompt holding one of the tokens."""
         return self._in("SELECT token, leaf, seed FROM postings WHERE token IN ({})", tokens)
 
     def same_text(self, norms: Iterable[str]) -> list[tuple[str, int, int]]:
-        """(normalized text, leaf id, seed index) of every seed question equal to one of `norms`."""
+        """(normalized text, leaf id, seed index) of every seed prompt equal to one of `norms`."""
         return self._in("SELECT norm, leaf, seed FROM norms WHERE norm IN ({})", norms)
 
     def _in(self, sql: str, values: Iterable[str]) -> list[tuple]:
