@@ -135,13 +135,19 @@ def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys):
     assert rc == 1
     assert [(f[0], f[1], f[2]) for f in findings] == [(b, 5, "LH604"), (b, 7, "LH605")]
     assert f"question repeats the seed at {a}:7" in findings[0][3]
-    assert f"question is a near-duplicate of the seed at {a}:11 (ROUGE-L 0.88" in findings[1][3]
+    assert f"question is a near-duplicate (ROUGE-L >= 0.7) of the seed at {a}:11 (ROUGE-L 0.88)" in findings[1][3]
     # The index now lives on disk; change `a` and the next run sees the change.
     write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE[3:], *DIVERSE[:1]))
     _, findings, _ = run_json(capsys, b)
     assert [(f[2], f[3].split(" at ")[1].split(" ")[0]) for f in findings] == [("LH605", f"{a}:5")]
     shutil.rmtree(taxonomy / "compositional_skills/writing/freeform/a")
     assert run_json(capsys, b)[:2] == (0, [])
+    # A seed repeated in many leaves is one finding naming the first few.
+    for n in range(5):
+        write(taxonomy, f"compositional_skills/writing/freeform/copy{n}", skill(*DIVERSE))
+    _, findings, _ = run_json(capsys, b)
+    assert [f[2] for f in findings] == ["LH604", "LH605"]
+    assert findings[0][3].endswith(" and 2 more") and findings[0][3].count("qna.yaml:7") == 3
 
 
 def test_damaged_index_is_rebuilt(taxonomy, capsys):
@@ -207,11 +213,12 @@ def test_cross_leaf_matches_equal_brute_force_on_real_leaves(corpus_taxonomy, tm
 
     ctx = Context(corpus_taxonomy)
     index = SeedIndex(corpus_taxonomy, tmp_path / "index.sqlite")
-    index.refresh(ctx.leaf_files())
+    index.refresh()
+    assert set(index.paths.values()) == set(ctx.leaf_files()) and len(index.paths) > 350
     seeds = index.seeds()
-    refs = [(leaf_id, i, q) for leaf_id, ss in seeds.items() for i, (_, _, q) in enumerate(ss)]
+    refs = [(leaf_id, i, q) for leaf_id, ss in seeds.items() for i, (_, _, q, _) in enumerate(ss)]
     query_leaves = sorted(seeds)[::10]
-    queries = [(index.paths[leaf_id], q) for leaf_id in query_leaves for _, _, q in seeds[leaf_id]]
+    queries = [(index.paths[leaf_id], q) for leaf_id in query_leaves for _, _, q, _ in seeds[leaf_id]]
     assert 100 < len(queries) < duplicates.BULK_QUERIES * 2
     vocab = sim.Vocabulary()
     lcs = cdist([vocab.encode(q) for _, q in queries], [vocab.encode(q) for _, _, q in refs],

@@ -116,7 +116,7 @@ def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], lim
 
 
 def _near_in_memory(index: SeedIndex, tokens: list[list[str]], vocab: sim.Vocabulary, limit: float):
-    refs = [(leaf_id, seed, q) for leaf_id, seeds in index.seeds().items() for seed, (_, _, q) in enumerate(seeds)]
+    refs = [(leaf_id, seed, q) for leaf_id, seeds in index.seeds().items() for seed, (_, _, q, _) in enumerate(seeds)]
     pairs = sim.join([vocab.encode_tokens(t) for t in tokens], [vocab.encode(q) for _, _, q in refs], limit)
     return [(qi, refs[ri][0], refs[ri][1], score) for qi, ri, score in pairs]
 
@@ -125,28 +125,26 @@ def _near_by_postings(index: SeedIndex, tokens: list[list[str]], vocab: sim.Voca
     """Prefix filtering with the index as the other side: a seed whose multiset
     overlap with a query of m tokens reaches the least one a match needs (α)
     shares a token with any m - α + 1 of the query's tokens, so the query's
-    rarest m - α + 1 tokens find every candidate."""
+    rarest m - α + 1 tokens find every candidate; lengths outside the ratio
+    bound are cut in the same lookup."""
     t = limit - sim._SLACK
     df = index.document_frequency(tok for toks in tokens for tok in toks)
-    prefixes = []
+    candidates = []
     for toks in tokens:
-        rarest = sorted(toks, key=lambda tok: (df.get(tok, 0), tok))
-        prefixes.append(set(rarest[: len(toks) - sim._min_overlap(len(toks), t) + 1]) if toks else set())
-    holders: dict[str, list[tuple[int, int]]] = {}
-    for tok, leaf_id, seed in index.postings(set().union(*prefixes)):
-        holders.setdefault(tok, []).append((leaf_id, seed))
-    candidates = [{ref for tok in prefix for ref in holders.get(tok, ())} for prefix in prefixes]
+        m = len(toks)
+        if not m:
+            candidates.append(set())
+            continue
+        rarest = sorted(toks, key=lambda tok: (df.get(tok, 0), tok))[: m - sim._min_overlap(m, t) + 1]
+        candidates.append(index.holding(rarest, m * t / (2 - t), m * (2 - t) / t))
     seeds = index.seeds(leaf_id for refs in candidates for leaf_id, _ in refs)
     out = []
     for qi, refs in enumerate(candidates):
-        query, m = vocab.encode_tokens(tokens[qi]), len(tokens[qi])
-        shortest, longest = m * t / (2 - t), m * (2 - t) / t
+        query = vocab.encode_tokens(tokens[qi])
         for leaf_id, seed in refs:
-            other = vocab.encode(seeds[leaf_id][seed][2])
-            if shortest <= len(other) <= longest:
-                score = sim.rouge_l_tokens(query, other)
-                if score >= limit:
-                    out.append((qi, leaf_id, seed, score))
+            score = sim.rouge_l_tokens(query, vocab.encode(seeds[leaf_id][seed][2]))
+            if score >= limit:
+                out.append((qi, leaf_id, seed, score))
     return out
 
 
@@ -158,6 +156,9 @@ def _shown(root: Path, path: str) -> str:
         return str(root / path)
 
 
+SHOWN_MATCHES = 3  # other seeds named per finding; the rest are counted
+
+
 @taxonomy_check
 def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Finding]:
     queries = [(leaf, e) for leaf in leaves for e in leaf.examples if e.question.strip()]
@@ -166,22 +167,28 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
     limit = ctx.threshold(NEAR_DUPLICATE)
     index = SeedIndex(ctx.root)
     try:
-        index.refresh(ctx.leaf_files(), {leaf.path: leaf for leaf in leaves})
+        index.refresh({leaf.path: leaf for leaf in leaves})
         matches = cross_leaf_matches(index, [(leaf.path, seed_prompt(leaf, e)) for leaf, e in queries], limit)
         seeds = index.seeds({leaf_id for _, leaf_id, _, _, _ in matches})
         paths = index.paths
     finally:
         index.close()
+    found: dict[tuple[int, bool], list[tuple[float, str]]] = {}
     for qi, leaf_id, seed, score, exact in matches:
+        where = f"{_shown(ctx.root, paths[leaf_id])}:{seeds[leaf_id][seed][0]}"
+        found.setdefault((qi, exact), []).append((score, where))
+    for (qi, exact), others in sorted(found.items()):
         leaf, example = queries[qi]
-        line = seeds[leaf_id][seed][0]
-        where = f"{_shown(ctx.root, paths[leaf_id])}:{line}"
+        others.sort(key=lambda o: -o[0])
+        named = ", ".join(where if exact else f"{where} (ROUGE-L {score:.2f})"
+                          for score, where in others[:SHOWN_MATCHES])
+        more = f" and {len(others) - SHOWN_MATCHES} more" if len(others) > SHOWN_MATCHES else ""
         what = "question (with its context)" if seed_prompt(leaf, example) != example.question else "question"
         if exact:
-            yield DUPLICATE_ACROSS.at(leaf.file, example.pos, f"{what} repeats the seed at {where}")
+            yield DUPLICATE_ACROSS.at(leaf.file, example.pos, f"{what} repeats the seed at {named}{more}")
         else:
-            yield SIMILAR_ACROSS.at(leaf.file, example.pos, f"{what} is a near-duplicate of the seed at "
-                                                            f"{where} (ROUGE-L {score:.2f} >= {limit})")
+            yield SIMILAR_ACROSS.at(leaf.file, example.pos, f"{what} is a near-duplicate (ROUGE-L >= {limit}) "
+                                                            f"of the seed at {named}{more}")
 
 
 def _mtbench() -> list[tuple[int, str, int, str]]:

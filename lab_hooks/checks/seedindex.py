@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 from lab_hooks.checks.similarity import normalize, rouge_tokens
 from lab_hooks.home import lab_home
-from lab_hooks.taxonomy.leaf import Example, Leaf
+from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Example, Leaf
 from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
 # Bump when what is stored (tokenizer, normalizer, layout) changes: the index is rebuilt.
@@ -27,14 +27,15 @@ FORMAT = 1
 SCHEMA = """
 CREATE TABLE leaves(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,
                     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, seeds TEXT NOT NULL);
-CREATE TABLE postings(token TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT NULL);
+CREATE TABLE postings(token TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT NULL,
+                      length INTEGER NOT NULL);
 CREATE INDEX postings_token ON postings(token);
 CREATE INDEX postings_leaf ON postings(leaf);
 CREATE TABLE norms(norm TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT NULL);
 CREATE INDEX norms_norm ON norms(norm);
 CREATE INDEX norms_leaf ON norms(leaf);
 """
-Seed = tuple[int, int, str]  # line, col, prompt
+Seed = tuple[int, int, str, int]  # line, col, prompt, its number of ROUGE tokens
 
 
 def seed_prompt(leaf: Leaf, example: Example) -> str:
@@ -96,7 +97,33 @@ def open_index(root: Path, location: Path | None = None) -> sqlite3.Connection:
 
 
 def _seeds(leaf: Leaf) -> list[Seed]:
-    return [(e.pos[0], e.pos[1], seed_prompt(leaf, e)) for e in leaf.examples if e.question.strip()]
+    prompts = [(e.pos, seed_prompt(leaf, e)) for e in leaf.examples if e.question.strip()]
+    return [(line, col, prompt, len(rouge_tokens(prompt))) for (line, col), prompt in prompts]
+
+
+def scan(root: Path) -> dict[str, tuple[int, int]]:
+    """Taxonomy path -> (size, mtime_ns) of every regular leaf file under the root's trees.
+
+    `os.scandir` all the way: on every commit this walks the whole tree.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    stack = [(os.path.join(root, top), top) for top in sorted(TOP_LEVELS)]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, f"{rel}/{entry.name}"))
+            elif entry.name in LEAF_NAMES and entry.is_file(follow_symlinks=False):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found[f"{rel}/{entry.name}"] = (st.st_size, st.st_mtime_ns)
+    return found
 
 
 class SeedIndex:
@@ -107,30 +134,27 @@ class SeedIndex:
         self.db = open_index(self.root, location)
         self.paths: dict[int, str] = {}
 
-    def refresh(self, files: Mapping[str, Path], parsed: Mapping[str, Leaf] = {}) -> None:
-        """Bring the index in line with `files` (taxonomy path -> file on disk).
+    def refresh(self, parsed: Mapping[str, Leaf] = {}) -> None:
+        """Bring the index in line with the leaf files under the root.
 
         Only files whose size or mtime changed are read; `parsed` holds leaves
         this run already has (the ones being checked), reused instead of re-read.
         """
+        files = scan(self.root)
         known = {path: (leaf_id, size, mtime) for leaf_id, path, size, mtime in
                  self.db.execute("SELECT id, path, size, mtime_ns FROM leaves")}
         stale: list[tuple[str, int, int, list[Seed]]] = []
-        for path, file in files.items():
-            try:
-                st = os.stat(file)
-            except OSError:
-                continue
+        for path, stat in files.items():
             entry = known.get(path)
-            if entry is not None and entry[1:] == (st.st_size, st.st_mtime_ns):
+            if entry is not None and entry[1:] == stat:
                 continue
             leaf = parsed.get(path)
             if leaf is None:
                 try:
-                    leaf = load_leaf_file(file, self.root)
+                    leaf = load_leaf_file(self.root / path, self.root)
                 except LeafError:
                     leaf = None  # reported when that file itself is checked
-            stale.append((path, st.st_size, st.st_mtime_ns, _seeds(leaf) if leaf else []))
+            stale.append((path, *stat, _seeds(leaf) if leaf else []))
         gone = [entry[0] for path, entry in known.items() if path not in files]
         if stale or gone:
             with _transaction(self.db):
@@ -151,10 +175,10 @@ class SeedIndex:
         cur = self.db.execute("INSERT INTO leaves(path, size, mtime_ns, seeds) VALUES (?, ?, ?, ?)",
                               (path, size, mtime, json.dumps(seeds, ensure_ascii=False)))
         leaf_id = cur.lastrowid
-        self.db.executemany("INSERT INTO postings VALUES (?, ?, ?)", (
-            (token, leaf_id, i) for i, (_, _, q) in enumerate(seeds) for token in set(rouge_tokens(q))))
+        self.db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?)", (
+            (token, leaf_id, i, n) for i, (_, _, q, n) in enumerate(seeds) for token in set(rouge_tokens(q))))
         self.db.executemany("INSERT INTO norms VALUES (?, ?, ?)", (
-            (norm, leaf_id, i) for i, (_, _, q) in enumerate(seeds) if (norm := normalize(q))))
+            (norm, leaf_id, i) for i, (_, _, q, _) in enumerate(seeds) if (norm := normalize(q))))
 
     def seeds(self, leaf_ids: Iterable[int] | None = None) -> dict[int, list[Seed]]:
         """Leaf id -> its seeds; all leaves when `leaf_ids` is None."""
@@ -169,18 +193,19 @@ class SeedIndex:
     def document_frequency(self, tokens: Iterable[str]) -> dict[str, int]:
         return dict(self._in("SELECT token, COUNT(*) FROM postings WHERE token IN ({}) GROUP BY token", tokens))
 
-    def postings(self, tokens: Iterable[str]) -> list[tuple[str, int, int]]:
-        """(token, leaf id, seed index) of every seed prompt holding one of the tokens."""
-        return self._in("SELECT token, leaf, seed FROM postings WHERE token IN ({})", tokens)
+    def holding(self, tokens: Iterable[str], shortest: float, longest: float) -> set[tuple[int, int]]:
+        """(leaf id, seed index) of every seed prompt holding one of the tokens, of a length in bounds."""
+        return set(self._in("SELECT leaf, seed FROM postings WHERE token IN ({}) AND length BETWEEN ? AND ?",
+                            tokens, (shortest, longest)))
 
     def same_text(self, norms: Iterable[str]) -> list[tuple[str, int, int]]:
         """(normalized text, leaf id, seed index) of every seed prompt equal to one of `norms`."""
         return self._in("SELECT norm, leaf, seed FROM norms WHERE norm IN ({})", norms)
 
-    def _in(self, sql: str, values: Iterable[str]) -> list[tuple]:
+    def _in(self, sql: str, values: Iterable[str], more: tuple = ()) -> list[tuple]:
         out: list[tuple] = []
         for chunk in _chunks(sorted(set(values))):
-            out += self.db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+            out += self.db.execute(sql.format(",".join("?" * len(chunk))), (*chunk, *more)).fetchall()
         return out
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from itertools import combinations
+from itertools import combinations, count
 from typing import Iterable, Sequence
 
 from rapidfuzz.distance import LCSseq
@@ -63,18 +63,21 @@ def fmeasure(lcs: int, len_a: int, len_b: int) -> float:
 
 
 class Vocabulary:
-    """Token -> int, so LCS compares exact ints (no hash collisions)."""
+    """Token -> int, so LCS compares exact ints (no hash collisions).
+
+    Ids are unique but not contiguous: a new token takes the next value of a
+    counter, which lets `setdefault` run over a whole list in C.
+    """
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
+        self._fresh = count()
 
     def encode(self, text: str) -> list[int]:
-        ids = self.ids
-        return [ids.setdefault(tok, len(ids)) for tok in rouge_tokens(text)]
+        return self.encode_tokens(rouge_tokens(text))
 
     def encode_tokens(self, tokens: Iterable[str]) -> list[int]:
-        ids = self.ids
-        return [ids.setdefault(tok, len(ids)) for tok in tokens]
+        return list(map(self.ids.setdefault, tokens, self._fresh))
 
 
 def rouge_l(a: str, b: str) -> float:
