@@ -23,7 +23,7 @@ from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Example, Leaf
 from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
 # Bump when what is stored (tokenizer, normalizer, layout) changes: the index is rebuilt.
-FORMAT = 1
+FORMAT = 2
 SCHEMA = """
 CREATE TABLE leaves(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,
                     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, seeds TEXT NOT NULL);
