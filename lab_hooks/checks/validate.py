@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="qna.yaml files, attribution.txt files (check the leaf beside them) or directories")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="output format (default: github when GITHUB_ACTIONS is set, else text)")
-    parser.add_argument("--root", default=".", help="the taxonomy repository's root (default: .)")
+    parser.add_argument("--root", default=None,
+                        help="the taxonomy repository's root (default: the folder holding the files' "
+                             "compositional_skills/, foundational_skills/ or knowledge/)")
     return parser
 
 
@@ -37,22 +39,23 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") else "text")
-    if not os.path.isdir(args.root):
+    if args.root is not None and not os.path.isdir(args.root):
         print(f"lab-hooks validate: --root {args.root}: not a directory", file=sys.stderr)
         return 2
 
     from lab_hooks.checks.config import ConfigError, load_config
-    from lab_hooks.checks.engine import check_files
+    from lab_hooks.checks.engine import check_files, find_root
     from lab_hooks.checks.registry import load_checks
 
+    files = select_files(args)
+    root = args.root if args.root is not None else find_root(files)
     load_checks()  # rules must be registered before the config names them
     try:
-        config = load_config(args.root)
+        config = load_config(root)
     except ConfigError as exc:
         print(f"lab-hooks validate: {exc}", file=sys.stderr)
         return 2
-    files = select_files(args)
-    report = check_files(files, args.root, config)
+    report = check_files(files, root, config)
     out = render(report.findings, fmt, report.files, report.metrics)
     if out:
         print(out)
