@@ -243,3 +243,21 @@ def test_hostile_head_content_is_bounded(repo, tmp_path):
         diff.read_leaf(next(c for c in diff.leaves if c.status == "added"))
     with pytest.raises(DiffError, match="bare repository has no working tree; pass --head"):
         diff_taxonomy(bare, "main")
+
+
+def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, capsys):
+    from lab_hooks.checks.validate import main as validate_main
+
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {"compositional_skills/writing/old_broken/qna.yaml": "version: 3\n"})  # main's own problem
+    git(repo, "checkout", "-q", "-b", "pr2")
+    commit(repo, {"compositional_skills/writing/new_broken/qna.yaml": "version: 3\n"})
+    write(repo, {"compositional_skills/writing/untracked/qna.yaml": "version: 3\n"})
+    monkeypatch.chdir(repo / "compositional_skills")  # anywhere inside the repository
+    assert validate_main(["--base", "main", "--format", "json"]) == 1
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert {Path(f["file"]).parent.name for f in files} == {"new_broken", "untracked"}
+    assert all(f["findings"] for f in files)
+    assert validate_main(["--base", "no-such-ref"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1
