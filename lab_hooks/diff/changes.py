@@ -281,11 +281,10 @@ def in_repo_documents(document: dict | None, root: str) -> list[re.Pattern] | No
     if not isinstance(document, dict):
         return None
     repo, patterns = document.get("repo"), document.get("patterns")
-    if not isinstance(repo, str) or "://" in repo or repo.startswith("git@") or not isinstance(patterns, list):
-        return None
-    folder = posixpath.normpath(posixpath.join(root, repo.strip("/")))
-    if folder.startswith("..") or posixpath.isabs(folder):
-        return None
+    if (not isinstance(repo, str) or not repo or not isinstance(patterns, list) or "://" in repo
+            or repo.startswith(("/", "~")) or re.match(r"^[\w.-]+@[\w.-]+:", repo) or ".." in repo.split("/")):
+        return None  # remote (URL, scp-like) or outside the repository: the same rule as the validator's
+    folder = posixpath.normpath(posixpath.join(root, repo))
     folder = "" if folder == "." else folder + "/"
     return [_glob_regex(folder + p.lstrip("/")) for p in patterns if isinstance(p, str) and ".." not in p]
 
