@@ -14,6 +14,8 @@ from lab_hooks import __version__
 
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("lab_hooks.sdg.cli:main", "synthetic data (LAB pipelines) for changed or given leaves"),
+    "preview": ("lab_hooks.sdg.cli:preview", "a few generated samples for one leaf, on the embedded model"),
 }
 
 
