@@ -16,6 +16,7 @@ from lab_hooks import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("lab_hooks.sdg.cli:main", "synthetic data (LAB pipelines) for changed or given leaves"),
     "preview": ("lab_hooks.sdg.cli:preview", "a few generated samples for one leaf, on the embedded model"),
+    "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
 }
 
 
