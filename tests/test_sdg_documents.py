@@ -33,9 +33,14 @@ def doc_repo(tmp_path):
     return repo, first
 
 
+@pytest.fixture(autouse=True)
+def allow_file_repos(monkeypatch):
+    monkeypatch.setenv("LAB_HOOKS_ALLOW_FILE_REPOS", "1")
+
+
 def test_fetch_reads_the_pinned_commit_not_the_tip(doc_repo, tmp_path):
     repo, first = doc_repo
-    document = {"repo": str(repo), "commit": first, "patterns": ["*.md", "*.pdf"]}
+    document = {"repo": f"file://{repo}", "commit": first, "patterns": ["*.md", "*.pdf"]}
     root = document_root(document, tmp_path, None, tmp_path / "cache")
     docs, skipped = read_documents(document, root)
     assert docs == [("guide.md", "# Old\nold text\n")] and skipped == []
@@ -45,7 +50,7 @@ def test_fetch_reads_the_pinned_commit_not_the_tip(doc_repo, tmp_path):
 def test_pdf_only_is_an_error_naming_the_files(doc_repo, tmp_path):
     repo, _ = doc_repo
     head = git(repo, "rev-parse", "HEAD")
-    document = {"repo": str(repo), "commit": head, "patterns": ["*.pdf"]}
+    document = {"repo": f"file://{repo}", "commit": head, "patterns": ["*.pdf"]}
     with pytest.raises(DocumentError, match="paper.pdf"):
         read_documents(document, document_root(document, tmp_path, None, tmp_path / "cache"))
 
@@ -54,6 +59,8 @@ def test_pdf_only_is_an_error_naming_the_files(doc_repo, tmp_path):
     ("ext::sh -c touch% /tmp/pwned", "a" * 40, "not a URL"),
     ("--upload-pack=touch /tmp/pwned", "a" * 40, "not a URL"),
     ("no/such/dir", "a" * 40, "neither"),
+    ("../outside", "a" * 40, "neither"),
+    ("ssh://host/repo", "a" * 40, "only https"),
 ])
 def test_hostile_or_missing_repos(repo, commit, message, tmp_path):
     with pytest.raises(DocumentError, match=message):
@@ -63,7 +70,22 @@ def test_hostile_or_missing_repos(repo, commit, message, tmp_path):
 def test_unknown_commit(doc_repo, tmp_path):
     repo, _ = doc_repo
     with pytest.raises(DocumentError, match="cannot fetch"):
-        document_root({"repo": str(repo), "commit": "0" * 40, "patterns": ["*.md"]}, tmp_path, None, tmp_path / "c")
+        document_root({"repo": f"file://{repo}", "commit": "0" * 40, "patterns": ["*.md"]}, tmp_path, None, tmp_path / "c")
+
+
+def test_file_urls_need_the_opt_in(doc_repo, tmp_path, monkeypatch):
+    monkeypatch.delenv("LAB_HOOKS_ALLOW_FILE_REPOS")
+    repo, first = doc_repo
+    with pytest.raises(DocumentError, match="only https"):
+        document_root({"repo": f"file://{repo}", "commit": first, "patterns": ["*.md"]}, tmp_path, None, tmp_path / "c")
+
+
+def test_in_repo_folder(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\ntext")
+    document = {"repo": "docs", "patterns": ["*.md"]}
+    root = document_root(document, tmp_path / "knowledge" / "x", tmp_path, tmp_path / "c")
+    assert read_documents(document, root) == ([("a.md", "# A\ntext")], [])
 
 
 def test_patterns_cannot_escape_the_repo(tmp_path):

@@ -71,7 +71,7 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
     try:
         return generate_leaves(
             leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
-            max_tokens=args.max_tokens, taxonomy_root=Path(args.taxonomy).resolve(), mix_config=mix,
+            max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(), mix_config=mix,
             progress=progress,
         )
     finally:
@@ -83,6 +83,8 @@ def _common(p: argparse.ArgumentParser, samples: int) -> None:
     p.add_argument("--samples-per-seed", type=int, default=samples, metavar="N")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same data)")
     p.add_argument("--max-tokens", type=int, default=None, metavar="N", help="cap every step's max_tokens")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="conversations per teacher call (default: the pipeline's)")
     p.add_argument("--taxonomy", default=".", metavar="DIR", help="taxonomy root (default: .)")
 
 

@@ -1,8 +1,8 @@
 """Knowledge documents: fetched at the leaf's pinned commit, chunked by the teacher's tokenizer.
 
-`document.repo` + `document.commit` is cloned once into `LAB_HOME/documents`
-(only https/http URLs, or a local path relative to the taxonomy root; git's
-`ext::` and friends are refused, since leaves come from pull requests). A
+A `document.repo` URL is cloned at `document.commit` once into `LAB_HOME/documents`
+(https only: git's `ext::`, ssh and friends are refused, since leaves come from
+pull requests). A `repo` that is not a URL is a folder inside the taxonomy; a
 knowledge leaf without `document.repo` reads `patterns` beside its qna.yaml.
 Markdown is kept; other files (PDF) are skipped and reported. Chunks end at
 heading boundaries and hold at most ~`CHUNK_TOKENS` teacher tokens.
@@ -55,19 +55,27 @@ def _clone(repo: str, commit: str, cache: Path) -> Path:
 
 
 def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, cache: Path) -> Path:
-    """The directory `document.patterns` are relative to, fetching the repo if needed."""
+    """The directory `document.patterns` are relative to, fetching the repo if needed.
+
+    A URL is cloned at `document.commit`; any other `repo` is a folder inside the
+    taxonomy (lab-hooks' in-repo documents, read as they are in the checkout).
+    `file://` URLs are cloned only where LAB_HOOKS_ALLOW_FILE_REPOS=1 (local mirrors).
+    """
     repo = document.get("repo")
     if not repo:
         return leaf_dir
     repo = str(repo)
     if repo.startswith("-") or "::" in repo:
         raise DocumentError(f"document.repo {repo!r} is not a URL or a path")
-    if not re.match(r"https?://", repo):
-        base = taxonomy_root or leaf_dir
-        repo = str((base / repo).resolve())
-        if not Path(repo).is_dir():
-            raise DocumentError(f"document.repo {document['repo']!r} is neither an http(s) URL nor a directory")
-    return _clone(repo, str(document.get("commit", "")), cache)
+    if re.match(r"https?://", repo) or (repo.startswith("file://") and os.environ.get("LAB_HOOKS_ALLOW_FILE_REPOS") == "1"):
+        return _clone(repo, str(document.get("commit", "")), cache)
+    if "://" in repo or repo.startswith("git@"):
+        raise DocumentError(f"document.repo {repo!r}: only https:// repositories are fetched")
+    base = (taxonomy_root or leaf_dir).resolve()
+    folder = (base / repo).resolve()
+    if not folder.is_relative_to(base) or not folder.is_dir():
+        raise DocumentError(f"document.repo {repo!r} is neither an https URL nor a folder inside the taxonomy")
+    return folder
 
 
 def read_documents(document: dict, root: Path) -> tuple[list[tuple[str, str]], list[str]]:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from lab_hooks.models.types import Backend, Completion, SamplingParams
 from lab_hooks.sdg.pipeline import Pipeline, Step
+from lab_hooks.store.keys import artifact_key
 
 
 class UnitCache(Protocol):
@@ -110,6 +111,7 @@ class Engine:
     samples_per_seed: int = 3
     seed: int = 0
     max_tokens: int | None = None  # caps every step's max_tokens (previews, tests)
+    batch_size: int | None = None  # overrides the pipeline's (part of what determines samples)
     progress: bool = False
 
     def params(self, step: Step, batch: int) -> SamplingParams:
@@ -135,7 +137,7 @@ class Engine:
 
     def _complete(self, step: Step, alive: list[Sample], leaf_blob: str, run: PipelineRun, label: str) -> list[list[dict]]:
         """Completions for each alive sample, from the cache or the teacher, batch by batch."""
-        size = self.pipeline.batch_size
+        size = self.batch_size or self.pipeline.batch_size
         results: list[list[dict]] = []
         bar = _bar(len(alive), f"{label} {step.name}".strip(), self.progress)
         for b, start in enumerate(range(0, len(alive), size)):  # fixed batches: same inputs, same batches
@@ -143,8 +145,9 @@ class Engine:
             params = self.params(step, b)
             conversations = [step.render(s.fields) for s in batch]
             keys = [
-                _digest([self.pipeline.sha, self.teacher.spec, self.seed, leaf_blob, s.unit, step.name,
-                         conv, params.temperature, params.max_tokens, params.n, params.seed])
+                artifact_key("sdg-unit", leaf=leaf_blob, seed=s.seed, stage=step.name, sample=s.unit,
+                             pipeline=self.pipeline.sha, teacher=self.teacher.spec, run_seed=self.seed,
+                             conversation=conv, params=[params.temperature, params.max_tokens, params.n, params.seed])
                 for s, conv in zip(batch, conversations)
             ]
             found = self.cache.record_get_many(keys)

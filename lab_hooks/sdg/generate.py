@@ -26,7 +26,7 @@ import yaml
 from lab_hooks.models.types import Backend
 from lab_hooks.sdg.documents import DocumentError, chunk_markdown, document_root, read_documents, token_counter
 from lab_hooks.sdg.engine import CountingBackend, Engine, PipelineRun, UnitCache
-from lab_hooks.sdg.pipeline import load_pipeline
+from lab_hooks.sdg.pipeline import Pipeline, load_pipeline
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
 SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
@@ -173,10 +173,10 @@ def _records(run: PipelineRun) -> list[dict]:
 
 
 def generate_leaf(leaf: Leaf, engine_args: dict, teacher: CountingBackend, cache: UnitCache, out_dir: Path,
-                  taxonomy_root: Path | None, cache_dir: Path) -> LeafResult:
+                  taxonomy_root: Path | None, cache_dir: Path, pipelines: dict[str, Pipeline]) -> LeafResult:
     """One leaf through its pipeline; writes its files and returns what happened."""
     name = pipeline_for(leaf)
-    pipeline = load_pipeline(name)
+    pipeline = pipelines.get(name) or load_pipeline(name)
     result = LeafResult(leaf=leaf.name, blob_sha=leaf.blob_sha, pipeline=name, status="error")
     start = time.perf_counter()
     calls_before = teacher.conversations
@@ -256,9 +256,14 @@ def mix(results: list[LeafResult], kinds: dict[str, str], config: MixConfig, out
 
 def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: UnitCache, *, out_dir: Path,
                     samples_per_seed: int = 3, seed: int = 0, max_tokens: int | None = None,
+                    batch_size: int | None = None,
                     taxonomy_root: Path | None = None, documents_dir: Path | None = None,
-                    mix_config: MixConfig | None = None, progress: bool = False) -> GenerateResult:
-    """Generate, filter and mix synthetic data for `leaves` (see the package docstring)."""
+                    mix_config: MixConfig | None = None, pipelines: dict[str, Pipeline] | None = None,
+                    progress: bool = False) -> GenerateResult:
+    """Generate, filter and mix synthetic data for `leaves` (see the package docstring).
+
+    `pipelines` replaces shipped pipelines by name (a taxonomy's own prompts).
+    """
     start = time.perf_counter()
     if isinstance(teacher, str):
         from lab_hooks.models import load_backend
@@ -271,8 +276,10 @@ def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: UnitCache
 
         documents_dir = lab_home() / "documents"
     out_dir = Path(out_dir)
-    args = {"samples_per_seed": samples_per_seed, "seed": seed, "max_tokens": max_tokens, "progress": progress}
-    results = [generate_leaf(leaf, args, counting, store, out_dir, taxonomy_root, documents_dir)
+    args = {"samples_per_seed": samples_per_seed, "seed": seed, "max_tokens": max_tokens,
+            "batch_size": batch_size, "progress": progress}
+    results = [generate_leaf(leaf, args, counting, store, out_dir, taxonomy_root, documents_dir,
+                            pipelines or {})
                for leaf in sorted(leaves, key=lambda lf: lf.name)]
     kinds = {leaf.name: "knowledge" if leaf.kind is Kind.KNOWLEDGE else "skills" for leaf in leaves}
     mixes, recipes = mix(results, kinds, mix_config or MixConfig(), out_dir)
