@@ -33,16 +33,29 @@ def _load_leaves(paths: list[str], root: Path) -> list:
 
 
 def _changed_leaves(repo: Path, base: str, head: str | None) -> list:
-    from lab_hooks.diff import changed_leaves
+    """The leaves added, modified or renamed on head since it forked from base (read from blobs)."""
+    from lab_hooks.diff import diff_taxonomy
+    from lab_hooks.taxonomy.load import LeafError
 
-    return [c.leaf for c in changed_leaves(repo, base, head) if getattr(c, "leaf", None) is not None]
+    diff = diff_taxonomy(repo, base, head)
+    leaves = []
+    for change in diff.leaves:
+        if change.status == "deleted":
+            continue
+        try:
+            leaves.append(diff.read_leaf(change))
+        except LeafError as exc:
+            print(f"{change.path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}", file=sys.stderr)
+    for skipped in diff.skipped:
+        print(f"{skipped.path}: skipped ({skipped.reason})", file=sys.stderr)
+    return leaves
 
 
 def _summary(r: LeafResult) -> str:
     if r.status == "ok":
         tokens = sum(r.stats["teacher_tokens"].values())
         return (f"ok     {r.leaf}: {r.accepted} accepted of {r.candidates} candidates "
-                f"({100 * r.stats['acceptance_rate']:.1f}%), {tokens} teacher tokens, {r.stats['seconds']:.1f} s")
+                f"({100 * r.stats['acceptance_rate']:.1f}%), {tokens} teacher tokens")
     if r.status == "empty":
         return f"EMPTY  {r.leaf}: {r.message}"
     return f"ERROR  {r.leaf}: {r.message}"

@@ -25,8 +25,9 @@ import yaml
 
 from lab_hooks.models.types import Backend
 from lab_hooks.sdg.documents import DocumentError, chunk_markdown, document_root, read_documents, token_counter
-from lab_hooks.sdg.engine import CountingBackend, Engine, PipelineRun, UnitCache
+from lab_hooks.sdg.engine import CountingBackend, Engine, PipelineRun
 from lab_hooks.sdg.pipeline import Pipeline, load_pipeline
+from lab_hooks.store import Store, artifact_key
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
 SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
@@ -49,6 +50,7 @@ class LeafResult:
     dataset: Path | None = None  # messages.jsonl
     records: Path | None = None
     stats: dict = field(default_factory=dict)
+    artifact: str | None = None  # store key of the leaf's data (messages, records, stats)
 
     @property
     def ok(self) -> bool:
@@ -172,14 +174,49 @@ def _records(run: PipelineRun) -> list[dict]:
              "dropped_by": s.dropped_by, "fields": s.fields, "trace": s.trace} for s in run.samples]
 
 
-def generate_leaf(leaf: Leaf, engine_args: dict, teacher: CountingBackend, cache: UnitCache, out_dir: Path,
+def _build(leaf: Leaf, pipeline: Pipeline, seeds: list[dict], engine: Engine, info: dict, dest: Path) -> None:
+    """Run the engine for one leaf and write its artifact files into `dest`."""
+    start = time.perf_counter()
+    requests_before = engine.teacher.conversations
+    references = [e.question.strip() for e in leaf.examples if e.question.strip()]
+    run = engine.run(seeds, leaf_blob=leaf.blob_sha, references=references, label=leaf.name)
+    rows = _messages(leaf, run, pipeline, engine.teacher.spec, engine.seed)
+    _write(dest / "messages.jsonl", _jsonl(rows))
+    _write(dest / "records.jsonl", _jsonl(_records(run)))
+    first = pipeline.steps[0].name
+    candidates = run.steps[first].candidates
+    stats = {
+        "leaf": leaf.name, "blob_sha": leaf.blob_sha, "pipeline": pipeline.name, "pipeline_sha": pipeline.sha,
+        "teacher": engine.teacher.spec, "seed": engine.seed, "samples_per_seed": engine.samples_per_seed,
+        "max_tokens": engine.max_tokens, "batch_size": engine.batch_size or pipeline.batch_size,
+        "seeds": len(seeds), "candidates": candidates, "accepted": len(rows),
+        "acceptance_rate": round(len(rows) / candidates, 4) if candidates else 0.0,
+        "steps": {n: st.as_dict() for n, st in run.steps.items()},
+        "teacher_tokens": {"prompt": run.prompt_tokens, "completion": run.completion_tokens},
+        "status": "ok" if rows else "empty", "filtered_by": None, "message": "", **info,
+    }
+    if not rows:
+        emptied = next((n for n, st in run.steps.items() if st.inputs and not st.passed), first)
+        st = run.steps[emptied]
+        stats["filtered_by"] = emptied
+        stats["message"] = (f"all samples filtered out: step {emptied!r} kept 0 of {st.candidates} "
+                            f"({st.unparseable} unparseable, {st.rejected} rejected)")
+    stats["built_with"] = {"teacher_requests": engine.teacher.conversations - requests_before,
+                           "seconds": round(time.perf_counter() - start, 3)}
+    _write(dest / "stats.json", json.dumps(stats, indent=2) + "\n")
+
+
+def generate_leaf(leaf: Leaf, engine_args: dict, teacher: CountingBackend, store: Store, out_dir: Path,
                   taxonomy_root: Path | None, cache_dir: Path, pipelines: dict[str, Pipeline]) -> LeafResult:
-    """One leaf through its pipeline; writes its files and returns what happened."""
+    """One leaf through its pipeline, as a store artifact copied into `out_dir/leaves/<leaf>/`.
+
+    The artifact's key holds everything that determines the data (leaf blob,
+    pipeline file, teacher, seed, sampling options, the seeds themselves, which
+    for knowledge include the document chunks): built once, reused after.
+    """
     name = pipeline_for(leaf)
     pipeline = pipelines.get(name) or load_pipeline(name)
     result = LeafResult(leaf=leaf.name, blob_sha=leaf.blob_sha, pipeline=name, status="error")
-    start = time.perf_counter()
-    calls_before = teacher.conversations
     info: dict = {}
     try:
         if name == "knowledge":
@@ -192,39 +229,20 @@ def generate_leaf(leaf: Leaf, engine_args: dict, teacher: CountingBackend, cache
     except LeafSkipped as exc:
         result.message = str(exc)
         return result
-    engine = Engine(pipeline, teacher, cache, **engine_args)
-    references = [e.question.strip() for e in leaf.examples if e.question.strip()]
-    run = engine.run(seeds, leaf_blob=leaf.blob_sha, references=references, label=leaf.name)
-
+    engine = Engine(pipeline, teacher, store, **engine_args)
+    key = artifact_key("sdg-leaf", leaf=leaf.blob_sha, name=leaf.name, pipeline=pipeline.sha, teacher=teacher.spec,
+                       seed=engine.seed, samples_per_seed=engine.samples_per_seed, max_tokens=engine.max_tokens,
+                       batch_size=engine.batch_size, seeds=seeds, system_prompt=SYSTEM_PROMPT)
+    artifact = store.ensure(key, lambda dest: _build(leaf, pipeline, seeds, engine, info, dest), kind="sdg-leaf",
+                            meta={"leaf": leaf.name, "pipeline": name, "teacher": teacher.spec})
     leaf_out = out_dir / "leaves" / leaf.name
-    rows = _messages(leaf, run, pipeline, teacher.spec, engine.seed)
+    for file in ("messages.jsonl", "records.jsonl", "stats.json"):
+        _write(leaf_out / file, (artifact / file).read_text(encoding="utf-8"))
+    stats = json.loads((artifact / "stats.json").read_text(encoding="utf-8"))
     result.dataset, result.records = leaf_out / "messages.jsonl", leaf_out / "records.jsonl"
-    _write(result.dataset, _jsonl(rows))
-    _write(result.records, _jsonl(_records(run)))
-    first = pipeline.steps[0].name
-    result.candidates = run.steps[first].candidates
-    result.accepted = len(rows)
-    if rows:
-        result.status = "ok"
-    else:
-        result.status = "empty"
-        emptied = next((n for n, st in run.steps.items() if st.inputs and not st.passed), first)
-        result.filtered_by = emptied
-        st = run.steps[emptied]
-        result.message = (f"all samples filtered out: step {emptied!r} kept 0 of {st.candidates} "
-                          f"({st.unparseable} unparseable, {st.rejected} rejected)")
-    result.stats = {
-        "leaf": leaf.name, "blob_sha": leaf.blob_sha, "pipeline": name, "pipeline_sha": pipeline.sha,
-        "teacher": teacher.spec, "seed": engine.seed, "samples_per_seed": engine.samples_per_seed,
-        "seeds": len(seeds), "candidates": result.candidates, "accepted": result.accepted,
-        "acceptance_rate": round(result.accepted / result.candidates, 4) if result.candidates else 0.0,
-        "steps": {n: st.as_dict() for n, st in run.steps.items()},
-        "teacher_tokens": {"prompt": run.prompt_tokens, "completion": run.completion_tokens},
-        "teacher_requests_this_run": teacher.conversations - calls_before,
-        "seconds": round(time.perf_counter() - start, 3),
-        "status": result.status, "filtered_by": result.filtered_by, **info,
-    }
-    _write(leaf_out / "stats.json", json.dumps(result.stats, indent=2) + "\n")
+    result.artifact = key
+    result.status, result.filtered_by, result.message = stats["status"], stats["filtered_by"], stats["message"]
+    result.accepted, result.candidates, result.stats = stats["accepted"], stats["candidates"], stats
     return result
 
 
@@ -254,7 +272,7 @@ def mix(results: list[LeafResult], kinds: dict[str, str], config: MixConfig, out
     return mixes, recipes
 
 
-def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: UnitCache, *, out_dir: Path,
+def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *, out_dir: Path,
                     samples_per_seed: int = 3, seed: int = 0, max_tokens: int | None = None,
                     batch_size: int | None = None,
                     taxonomy_root: Path | None = None, documents_dir: Path | None = None,
