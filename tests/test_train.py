@@ -198,3 +198,48 @@ def test_a_different_run_in_the_same_dir_is_refused(student, tmp_path):
     torch.save({"run": "someone else"}, tmp_path / "resume.pt")
     with pytest.raises(TrainError, match="holds a different run"):
         train(SAMPLES[:8], student, tmp_path, config)
+
+
+def write_generated(root: Path, datasets: dict[str, list[dict]]) -> Path:
+    for leaf, rows in datasets.items():
+        (root / "leaves" / leaf).mkdir(parents=True)
+        (root / "leaves" / leaf / "messages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_torchrun_two_processes_match_one_process(student, tmp_path):
+    """Same entry point under torchrun (gloo, CPU): same global batch, same weights."""
+    data = write_generated(tmp_path / "data", {"compositional_skills/sums": SAMPLES[:32]})
+    args = ["train", "--data", str(data), "--student", f"hf:{student}", "--batch-size", "8", "--max-tokens", "256",
+            "--lr", "3e-3", "--warmup-steps", "1", "--no-progress", "--format", "json"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    runs = {}
+    for name, launcher in (("one", [sys.executable, "-m"]), ("two", [sys.executable, "-m", "torch.distributed.run",
+                           "--nproc_per_node", "2", "--master_port", "29531", "-m"])):
+        done = subprocess.run([*launcher, "lab_hooks", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                              env=env | {"LAB_HOME": str(tmp_path / name)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[name] = json.loads(done.stdout)
+    one, two = runs["one"], runs["two"]
+    assert two["phases"][0]["world_size"] == 2 and one["phases"][0]["world_size"] == 1
+    assert one["phases"][0]["steps"] == two["phases"][0]["steps"] == 4
+    assert abs(one["phases"][0]["loss_last"] - two["phases"][0]["loss_last"]) < 1e-4
+    a, b = weights(Path(one["checkpoint"])), weights(Path(two["checkpoint"]))
+    assert all(torch.allclose(a[k], b[k], atol=2e-5) for k in a)
+    assert not torch.equal(a["model.norm.weight"], weights(student)["model.norm.weight"])
+
+
+def test_cli_reports_a_broken_dataset_in_one_line(student, tmp_path, capsys, monkeypatch):
+    from lab_hooks.cli import main
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "home"))
+    data = write_generated(tmp_path / "data", {})
+    (data / "leaves" / "x").mkdir(parents=True)
+    (data / "leaves" / "x" / "messages.jsonl").write_text('{"id": 1}\nnot json\n')
+    assert main(["train", "--data", str(data), "--student", f"hf:{student}", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().endswith("leaves/x/messages.jsonl:2:1: not JSON (Expecting value)")
+    (data / "leaves" / "x" / "messages.jsonl").write_text(json.dumps(SAMPLES[0]) + "\n")
+    monkeypatch.chdir(tmp_path)  # not a git repository
+    assert main(["train", "--base", "main", "--data", str(data), "--student", f"hf:{student}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lab-hooks train: ") and err.count("\n") == 1

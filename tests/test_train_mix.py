@@ -16,7 +16,7 @@ def samples(leaf: str, n: int, unmask: bool = False, tag: str = "") -> list[dict
 
 
 def skill(name: str) -> str:
-    return f"compositional_skills/{name}/qna.yaml"
+    return f"compositional_skills/{name}"
 
 
 BUFFER = {
@@ -24,7 +24,7 @@ BUFFER = {
     skill("b"): samples(skill("b"), 3),
     skill("c"): samples(skill("c"), 40),
     skill("old"): samples(skill("old"), 40),
-    "knowledge/k1/qna.yaml": samples("knowledge/k1/qna.yaml", 10, True) + samples("knowledge/k1/qna.yaml", 20, tag="p2"),
+    "knowledge/k1": samples("knowledge/k1", 10, True) + samples("knowledge/k1", 20, tag="p2"),
 }
 
 
@@ -59,11 +59,11 @@ def test_modified_leaf_replays_nothing_of_its_old_data():
 
 
 def test_knowledge_pr_runs_phase_one_first():
-    leaf = "knowledge/k2/qna.yaml"
+    leaf = "knowledge/k2"
     new = {leaf: samples(leaf, 6, True) + samples(leaf, 8, tag="p2")}
     one, two = plan_pr(BUFFER, new, ratio=0.5)
     assert (one.phase, two.phase) == (1, 2)
-    assert one.recipe["new"] == {leaf: 6} and one.recipe["replay"] == {"knowledge/k1/qna.yaml": 3}
+    assert one.recipe["new"] == {leaf: 6} and one.recipe["replay"] == {"knowledge/k1": 3}
     assert all(s["unmask"] for s in one.samples)
     assert two.recipe["new"] == {leaf: 8} and sum(two.recipe["replay"].values()) == 4
 
@@ -83,6 +83,13 @@ def test_external_replay_datasets_join_the_strata_and_short_pools_give_all_they_
     (mix,) = plan_pr({skill("b"): BUFFER[skill("b")]}, new, external={"ilab": samples("ext", 50)})
     assert mix.recipe["replay"] == {skill("b"): 3, "external:ilab": 50}
     assert mix.recipe["replay_wanted"] == 100 and mix.recipe["replay_available"] == 53
+
+
+def test_knowledge_leaf_with_only_unmask_samples_replays_them_masked_in_phase_two():
+    only_unmask = {"knowledge/k3": samples("knowledge/k3", 4, True)}
+    new = {skill("new"): samples(skill("new"), 4)}
+    (mix,) = plan_pr(only_unmask, new)
+    assert mix.recipe["replay"] == {"knowledge/k3": 4} and not any(s["unmask"] for s in mix.samples)
 
 
 def test_nothing_to_train_gives_no_phase():

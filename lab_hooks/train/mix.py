@@ -5,8 +5,8 @@ The buffer is what main holds: every accepted sample of every leaf, per leaf
 "external:NAME"). A PR brings new datasets for its added and modified leaves and
 removes the samples of leaves it deletes or modifies.
 
-A sample's form follows InstructLab: `unmask` samples are the phase-1 (knowledge) form,
-the others the phase-2 form; a knowledge leaf has both, a skill leaf only the second.
+A sample's form follows InstructLab: `unmask` samples (the user turn trains too) are the
+phase-1 (knowledge) form, the others the phase-2 form (see `in_phase`).
 
 Phase 2 trains on all phase-2 samples of the PR's leaves plus a replay sample of
 `ratio` times that many, spread as evenly as the leaves allow across the other leaves of
@@ -39,8 +39,17 @@ def is_knowledge(leaf: str) -> bool:
     return taxonomy_path(leaf)[1] is Kind.KNOWLEDGE
 
 
-def in_phase(samples: Iterable[dict], phase: int) -> list[dict]:
-    return [s for s in samples if bool(s.get("unmask")) == (phase == 1)]
+def in_phase(samples: Sequence[dict], phase: int) -> list[dict]:
+    """A leaf's samples in the form the phase trains.
+
+    Phase 1 takes the `unmask` samples. Phase 2 takes the others; a leaf that has only
+    `unmask` samples (our SDG writes knowledge Q&A that way) gives those with the user
+    turn masked, as InstructLab's skills mix does with knowledge data.
+    """
+    if phase == 1:
+        return [s for s in samples if s.get("unmask")]
+    masked = [s for s in samples if not s.get("unmask")]
+    return masked or [{**s, "unmask": False} for s in samples]
 
 
 def digest(sample: dict) -> str:
