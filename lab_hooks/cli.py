@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("lab_hooks.checks.validate:main", "check qna.yaml leaves (the pre-commit hook)"),
     "diff": ("lab_hooks.diff.cli:main", "list the leaves a branch or the working tree changes"),
     "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
+    "train": ("lab_hooks.train.cli:main", "train a PR's changed leaves with replay from main's checkpoint"),
 }
 
 
