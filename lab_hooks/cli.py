@@ -14,6 +14,7 @@ from lab_hooks import __version__
 
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
 }
 
 
