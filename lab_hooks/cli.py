@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("lab_hooks.checks.validate:main", "check qna.yaml leaves (the pre-commit hook)"),
     "diff": ("lab_hooks.diff.cli:main", "list the leaves a branch or the working tree changes"),
     "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
+    "eval": ("lab_hooks.eval.cli:main", "MT-Bench and branch evaluation: candidate vs base, deltas with CIs"),
 }
 
 

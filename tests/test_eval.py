@@ -234,3 +234,36 @@ def test_cli_broken_leaf_says_where(tmp_path, capsys):
     assert main(["--base-model", "a", "--candidate", "b", "--branch-leaves", str(bad), "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:" in err and err.count("\n") == 1
+
+
+def test_branch_leaves_from_git(tmp_path):
+    import subprocess
+
+    from lab_hooks.eval.leaves import InputError, from_git
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    def write(path, n):
+        file = tmp_path / "compositional_skills" / path / "qna.yaml"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(SKILL.format(examples="".join(f"  - question: Q{i}?\n    answer: A{i}.\n" for i in range(n))))
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    write("a", 5)
+    write("b", 5)
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    write("a", 6)
+    write("c", 5)
+    git("add", "-A")
+    git("commit", "-qm", "pr")
+    branch = from_git(tmp_path, "HEAD~1", "HEAD")
+    assert sorted(leaf.name for leaf in branch.changed) == ["compositional_skills/a", "compositional_skills/c"]
+    assert branch.new == {"compositional_skills/c"}
+    assert [leaf.name for leaf in branch.unchanged] == ["compositional_skills/b"]
+    assert len(next(leaf for leaf in branch.changed if leaf.name.endswith("/a")).examples) == 6
+    with pytest.raises(InputError):
+        from_git(tmp_path, "no-such-ref", "HEAD")

@@ -10,10 +10,6 @@ from pathlib import Path
 DEFAULT_JUDGE = "embedded:smollm2-135m-instruct"
 
 
-class InputError(Exception):
-    """Bad input named by the user; the message is one line."""
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab-hooks eval", description=__doc__)
     p.add_argument("--base-model", required=True, metavar="SPEC", help="the model the PR starts from")
@@ -24,6 +20,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--new-leaves", nargs="*", default=[], metavar="QNA", help="qna.yaml files the PR adds")
     p.add_argument("--taxonomy", type=Path, metavar="DIR",
                    help="taxonomy root to sample unchanged skill leaves from (regressions elsewhere)")
+    p.add_argument("--git-base", metavar="REV",
+                   help="instead of listing leaves: evaluate those changed since REV in --repo")
+    p.add_argument("--git-head", metavar="REV", help="with --git-base (default: the working tree)")
+    p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="with --git-base (default .)")
+    p.add_argument("--taxonomy-root", default="", metavar="SUBDIR", help="the taxonomy's folder in --repo")
     p.add_argument("--unchanged-sample", type=int, default=3, metavar="N", help="unchanged leaves to ask (default 3)")
     p.add_argument("--no-mtbench", action="store_true", help="branch evaluation only")
     p.add_argument("--quick", type=int, metavar="N", help="only N MT-Bench questions per category")
@@ -46,43 +47,17 @@ def _positive(args: argparse.Namespace) -> str | None:
         value = getattr(args, name)
         if value is not None and value < 1:
             return f"--{name.replace('_', '-')} must be at least 1, got {value}"
+    if args.judge_temperature is not None and args.judge_temperature < 0:
+        return f"--judge-temperature must not be negative, got {args.judge_temperature}"
     if args.unchanged_sample < 0:
         return f"--unchanged-sample must not be negative, got {args.unchanged_sample}"
     if args.resamples < 1000:
         return f"--resamples {args.resamples} is too few for a 95 % CI (use at least 1000)"
-    if args.no_mtbench and not (args.branch_leaves or args.new_leaves):
-        return "--no-mtbench leaves nothing to evaluate: give --branch-leaves or --new-leaves"
+    if args.git_base and (args.branch_leaves or args.new_leaves or args.taxonomy):
+        return "--git-base finds the leaves itself: drop --branch-leaves/--new-leaves/--taxonomy"
+    if args.no_mtbench and not (args.branch_leaves or args.new_leaves or args.git_base):
+        return "--no-mtbench leaves nothing to evaluate: give --branch-leaves, --new-leaves or --git-base"
     return None
-
-
-def _load_leaves(files: list[str]):
-    from lab_hooks.taxonomy.load import LeafError, load_leaf_file
-
-    leaves = []
-    for file in files:
-        try:
-            leaves.append(load_leaf_file(file))
-        except LeafError as exc:
-            raise InputError(f"{file}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}")
-        except OSError as exc:
-            raise InputError(f"{file}: cannot read ({exc.strerror or exc})")
-    return leaves
-
-
-def _unchanged(root: Path | None):
-    from lab_hooks.taxonomy.load import LeafError, find_leaf_files, load_leaf_file
-
-    if root is None:
-        return []
-    if not root.is_dir():
-        raise InputError(f"{root}: --taxonomy is not a directory")
-    leaves = []
-    for file in find_leaf_files(root):
-        try:
-            leaves.append(load_leaf_file(file, root))
-        except (LeafError, OSError):
-            continue  # a broken unchanged leaf is the validator's business, not a sample candidate
-    return leaves
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,13 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab-hooks eval: {problem}", file=sys.stderr)
         return 2
     from lab_hooks.assets import AssetError
+    from lab_hooks.eval import leaves
     from lab_hooks.eval.render import render
     from lab_hooks.eval.run import Settings, evaluate
+    from lab_hooks.store import StoreError
 
     try:
-        changed = _load_leaves(args.branch_leaves)
-        new = _load_leaves(args.new_leaves)
-        unchanged = _unchanged(args.taxonomy)
+        if args.git_base:
+            branch = leaves.from_git(args.repo, args.git_base, args.git_head, args.taxonomy_root)
+        else:
+            new = leaves.load_files(args.new_leaves)
+            changed = leaves.load_files(args.branch_leaves) + new
+            branch = leaves.BranchLeaves(changed, frozenset(leaf.name for leaf in new), leaves.load_tree(
+                args.taxonomy, {leaf.name for leaf in changed}) if args.taxonomy else [])
         store = None
         if not args.no_cache:
             from lab_hooks.store import Store
@@ -108,20 +89,24 @@ def main(argv: list[str] | None = None) -> int:
                             judge_max_tokens=args.judge_max_tokens, judge_repeats=args.judge_repeats,
                             judge_temperature=args.judge_temperature, unchanged_sample=args.unchanged_sample,
                             resamples=args.resamples)
-        results = evaluate(args.base_model, args.candidate, args.judge, changed + new, store,
-                           new_leaves=frozenset(leaf.name for leaf in new), unchanged_leaves=unchanged,
+        results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
+                           new_leaves=branch.new, unchanged_leaves=branch.unchanged,
                            settings=settings, mtbench=not args.no_mtbench)
-    except InputError as exc:
+    except leaves.InputError as exc:
         print(f"lab-hooks eval: {exc}", file=sys.stderr)
         return 2
-    except AssetError as exc:
+    except (AssetError, StoreError) as exc:
         print(f"lab-hooks eval: {exc}", file=sys.stderr)
         return 1
     markdown = render(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    if args.markdown:
-        args.markdown.write_text(markdown, encoding="utf-8")
-    else:
+    try:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if args.markdown:
+            args.markdown.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        print(f"lab-hooks eval: {exc.filename}: cannot write ({exc.strerror})", file=sys.stderr)
+        return 1
+    if not args.markdown:
         sys.stdout.write(markdown)
     return 0
