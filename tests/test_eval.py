@@ -132,7 +132,7 @@ def test_mtbench_and_branch(store):
     assert by_leaf[new.name]["status"] == "new" and by_leaf[new.name]["change"] == "new"
     assert by_leaf[modified.name]["status"] == "improvement" and by_leaf[modified.name]["delta"] == 2.0
     unchanged = [row for row in branch["leaves"] if row["change"] == "unchanged"]
-    assert len(unchanged) == 3 and all(row["verdict"] == "insufficient data" for row in unchanged)
+    assert len(unchanged) == 3 and all(row["status"] == "insufficient data" for row in unchanged)
     assert branch["skipped"] == [{"leaf": "knowledge/x", "change": "modified",
                                   "reason": "knowledge leaf (branch evaluation asks skill leaves)"}]
     # A grounded seed question is asked with its context.
@@ -147,7 +147,7 @@ def test_mtbench_and_branch(store):
     text = render(results)
     assert "| **overall** | 3.00 | 5.00 | +2.00 | [+2.00, +2.00] | improved | 8 |" in text
     assert "Smoke-test judge" not in text
-    assert "quick subset, 1 per category" in text and "`compositional_skills/writing/new`" in text
+    assert "quick subset: 1 per category" in text and "`compositional_skills/writing/new`" in text
 
 
 def test_base_is_cached_across_prs_and_never_loaded(store):

@@ -13,9 +13,9 @@ def _ci(ci: list[float] | None) -> str:
     return "–" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
-def _row(label: str, d: dict, *extra: str) -> str:
-    cells = [label, *extra, _num(d["base"]), _num(d["candidate"]), _num(d["delta"], True), _ci(d["ci"]),
-             d["verdict"], str(d["n_questions"])]
+def _row(label: str, d: dict, *before: str, after: tuple[str, ...] = ()) -> str:
+    cells = [label, *before, _num(d["base"]), _num(d["candidate"]), _num(d["delta"], True), _ci(d["ci"]),
+             d["verdict"], str(d["n_questions"]), *after]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -39,9 +39,9 @@ def render(results: dict) -> str:
     if mt:
         subset = mt["subset"]
         n = len(subset["question_ids"])
-        which = (f"quick subset, {subset['quick']} per category ({n} questions: ids {', '.join(subset['question_ids'])})"
+        which = (f"quick subset: {subset['quick']} per category, {n} questions (ids {', '.join(subset['question_ids'])})"
                  if subset["quick"] is not None else f"all {n} questions")
-        lines += [f"### MT-Bench ({which})", "",
+        lines += [f"### MT-Bench — {which}", "",
                   "| | base | candidate | Δ | 95 % CI | verdict | questions |", "|---|---|---|---|---|---|---|",
                   _row("**overall**", mt["overall"])]
         lines += [_row(f"turn {t}", d) for t, d in mt["turns"].items()]
@@ -61,7 +61,7 @@ def render(results: dict) -> str:
         if branch["leaves"]:
             lines += ["| leaf | change | base | candidate | Δ | 95 % CI | verdict | questions | status |",
                       "|---|---|---|---|---|---|---|---|---|"]
-            lines += [_row(f"`{leaf['leaf']}`", leaf, leaf["change"])[:-1] + f" {leaf['status']} |"
+            lines += [_row(f"`{leaf['leaf']}`", leaf, leaf["change"], after=(leaf["status"],))
                       for leaf in branch["leaves"]]
             lines += ["", _errors(branch["errors"])]
         for skip in branch["skipped"]:

@@ -83,9 +83,10 @@ class _Steps:
         try:
             yield row
         finally:
-            row["seconds"] = round(time.perf_counter() - start, 3)
-            if row.get("tokens") and row["seconds"]:
-                row["tokens_per_s"] = round(row["tokens"] / row["seconds"], 1)
+            seconds = time.perf_counter() - start
+            row["seconds"] = round(seconds, 3)
+            if row.get("tokens"):
+                row["tokens_per_s"] = round(row["tokens"] / seconds, 1)
             self.rows.append(row)
 
 
@@ -314,7 +315,9 @@ def _mtbench_results(qset: QuestionSet, ratings: dict, settings: Settings) -> di
     }
 
 
-STATUS = {stats.IMPROVED: "improvement", stats.REGRESSED: "regression"}
+# InstructLab's branch words, plus one for a leaf with too few seed questions to tell.
+STATUS = {stats.IMPROVED: "improvement", stats.REGRESSED: "regression", stats.WITHIN_NOISE: "no change",
+          stats.INSUFFICIENT: "insufficient data"}
 
 
 def _branch_results(plan: _Plan, ratings: dict, settings: Settings) -> dict:
@@ -323,7 +326,7 @@ def _branch_results(plan: _Plan, ratings: dict, settings: Settings) -> dict:
         name = row["leaf"]
         base, cand = _as_arrays(ratings["base"][name]), _as_arrays(ratings["candidate"][name])
         delta = stats.paired_delta(base, cand, group=f"leaf/{name}", seed=settings.seed, resamples=settings.resamples)
-        status = "new" if row["change"] == "new" else STATUS.get(delta["verdict"], "no change")
+        status = "new" if row["change"] == "new" else STATUS[delta["verdict"]]
         leaves.append({"leaf": name, "change": row["change"], "status": status, **delta,
                        "errors": {"base": stats.error_summary(base), "candidate": stats.error_summary(cand)}})
     all_arrays = {role: [a for row in plan.leaves for a in _as_arrays(ratings[role][row["leaf"]])] for role in ROLES}
