@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("lab_hooks.diff.cli:main", "list the leaves a branch or the working tree changes"),
     "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
     "train": ("lab_hooks.train.cli:main", "train a PR's changed leaves with replay from main's checkpoint"),
+    "eval": ("lab_hooks.eval.cli:main", "MT-Bench and branch evaluation: candidate vs base, deltas with CIs"),
 }
 
 
