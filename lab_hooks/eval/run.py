@@ -156,11 +156,28 @@ def judge_answers(judge: Backend, sets: list[QuestionSet], answers: dict, settin
     params = SamplingParams(temperature=settings.judge_temp, max_tokens=settings.judge_max_tokens,
                             n=settings.judge_repeats, seed=settings.seed)
     out = {s.name: {"ratings": [[] for _ in s.questions], "judgments": [[] for _ in s.questions]} for s in sets}
-    for (name, qi), completions in zip(where, judge.chat(requests, params) if requests else []):
-        texts = [c.text for c in completions]
+    for (name, qi), texts in zip(where, _judge_texts(judge, requests, params)):
         out[name]["judgments"][qi].append(texts)
         out[name]["ratings"][qi].append([parse_rating(t) for t in texts])
     return out
+
+
+def _judge_texts(judge: Backend, requests: list, params: SamplingParams) -> list[list[str]]:
+    """The judge's texts per request; one too long for its context is a judge error, not a crash."""
+    from lab_hooks.models.types import ContextLengthError
+
+    texts: list[list[str] | None] = [None] * len(requests)
+    pending = list(range(len(requests)))
+    while pending:
+        try:
+            completions = judge.chat([requests[i] for i in pending], params)
+        except ContextLengthError as exc:  # raised before any generation: dropping it costs nothing
+            texts[pending.pop(exc.index)] = [f"(not judged: {exc})"] * params.n
+            continue
+        for i, c in zip(pending, completions):
+            texts[i] = [completion.text for completion in c]
+        break
+    return texts
 
 
 def _as_arrays(ratings: list) -> list[np.ndarray]:
