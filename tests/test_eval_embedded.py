@@ -1,9 +1,12 @@
 """`lab-hooks eval` end to end with the real embedded model as base, candidate and judge.
 
-Small: one MT-Bench question per category, short answers and judgments. The
-135M judge rarely writes a usable `[[rating]]`, which exercises the error
-accounting; the point here is the real path (generation, judging, store,
-JSON, markdown), identical numbers on a rerun, and the base cache.
+Branch questions only, short answers and judgments: MT-Bench's judge prompts
+are ~700 tokens each, which costs minutes of CPU per run with a real model, so
+MT-Bench itself is covered by test_eval.py (real question/reference/prompt
+files, scripted backends) and bench/eval.py. The 135M judge rarely writes a
+usable `[[rating]]`, which exercises the error accounting; the point here is
+the real path (generation, judging, store, JSON, markdown), identical numbers
+on a rerun, and the cache.
 """
 
 import json
@@ -35,42 +38,31 @@ def run(tmp_path, name, candidate, store, *extra):
     leaf.parent.mkdir(parents=True, exist_ok=True)
     leaf.write_text(LEAF)
     out = tmp_path / f"{name}.json"
-    argv = ["--base-model", EMBEDDED, "--candidate", candidate, "--quick", "1", "--max-tokens", "4",
-            "--judge-max-tokens", "8", "--resamples", "2000", "--new-leaves", str(leaf),
+    argv = ["--base-model", EMBEDDED, "--candidate", candidate, "--no-mtbench", "--max-tokens", "12",
+            "--judge-max-tokens", "12", "--resamples", "2000", "--new-leaves", str(leaf),
             "--store", str(tmp_path / store), "--json", str(out), "--markdown", str(tmp_path / f"{name}.md"),
             *extra]
     assert main(argv) == 0
     return json.loads(out.read_text()), (tmp_path / f"{name}.md").read_text()
 
 
-def test_embedded_end_to_end_and_cached(tmp_path, candidate):
-    first, markdown = run(tmp_path, "first", candidate, "store")
-    assert first["judge"]["smoke_test"] is True
-    assert "**Smoke-test judge.**" in markdown and "### MT-Bench" in markdown
-    mt = first["mtbench"]
-    assert len(mt["questions"]) == 8
+def test_embedded_branch_eval_deterministic_and_cached(tmp_path, candidate):
+    first, markdown = run(tmp_path, "first", candidate, "store-a")
+    assert first["judge"]["smoke_test"] is True and "**Smoke-test judge.**" in markdown
+    (leaf,) = first["branch"]["leaves"]
+    assert leaf["change"] == "new" and leaf["n_questions"] == 5
     for role in ("base", "candidate"):
-        errors = mt["errors"][role]
-        assert errors["judgments"] == 16
-        valid = [r for q in mt["questions"] for turn in q[role] for r in turn if r is not None]
-        assert len(valid) == 16 - errors["errors"]
-        assert all(1 <= r <= 10 for r in valid)
-    assert [leaf["change"] for leaf in first["branch"]["leaves"]] == ["new"]
+        assert leaf["errors"][role]["judgments"] == 5
+        assert leaf[role] is None or 1 <= leaf[role] <= 10
     steps = {row["step"]: row for row in first["timings"]["steps"]}
     assert steps["base answers"]["tokens_per_s"] > 0 and not steps["base answers"]["cached"]
 
-    # The same PR again: every answer and judgment comes from the store; no model is even loaded.
-    cached, _ = run(tmp_path, "cached", candidate, "store")
-    steps = [row["step"] for row in cached["timings"]["steps"]]
-    assert not any(step.startswith("load ") for step in steps)
+    # A fresh store, same inputs and seed: everything recomputed, identical numbers.
+    again, _ = run(tmp_path, "again", candidate, "store-b")
+    # The first store again: every answer and judgment is cached; no model is even loaded.
+    cached, _ = run(tmp_path, "cached", candidate, "store-a")
+    assert not any(row["step"].startswith("load ") for row in cached["timings"]["steps"])
     assert all(row["cached"] for row in cached["timings"]["steps"] if "cached" in row)
-    first.pop("timings"), cached.pop("timings")
-    assert cached == first
-
-
-def test_embedded_same_inputs_and_seed_give_identical_numbers(tmp_path, candidate):
-    # Branch questions only (short judge prompts): fresh stores, so everything is recomputed.
-    one, _ = run(tmp_path, "one", candidate, "store-one", "--no-mtbench")
-    two, _ = run(tmp_path, "two", candidate, "store-two", "--no-mtbench")
-    one.pop("timings"), two.pop("timings")
-    assert one == two and one["branch"]["leaves"][0]["n_questions"] == 5
+    for results in (first, again, cached):
+        results.pop("timings")
+    assert again == first and cached == first
