@@ -14,6 +14,7 @@ from lab_hooks import __version__
 
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("lab_hooks.checks.validate:main", "check qna.yaml leaves (the pre-commit hook)"),
 }
 
 

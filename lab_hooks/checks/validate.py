@@ -1,0 +1,68 @@
+"""`lab-hooks validate`: the pre-commit hook. Exit 0 clean (warnings allowed),
+1 when any error is found, 2 for usage or internal errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lab_hooks.checks.findings import FORMATS, render, summary_line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lab-hooks validate",
+        description="Check taxonomy leaves (qna.yaml) for schema, lint, path and content problems.",
+    )
+    parser.add_argument("files", nargs="*", metavar="FILE",
+                        help="qna.yaml files, attribution.txt files (check the leaf beside them) or directories")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="output format (default: github when GITHUB_ACTIONS is set, else text)")
+    parser.add_argument("--root", default=None,
+                        help="the taxonomy repository's root (default: the folder holding the files' "
+                             "compositional_skills/, foundational_skills/ or knowledge/)")
+    return parser
+
+
+def select_files(args: argparse.Namespace) -> list[str]:
+    """The files this run checks (ways to choose them, like a git range, plug in here)."""
+    from lab_hooks.checks.engine import expand
+
+    return expand(args.files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") else "text")
+    if args.root is not None and not os.path.isdir(args.root):
+        print(f"lab-hooks validate: --root {args.root}: not a directory", file=sys.stderr)
+        return 2
+
+    from lab_hooks.checks.config import ConfigError, load_config
+    from lab_hooks.checks.engine import check_files, find_root
+    from lab_hooks.checks.registry import load_checks
+
+    files = select_files(args)
+    root = args.root if args.root is not None else find_root(files)
+    load_checks()  # rules must be registered before the config names them
+    try:
+        config = load_config(root)
+    except ConfigError as exc:
+        print(f"lab-hooks validate: {exc}", file=sys.stderr)
+        return 2
+    report = check_files(files, root, config)
+    out = render(report.findings, fmt, report.files, report.metrics)
+    if out:
+        print(out)
+    for problem in report.internal_errors:
+        print(f"lab-hooks validate: internal error: {problem}", file=sys.stderr)
+    if fmt == "text" and report.findings:
+        print(summary_line(report.findings, len(files)), file=sys.stderr)
+    if report.internal_errors:
+        return 2
+    return 1 if report.errors else 0
