@@ -15,6 +15,8 @@ from lab_hooks import __version__
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("lab_hooks.checks.validate:main", "check qna.yaml leaves (the pre-commit hook)"),
+    "diff": ("lab_hooks.diff.cli:main", "list the leaves a branch or the working tree changes"),
+    "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
 }
 
 
