@@ -57,6 +57,7 @@ class PrOptions:
     judge: str = EMBEDDED
     quick: int | None = None  # MT-Bench questions per category
     samples_per_seed: int = 3
+    sdg_max_tokens: int | None = None
     seed: int = 0
     replay_ratio: float = 1.0
     train: dict = field(default_factory=dict)  # TrainConfig overrides
@@ -87,7 +88,7 @@ class _Run:
 
     def stage(self, name: str, index: int, total: int, fn, *args):
         """Run one stage, timed; a failure is recorded and re-raised as _Stop."""
-        _say(f"[{index}/{total}] {name}", self.opts.progress)
+        self._progress(name, index, total)
         row = {"name": name, "status": "ok", "seconds": 0.0}
         self.data["stages"].append(row)
         start = time.perf_counter()
@@ -105,6 +106,24 @@ class _Run:
         finally:
             row["seconds"] = round(time.perf_counter() - start, 3)
         raise _Stop
+
+    def _progress(self, name: str, index: int, total: int) -> None:
+        """One bar over the stages (each stage's own work has its own bar below it)."""
+        if not self.opts.progress:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:  # the core install: plain lines
+            return _say(f"[{index}/{total}] {name}", True)
+        if getattr(self, "bar", None) is None:
+            self.bar = tqdm(total=total, desc="lab-hooks pr", unit="stage", file=sys.stderr, leave=True)
+        self.bar.n = index - 1
+        self.bar.set_postfix_str(name)
+
+    def close(self) -> None:
+        if getattr(self, "bar", None) is not None:
+            self.bar.n = self.bar.total if self.data["status"] == "ok" else self.bar.n
+            self.bar.close()
 
     def _fail(self, row: dict, name: str, reason: str, findings: list[dict]) -> None:
         row["status"] = "failed"
@@ -196,7 +215,8 @@ def _generate(run: _Run, leaves, root: Path, store, out: Path):
 
     opts = run.opts
     result = generate_leaves(leaves, opts.teacher, store, out_dir=out / "sdg", samples_per_seed=opts.samples_per_seed,
-                             seed=opts.seed, taxonomy_root=root, progress=opts.progress)
+                             seed=opts.seed, max_tokens=opts.sdg_max_tokens, taxonomy_root=root,
+                             progress=opts.progress)
     rows = []
     for r in result.leaves:
         steps = r.stats.get("steps", {})
@@ -209,3 +229,273 @@ def _generate(run: _Run, leaves, root: Path, store, out: Path):
         raise StageFailed("no changed leaf produced any accepted sample: "
                           + "; ".join(f"{r.leaf}: {r.message or r.status}" for r in result.leaves))
     return ("cached", result) if result.calls == 0 else result
+
+
+def student_checkpoint(spec: str) -> Path:
+    """The HF checkpoint dir behind a student spec (embedded, hf: or vllm: path)."""
+    from lab_hooks.models.embedded import embedded_checkpoint
+    from lab_hooks.models.specs import parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.kind == "embedded" or not parsed.target.startswith(("/", ".")):
+        return embedded_checkpoint() if parsed.kind == "embedded" else embedded_checkpoint(parsed.target)
+    if parsed.kind == "openai":
+        raise StageFailed(f"student {spec!r}: training needs local weights (embedded:, hf:/path or vllm:/path)")
+    return Path(parsed.target)
+
+
+def served_spec(student: str, checkpoint: Path) -> str:
+    """Serve a trained checkpoint the way the student is served (vLLM stays vLLM)."""
+    kind = student.partition(":")[0]
+    return f"{'vllm' if kind == 'vllm' else 'hf'}:{checkpoint}"
+
+
+def main_state(store, student: str) -> tuple[str | None, Path, dict[str, str]]:
+    """(checkpoint key or None, its dir, replay buffer {leaf name: dataset artifact key})."""
+    key = store.get_ref(MAIN_CHECKPOINT)
+    path = store.get(key) if key else None
+    if key and path is None:
+        raise StageFailed(f"store ref {MAIN_CHECKPOINT} points at {key[:12]}, which is missing: "
+                          "run `lab-hooks store verify`")
+    replay_key = store.get_ref(MAIN_REPLAY)
+    buffer = store.record_get(replay_key) if replay_key else None
+    return key, (path / "model" if path else student_checkpoint(student)), dict(buffer or {})
+
+
+def load_datasets(store, buffer: dict[str, str]) -> dict[str, list[dict]]:
+    """The samples of each leaf in a replay buffer (its SDG artifacts' messages.jsonl)."""
+    out = {}
+    for leaf, key in sorted(buffer.items()):
+        path = store.get(key)
+        if path is None:
+            raise StageFailed(f"replay data of {leaf} ({key[:12]}) is missing from the store")
+        out[leaf] = read_jsonl(path / "messages.jsonl")
+    return out
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def leaf_name(path: str) -> str:
+    from lab_hooks.taxonomy.leaf import taxonomy_path
+
+    return os.path.dirname(taxonomy_path(path)[0])
+
+
+def leaf_names(changes: list[dict], statuses: tuple[str, ...]) -> set[str]:
+    return {leaf_name(c["path"]) for c in changes if c["change"] in statuses}
+
+
+def removed_leaves(changes: list[dict]) -> set[str]:
+    """Leaves whose old samples must leave the replay side: modified, deleted, renamed-from."""
+    return leaf_names(changes, ("modified", "deleted")) | {leaf_name(c["old_path"]) for c in changes
+                                                          if c.get("old_path")}
+
+
+def train_phases(store, mixes, init: Path, parent: str, config: dict) -> tuple[Path, str, list[dict]]:
+    """Train each phase from the last; each checkpoint is a store artifact keyed by its inputs."""
+    from lab_hooks.store import artifact_key
+    from lab_hooks.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(**config)
+    rows = []
+    for mix in mixes:
+        key = artifact_key("checkpoint", parent=parent, mix=mix.recipe["hash"], config=cfg.identity())
+        cached = store.get(key) is not None
+        done = store.ensure(key, lambda tmp, mix=mix, init=init: train(mix.samples, init, tmp, cfg),
+                            kind="checkpoint", meta={"phase": mix.phase, "parent": parent})
+        summary = json.loads((done / "model" / "summary.json").read_text())
+        rows.append({"phase": mix.phase, "new_samples": sum(mix.recipe["new"].values()),
+                     "replay_samples": sum(mix.recipe["replay"].values()),
+                     "replay_ratio": mix.recipe["replay_ratio"], "replay_leaves": len(mix.recipe["replay"]),
+                     "steps": summary["steps"], "loss_first": summary["loss_first"],
+                     "loss_last": summary["loss_last"], "dropped": summary.get("dropped"),
+                     "checkpoint": key, "cached": cached})
+        init, parent = done / "model", key
+    return init, parent, rows
+
+
+def _train(run: _Run, gen, store):
+    opts = run.opts
+    main_key, init, buffer = main_state(store, opts.student)
+    changed = {r.leaf: read_jsonl(r.dataset) for r in gen.leaves if r.ok}
+    from lab_hooks.train.mix import plan_pr
+
+    mixes = plan_pr(load_datasets(store, buffer), changed, removed_leaves(run.data["changed_leaves"]),
+                    ratio=opts.replay_ratio, seed=opts.seed)
+    config = {"seed": opts.seed, "progress": opts.progress, **opts.train}
+    checkpoint, key, rows = train_phases(store, mixes, init, main_key or f"student:{opts.student}", config)
+    run.data["training"] = {"method": config.get("method", "full"), "phases": rows,
+                            "parent": main_key[:12] if main_key else opts.student,
+                            "replay_buffer_leaves": len(buffer)}
+    run.data["models"]["base_checkpoint"] = main_key or opts.student
+    run.data["models"]["candidate_checkpoint"] = key
+    base_spec = served_spec(opts.student, init) if main_key else opts.student
+    result = (base_spec, served_spec(opts.student, checkpoint), key, buffer)
+    return ("cached", result) if rows and all(r["cached"] for r in rows) else result
+
+
+def _evaluate(run: _Run, trained, leaves, root: Path, store):
+    from lab_hooks.checks.engine import expand
+    from lab_hooks.eval import Settings, evaluate
+    from lab_hooks.taxonomy.load import LeafError, load_leaf_file
+
+    base_spec, candidate_spec, candidate_key, _ = trained
+    opts = run.opts
+    changed_names = {leaf.name for leaf in leaves}
+    unchanged = []
+    for file in expand([str(root)]):
+        try:
+            leaf = load_leaf_file(file)
+        except LeafError:
+            continue  # an unchanged leaf main already holds; the validator is not asked about it here
+        if leaf.name not in changed_names:
+            unchanged.append(leaf)
+    settings = Settings(**{"seed": opts.seed, "quick": opts.quick, **opts.eval})
+    results = evaluate(base=base_spec, candidate=candidate_spec, judge=opts.judge, changed_leaves=leaves,
+                       store=store, new_leaves=leaf_names(run.data["changed_leaves"], ("added",)),
+                       unchanged_leaves=unchanged, settings=settings, ids={"candidate": candidate_key})
+    run.data["eval_results"] = results
+    run.data.update(eval_summary(results))
+    return results
+
+
+def eval_summary(results: dict) -> dict:
+    """The comment's `mtbench` and `branch` sections from lab_hooks.eval's results JSON."""
+    out = {}
+    mt = results.get("mtbench")
+    if mt:
+        errors = mt.get("errors", {})
+        judged = sum(e.get("judgments", 0) for e in errors.values())
+        failed = sum(e.get("errors", 0) for e in errors.values())
+        out["mtbench"] = {"overall": mt["overall"], "categories": mt.get("categories", {}),
+                          "quick": (mt.get("subset") or {}).get("quick"),
+                          "judge_error_rate": failed / judged if judged else None,
+                          "smoke_judge": (results.get("judge") or {}).get("smoke_test", False)}
+    branch = results.get("branch")
+    if branch:
+        out["branch"] = {"leaves": [{**row, "changed": row.get("change") != "unchanged"}
+                                    for row in branch.get("leaves", [])]}
+    return out
+
+
+# -- the run ------------------------------------------------------------------
+
+def run_pr(opts: PrOptions, store=None) -> dict:
+    """Run the loop; returns the results dict (status ok or failed, never raises for a stage)."""
+    from lab_hooks.store import Store
+
+    if opts.lab_home:
+        os.environ["LAB_HOME"] = opts.lab_home
+    run = _Run(opts)
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="lab-hooks-pr-"))
+    total = 6
+    store = store if store is not None else Store()
+    try:
+        diff = run.stage("diff", 1, total, _diff, run)
+        if not diff.leaves:
+            _say("no taxonomy leaf changed: nothing to train", opts.progress)
+            return run.data
+        root, leaves = run.stage("validate", 2, total, _validate, run, diff, workdir)
+        if not leaves:
+            _say("the PR only deletes leaves: promotion drops them from the replay buffer", opts.progress)
+            return run.data
+        gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
+        trained = run.stage("train", 4, total, _train, run, gen, store)
+        run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
+        from lab_hooks.promote import remember_candidate  # promote imports this module
+
+        remember_candidate(store, diff, run.data, trained)
+    except _Stop:
+        pass
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        run.close()
+    return run.data
+
+
+def write_report(run: dict, out_dir: Path, progress: bool = True) -> str:
+    """results.json + comment.md in `out_dir`, the job summary and step outputs; the comment."""
+    start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run["stages"].append({"name": "report", "status": "ok", "seconds": round(time.perf_counter() - start, 3)})
+    comment = render_comment(run)
+    (out_dir / "results.json").write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
+    (out_dir / "comment.md").write_text(comment, encoding="utf-8")
+    write_step_summary(comment)
+    overall = (run.get("mtbench") or {}).get("overall") or {}
+    set_outputs({"overall-delta": "" if overall.get("delta") is None else str(overall["delta"]),
+                 "verdict": "failed" if run["status"] != "ok" else str(overall.get("verdict") or "")})
+    if os.environ.get("GITHUB_ACTIONS"):
+        from lab_hooks.report.summary import annotations
+
+        for line in annotations((run.get("failure") or {}).get("findings") or []):
+            print(line)
+    _say(f"wrote {out_dir / 'results.json'} and {out_dir / 'comment.md'}", progress)
+    return comment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab-hooks pr", description="Run the PR loop: diff, validate, generate, "
+                                "train (phase 2 with replay; phase 1 for knowledge), evaluate, report.")
+    p.add_argument("--base", required=True, help="the branch the PR merges into (merge-base semantics)")
+    p.add_argument("--head", required=True, help="the PR head (ref or sha; read as git objects)")
+    p.add_argument("--pr", type=int, help="PR number: post the sticky comment (needs $GITHUB_TOKEN)")
+    p.add_argument("--dry-run", action="store_true", help="post nothing; print the comment")
+    p.add_argument("--repo", default=".", help="the taxonomy git repository (default: .)")
+    p.add_argument("--teacher", default=EMBEDDED)
+    p.add_argument("--student", default=EMBEDDED)
+    p.add_argument("--judge", default=EMBEDDED)
+    p.add_argument("--quick", type=int, help="MT-Bench questions per category (default: all 80 questions)")
+    p.add_argument("--samples-per-seed", type=int, default=3)
+    p.add_argument("--replay-ratio", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=("full", "lora"), default="full")
+    p.add_argument("--max-steps", type=int, help="cap the optimizer steps per phase")
+    p.add_argument("--sdg-max-tokens", type=int, help="teacher tokens per generation (default: the pipeline's)")
+    p.add_argument("--answer-max-tokens", type=int, help="MT-Bench answer tokens per turn (default 1024)")
+    p.add_argument("--judge-max-tokens", type=int, help="judge tokens per judgment (default 2048)")
+    p.add_argument("--out", default="lab-hooks-out", help="folder for results.json, comment.md and the data")
+    p.add_argument("--results", help="where to write results.json (default: OUT/results.json)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    out = Path(args.results).parent if args.results else Path(args.out)
+    train = {"method": args.method, **({"max_steps": args.max_steps} if args.max_steps else {})}
+    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens),
+                                    ("judge_max_tokens", args.judge_max_tokens)) if v}
+    opts = PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
+                     student=args.student, judge=args.judge, quick=args.quick,
+                     samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens, seed=args.seed,
+                     replay_ratio=args.replay_ratio, train=train, eval=evaluation, out_dir=str(out),
+                     progress=not args.no_progress)
+    run = run_pr(opts)
+    comment = write_report(run, out, opts.progress)
+    if args.dry_run:
+        print(log_safe(comment))
+    elif args.pr is not None:
+        from lab_hooks.report.publish import post
+
+        token, repo = os.environ.get("GITHUB_TOKEN", ""), run.get("repo")
+        if token and repo:
+            try:
+                url = post(run, args.pr, repo, token, os.environ.get("GITHUB_API_URL", "https://api.github.com"))
+                set_outputs({"comment-url": url})
+                print(f"lab-hooks pr: comment {url}")
+            except Exception as e:  # the run's results stand; only the posting failed
+                print(f"lab-hooks pr: could not post the comment: {log_safe(e)}", file=sys.stderr)
+                return 1
+    if run["status"] != "ok":
+        failure = run.get("failure") or {}
+        print(log_safe(f"lab-hooks pr: stage {failure.get('stage')} failed: {failure.get('reason')}"), file=sys.stderr)
+        return 1
+    return 0

@@ -115,6 +115,8 @@ def test_escapers_render_as_the_literal_text():
     html = html_of(md_text(text))
     assert html.strip() == "<p>a *b* _c_ [d](e) &lt;f&gt; &amp; `g` \\h</p>"
     assert html_of(md_code("x `y` z")).strip() == "<p><code>x `y` z</code></p>"
+    for leading in ("1. item", "- item", "+ item", "# heading", "=== x"):
+        assert html_of(md_text(leading)).strip() == f"<p>{leading}</p>"
 
 
 def test_size_limit_truncates_with_pointer_and_keeps_structure():

@@ -14,9 +14,12 @@ import re
 
 ZWSP = "\u200b"
 
-# Everything CommonMark lets a backslash escape; escaping all of it leaves no
-# emphasis, link, image, heading, list, table or code syntax alive.
-_MD_PUNCT = re.compile(r"([!\"#$%'()*+,\-./:;=?\[\\\]^_`{|}~])")
+# The characters that start markup mid-line: emphasis, code, links and images,
+# table cells, math, headings/footnotes; a backslash makes each literal.
+_MD_ACTIVE = re.compile(r"([\\`*_~\[\]()!|$#])")
+# ...and at the start of a line: lists, quotes, thematic breaks, numbered items.
+_MD_LEADING = re.compile(r"^(\s*)([-+=]|\d+(?=[.)]))")
+_COLONS = re.compile(r":(?=:)")
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
@@ -37,11 +40,12 @@ def md_text(text: object, limit: int | None = 300) -> str:
     schemes / `www.` are broken so GitHub does not autolink them.
     """
     s = one_line(text, limit)
-    s = _MD_PUNCT.sub(r"\\\1", s)  # first: the entities below need their `#` and `;`
+    s = _MD_ACTIVE.sub(r"\\\1", s)  # first: the entities below need their `#`
+    s = _MD_LEADING.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), s)
     s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = s.replace("@", "@&#8203;")
-    s = re.sub(r"(?i)\b(www)\\\.", r"\1&#8203;\\.", s)  # `www.` autolinks
-    s = s.replace("\\:\\/\\/", "\\:&#8203;\\/\\/")  # scheme://
+    s = re.sub(r"(?i)\b(www)\.", r"\1&#8203;.", s)  # `www.` autolinks
+    s = _COLONS.sub(":&#8203;", s.replace("://", ":&#8203;//"))  # scheme://, workflow commands
     return s
 
 
@@ -52,7 +56,7 @@ def md_code(text: object, limit: int | None = 200) -> str:
     (GFM splits table cells before parsing code spans); `@` and `::` get a
     zero-width space so the text is also inert when the comment is echoed to a log.
     """
-    s = one_line(text, limit).replace("@", "@" + ZWSP).replace("::", ":" + ZWSP + ":")
+    s = _COLONS.sub(":" + ZWSP, one_line(text, limit).replace("@", "@" + ZWSP))
     s = s.replace("|", "\\|")
     longest = max((len(m) for m in re.findall(r"`+", s)), default=0)
     fence = "`" * (longest + 1)
@@ -62,7 +66,7 @@ def md_code(text: object, limit: int | None = 200) -> str:
 
 def log_safe(text: object) -> str:
     """Untrusted text for a job log: no line can start or contain a workflow command."""
-    return str(text).replace("::", ":" + ZWSP + ":").replace("\r", "")
+    return _COLONS.sub(":" + ZWSP, str(text).replace("\r", ""))
 
 
 def command_data(text: object) -> str:

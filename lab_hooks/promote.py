@@ -1,0 +1,204 @@
+"""`lab-hooks promote --ref main`: after a merge, main's checkpoint and replay buffer advance.
+
+Main's state in the store is two refs that always move together, in one
+transaction (`Store.set_refs`, a compare-and-swap): `main/checkpoint` (a
+checkpoint artifact) and `main/replay` (a record {"commit", "leaves": {leaf
+name: SDG dataset artifact key}}), plus one `main/replay-data/<leaf>` ref per
+dataset so `store gc` keeps them. A kill -9 leaves all old or all new.
+
+- When a PR run's head had exactly the taxonomy main has now (the same git tree
+  sha for every leaf directory) and was trained from main's current
+  checkpoint, its candidate is promoted as is: no compute.
+- Otherwise main retrains: the leaves changed since the last promoted commit
+  (all leaves the first time) are generated, and phase 2 (phase 1 first for
+  knowledge) trains on them plus replay from main's buffer.
+The buffer gains the new leaves' datasets and loses deleted and modified leaves' old ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+from lab_hooks.diff import DiffError, LeafChange, diff_taxonomy, leaf_from_blobs
+from lab_hooks.diff.changes import open_repo
+from lab_hooks.pr import (PrOptions, StageFailed, _generate, _Run, _Stop, load_datasets, main_state, materialize,
+                          read_jsonl, removed_leaves, train_phases)
+from lab_hooks.report.escape import log_safe
+from lab_hooks.store import Store, StoreError, artifact_key
+from lab_hooks.taxonomy.leaf import LEAF_NAMES, taxonomy_path
+from lab_hooks.taxonomy.load import LeafError
+
+REPLAY_DATA = "main/replay-data/"
+
+
+def taxonomy_fingerprint(repo, commit: str) -> str:
+    """sha256 over (leaf directory, its git tree sha) for every leaf in the commit."""
+    tree = repo.commit(commit).tree
+    pairs = []
+    for item in tree.traverse():
+        if item.type == "blob" and stat.S_ISREG(item.mode) and item.name in LEAF_NAMES \
+                and taxonomy_path(item.path)[1] is not None:
+            directory = item.path.rpartition("/")[0]
+            pairs.append((directory, (tree / directory).hexsha if directory else tree.hexsha))
+    return hashlib.sha256(json.dumps(sorted(pairs)).encode()).hexdigest()
+
+
+def _candidate_key(fingerprint: str) -> str:
+    return artifact_key("pr-candidate", taxonomy=fingerprint)
+
+
+def next_buffer(buffer: dict[str, str], changes: list[dict], datasets: dict[str, str]) -> dict[str, str]:
+    """Main's buffer once these changes merge: removed/modified leaves out, new datasets in."""
+    gone = removed_leaves(changes)
+    out = {leaf: key for leaf, key in buffer.items() if leaf not in gone}
+    out.update(datasets)
+    return dict(sorted(out.items()))
+
+
+def remember_candidate(store, diff, run: dict, trained) -> None:
+    """Called by a successful PR run: what `promote` needs to adopt its candidate later."""
+    _, _, checkpoint, buffer = trained
+    datasets = {r["leaf"]: r["artifact"] for r in run["generation"]["leaves"] if r["status"] == "ok"}
+    store.record_put(_candidate_key(taxonomy_fingerprint(diff.repo, diff.head)), {
+        "checkpoint": checkpoint, "parent": store.get_ref("main/checkpoint"), "head": diff.head,
+        "pr": run.get("pr"), "buffer": next_buffer(buffer, run["changed_leaves"], datasets)})
+
+
+def _all_leaves(repo, commit: str):
+    """Every leaf of a commit as an `added` change (the first promotion has no base)."""
+    tree = repo.commit(commit).tree
+    out = []
+    for item in tree.traverse():
+        if item.type == "blob" and stat.S_ISREG(item.mode) and item.name in LEAF_NAMES \
+                and taxonomy_path(item.path)[1] is not None:
+            directory = item.path.rpartition("/")[0]
+            try:
+                attribution = (tree / f"{directory}/attribution.txt").hexsha
+            except KeyError:
+                attribution = None
+            out.append(LeafChange("added", item.path, item.hexsha, attribution_sha=attribution))
+    return out
+
+
+def switch(store, checkpoint: str, commit: str, buffer: dict[str, str], expect: dict) -> str:
+    """Point main at the new checkpoint and buffer in one transaction; returns the record key."""
+    value = {"commit": commit, "leaves": buffer}
+    record = artifact_key("main-replay", **value)
+    store.record_put(record, value)
+    refs = {"main/checkpoint": checkpoint, "main/replay": record}
+    refs.update({REPLAY_DATA + leaf: key for leaf, key in buffer.items()})
+    store.set_refs(refs, expect=expect)
+    stale = [name for name in store.refs(REPLAY_DATA) if name[len(REPLAY_DATA):] not in buffer]
+    if stale:  # after the switch: a crash here only keeps some old data alive a little longer
+        store.delete_refs(*stale)
+    return record
+
+
+def adoptable(store, candidate: dict | None, main_checkpoint: str | None) -> bool:
+    """A PR's candidate can become main's checkpoint as is: trained from main's current
+    checkpoint (else it lacks what merged since) and still in the store."""
+    return bool(candidate) and candidate["parent"] == main_checkpoint and store.get(candidate["checkpoint"]) is not None
+
+
+def promote(repo_path: str, ref: str, store=None, options=None, out_dir: str | None = None) -> dict:
+    """Advance main to `ref`; returns what happened ({"action": adopted|retrained|current, ...})."""
+    store = store if store is not None else Store()
+    repo = open_repo(repo_path)
+    head = repo.commit(ref).hexsha
+    old_checkpoint, old_replay = store.get_ref("main/checkpoint"), store.get_ref("main/replay")
+    expect = {"main/checkpoint": old_checkpoint, "main/replay": old_replay}
+    state = store.record_get(old_replay) if old_replay else None
+    if state and state["commit"] == head:
+        return {"action": "current", "commit": head, "checkpoint": old_checkpoint}
+    candidate = store.record_get(_candidate_key(taxonomy_fingerprint(repo, head)))
+    if adoptable(store, candidate, old_checkpoint):
+        switch(store, candidate["checkpoint"], head, candidate["buffer"], expect)
+        return {"action": "adopted", "commit": head, "checkpoint": candidate["checkpoint"], "pr": candidate["pr"]}
+
+    opts = options or PrOptions()
+    opts.repo, opts.head = repo_path, head
+    run = _Run(opts)
+    if state:
+        opts.base = state["commit"]
+        changes = diff_taxonomy(repo_path, state["commit"], head).leaves
+    else:
+        opts.base = "(none)"
+        changes = _all_leaves(repo, head)
+    run.data["changed_leaves"] = [{"path": c.path, "change": c.status, "old_path": c.old_path} for c in changes]
+    leaves, unreadable = [], []
+    for c in changes:
+        if c.status == "deleted":
+            continue
+        try:
+            leaves.append(leaf_from_blobs(repo, c.path, c.blob_sha, c.attribution_sha))
+        except LeafError as e:
+            unreadable.append(f"{c.path}: {e}")
+    main_key, init, buffer = main_state(store, opts.student)
+    datasets: dict[str, str] = {}
+    checkpoint = main_key
+    with tempfile.TemporaryDirectory(prefix="lab-hooks-promote-") as tmp:
+        root = Path(tmp) / "taxonomy"
+        materialize(repo, head, head, root)
+        try:
+            if leaves:
+                gen = run.stage("generate", 1, 2, _generate, run, leaves, root, store, Path(out_dir or tmp))
+                gen = gen[1] if isinstance(gen, tuple) else gen
+                datasets = {r.leaf: r.artifact for r in gen.leaves if r.ok}
+                from lab_hooks.train.mix import plan_pr
+
+                changed = {r.leaf: read_jsonl(r.dataset) for r in gen.leaves if r.ok}
+                mixes = plan_pr(load_datasets(store, buffer), changed,
+                                removed_leaves(run.data["changed_leaves"]), ratio=opts.replay_ratio, seed=opts.seed)
+                config = {"seed": opts.seed, "progress": opts.progress, **opts.train}
+                _, checkpoint, rows = run.stage("train", 2, 2, train_phases, store, mixes, init,
+                                                main_key or f"student:{opts.student}", config)
+        except _Stop:
+            failure = run.data["failure"]
+            raise PromoteError(f"stage {failure['stage']} failed: {failure['reason']}") from None
+    if checkpoint is None:
+        raise PromoteError("nothing to promote: main has no checkpoint and no leaf produced data")
+    switch(store, checkpoint, head, next_buffer(buffer, run.data["changed_leaves"], datasets), expect)
+    return {"action": "retrained", "commit": head, "checkpoint": checkpoint, "unreadable": unreadable,
+            "stages": run.data["stages"]}
+
+
+class PromoteError(Exception):
+    """Promotion could not complete; main's refs are untouched."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab-hooks promote", description=__doc__.splitlines()[0])
+    p.add_argument("--ref", default="main", help="the merged branch or commit (default: main)")
+    p.add_argument("--repo", default=".")
+    p.add_argument("--teacher", default="embedded:smollm2-135m-instruct")
+    p.add_argument("--student", default="embedded:smollm2-135m-instruct")
+    p.add_argument("--samples-per-seed", type=int, default=3)
+    p.add_argument("--replay-ratio", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=("full", "lora"), default="full")
+    p.add_argument("--max-steps", type=int)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    train = {"method": args.method, **({"max_steps": args.max_steps} if args.max_steps else {})}
+    opts = PrOptions(teacher=args.teacher, student=args.student, samples_per_seed=args.samples_per_seed,
+                     seed=args.seed, replay_ratio=args.replay_ratio, train=train)
+    try:
+        result = promote(args.repo, args.ref, options=opts)
+    except (PromoteError, DiffError, StoreError, StageFailed, ValueError) as e:
+        print(log_safe(f"lab-hooks promote: {e}"), file=sys.stderr)
+        return 1
+    print(log_safe(f"lab-hooks promote: {result['action']} {result['commit'][:12]} -> checkpoint "
+                   f"{str(result['checkpoint'])[:12]}"))
+    return 0
