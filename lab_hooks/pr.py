@@ -29,7 +29,7 @@ from pathlib import Path
 from lab_hooks import __version__
 from lab_hooks.report.comment import render_comment
 from lab_hooks.report.escape import log_safe
-from lab_hooks.report.summary import findings_as_dicts, set_outputs, write_step_summary
+from lab_hooks.report.summary import annotations, findings_as_dicts, set_outputs, write_step_summary
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
 CONFIG_FILES = (".lab-hooks.yaml", "pyproject.toml")  # where a taxonomy repo's rules live
@@ -430,8 +430,6 @@ def write_report(run: dict, out_dir: Path, progress: bool = True) -> str:
     set_outputs({"overall-delta": "" if overall.get("delta") is None else str(overall["delta"]),
                  "verdict": "failed" if run["status"] != "ok" else str(overall.get("verdict") or "")})
     if os.environ.get("GITHUB_ACTIONS"):
-        from lab_hooks.report.summary import annotations
-
         for line in annotations((run.get("failure") or {}).get("findings") or []):
             print(line)
     _say(f"wrote {out_dir / 'results.json'} and {out_dir / 'comment.md'}", progress)

@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 
 from lab_hooks.report.comment import GITHUB_LIMIT, MARKER, render_comment
 from lab_hooks.report.escape import log_safe, md_code, md_text
-from lab_hooks.report.summary import annotation, set_outputs, write_step_summary
+from lab_hooks.report.summary import annotations, set_outputs, write_step_summary
 
 HOSTILE = ("Ping @org/team and @alice <img src=x onerror=alert(1)> <script>x</script> "
            "[click](https://evil.example/x) ![pixel](https://evil.example/p.png) www.evil.example "
@@ -132,11 +132,11 @@ def test_size_limit_truncates_with_pointer_and_keeps_structure():
 
 
 def test_annotations_cannot_break_out():
-    line = annotation({"file": "a,b:c.yaml", "line": 3, "col": 2, "severity": "error", "code": "LH1",
-                       "message": "bad\n::set-output name=x::y 100%"})
-    assert line == "::error file=a%2Cb%3Ac.yaml,line=3,col=2,title=LH1::bad%0A::set-output name=x::y 100%25"
-    assert "\n" not in line
-    assert annotation({"file": "f", "severity": "warning", "message": "m"}) == "::warning file=f::m"
+    [line] = annotations([{"file": "a,b:c.yaml", "line": 3, "col": 2, "severity": "error", "code": "LH1",
+                           "message": "bad\n::set-output name=x::y 100%"}])
+    assert line == "::error file=a%2Cb%3Ac.yaml,line=3,col=2,title=LH1::LH1 bad%0A::set-output name=x::y 100%25"
+    assert annotations([{"file": "f", "severity": "warning", "code": "LH2", "message": "m"}]) == [
+        "::warning file=f,line=1,col=1,title=LH2::LH2 m"]
 
 
 def test_step_summary_and_outputs(tmp_path, monkeypatch):

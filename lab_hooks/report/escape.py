@@ -67,13 +67,3 @@ def md_code(text: object, limit: int | None = 200) -> str:
 def log_safe(text: object) -> str:
     """Untrusted text for a job log: no line can start or contain a workflow command."""
     return _COLONS.sub(":" + ZWSP, str(text).replace("\r", ""))
-
-
-def command_data(text: object) -> str:
-    """Escape a workflow command's message (the part after `::`)."""
-    return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def command_property(text: object) -> str:
-    """Escape a workflow command's property value (file=, title=...)."""
-    return command_data(text).replace(":", "%3A").replace(",", "%2C")

@@ -2,8 +2,9 @@
 
 `write_step_summary` appends the rendered comment to `$GITHUB_STEP_SUMMARY`
 (a file the runner turns into the job's summary page; 1 MiB limit per step).
-`annotations` turns validation findings into `::error file=…,line=…::` lines,
-escaped so a finding's message cannot end the command and start another.
+`annotations` turns validation findings (plain dicts, as in results.json) into
+the validator's own `::error file=…,line=…::` lines (`Finding.github`, escaped
+so a message cannot end the command and start another).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from lab_hooks.report.escape import command_data, command_property
+from lab_hooks.checks.findings import Finding
 
 STEP_SUMMARY_LIMIT = 1024 * 1024
-_LEVELS = {"error": "error", "warning": "warning", "info": "notice", "notice": "notice"}
 
 
 def write_step_summary(markdown: str, path: str | os.PathLike | None = None) -> bool:
@@ -31,21 +31,9 @@ def write_step_summary(markdown: str, path: str | os.PathLike | None = None) -> 
     return True
 
 
-def annotation(finding: dict) -> str:
-    """One workflow-command line for a finding ({file, line, col, severity, code, message})."""
-    level = _LEVELS.get(str(finding.get("severity", "error")), "error")
-    props = [f"file={command_property(finding.get('file', ''))}"]
-    if finding.get("line"):
-        props.append(f"line={int(finding['line'])}")
-    if finding.get("col"):
-        props.append(f"col={int(finding['col'])}")
-    if finding.get("code"):
-        props.append(f"title={command_property(finding['code'])}")
-    return f"::{level} {','.join(props)}::{command_data(finding.get('message', ''))}"
-
-
 def annotations(findings: Iterable[dict]) -> list[str]:
-    return [annotation(f) for f in findings]
+    fields = ("file", "line", "col", "code", "severity", "message")
+    return [Finding(**{k: f.get(k, 1 if k in ("line", "col") else "") for k in fields}).github() for f in findings]
 
 
 def set_outputs(values: dict[str, str], path: str | os.PathLike | None = None) -> bool:
