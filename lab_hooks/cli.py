@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("lab_hooks.promote:main", "advance main's checkpoint and replay buffer after a merge"),
     "comment": ("lab_hooks.report.publish:main", "post a PR run's results as the one sticky PR comment"),
     "train": ("lab_hooks.train.cli:main", "train a PR's changed leaves with replay from main's checkpoint"),
+    "eval": ("lab_hooks.eval.cli:main", "MT-Bench and branch evaluation: candidate vs base, deltas with CIs"),
 }
 
 
