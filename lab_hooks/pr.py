@@ -8,8 +8,8 @@ written as plain files into a private folder only so the validator can read
 them; nothing of the PR is checked out, imported or executed, and the rules
 come from the base side's config, not the PR's. Every stage is timed; the
 first that fails stops the run and the report still says which stage and why.
-Main's state comes from the store: ref `main/checkpoint` (the student when
-unset) and `main/replay` (a JSON record {leaf name: dataset artifact key}).
+Main's state comes from the store (lab_hooks.train.replay): ref `main/checkpoint`
+(the student when unset) and `main/replay` (a record {"leaves": {leaf: SDG artifact key}}).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ EMBEDDED = "embedded:smollm2-135m-instruct"
 CONFIG_FILES = (".lab-hooks.yaml", "pyproject.toml")  # where a taxonomy repo's rules live
 MAX_MATERIALIZED_BYTES = 512 * 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
-MAIN_CHECKPOINT, MAIN_REPLAY = "main/checkpoint", "main/replay"
 
 
 class StageFailed(Exception):
@@ -231,50 +230,9 @@ def _generate(run: _Run, leaves, root: Path, store, out: Path):
     return ("cached", result) if result.calls == 0 else result
 
 
-def student_checkpoint(spec: str) -> Path:
-    """The HF checkpoint dir behind a student spec (embedded, hf: or vllm: path)."""
-    from lab_hooks.models.embedded import embedded_checkpoint
-    from lab_hooks.models.specs import parse_spec
-
-    parsed = parse_spec(spec)
-    if parsed.kind == "embedded" or not parsed.target.startswith(("/", ".")):
-        return embedded_checkpoint() if parsed.kind == "embedded" else embedded_checkpoint(parsed.target)
-    if parsed.kind == "openai":
-        raise StageFailed(f"student {spec!r}: training needs local weights (embedded:, hf:/path or vllm:/path)")
-    return Path(parsed.target)
-
-
 def served_spec(student: str, checkpoint: Path) -> str:
     """Serve a trained checkpoint the way the student is served (vLLM stays vLLM)."""
-    kind = student.partition(":")[0]
-    return f"{'vllm' if kind == 'vllm' else 'hf'}:{checkpoint}"
-
-
-def main_state(store, student: str) -> tuple[str | None, Path, dict[str, str]]:
-    """(checkpoint key or None, its dir, replay buffer {leaf name: dataset artifact key})."""
-    key = store.get_ref(MAIN_CHECKPOINT)
-    path = store.get(key) if key else None
-    if key and path is None:
-        raise StageFailed(f"store ref {MAIN_CHECKPOINT} points at {key[:12]}, which is missing: "
-                          "run `lab-hooks store verify`")
-    replay_key = store.get_ref(MAIN_REPLAY)
-    buffer = store.record_get(replay_key) if replay_key else None
-    return key, (path / "model" if path else student_checkpoint(student)), dict(buffer or {})
-
-
-def load_datasets(store, buffer: dict[str, str]) -> dict[str, list[dict]]:
-    """The samples of each leaf in a replay buffer (its SDG artifacts' messages.jsonl)."""
-    out = {}
-    for leaf, key in sorted(buffer.items()):
-        path = store.get(key)
-        if path is None:
-            raise StageFailed(f"replay data of {leaf} ({key[:12]}) is missing from the store")
-        out[leaf] = read_jsonl(path / "messages.jsonl")
-    return out
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return f"{'vllm' if student.startswith('vllm:') else 'hf'}:{checkpoint}"
 
 
 def leaf_name(path: str) -> str:
@@ -293,47 +251,35 @@ def removed_leaves(changes: list[dict]) -> set[str]:
                                                           if c.get("old_path")}
 
 
-def train_phases(store, mixes, init: Path, parent: str, config: dict) -> tuple[Path, str, list[dict]]:
-    """Train each phase from the last; each checkpoint is a store artifact keyed by its inputs."""
-    from lab_hooks.store import artifact_key
-    from lab_hooks.train.loop import TrainConfig, train
+def train_stage(run: _Run, gen, store):
+    """Phase 2 (phase 1 first for knowledge) from main's checkpoint with replay from main's buffer."""
+    from lab_hooks.train.cli import student_dir
+    from lab_hooks.train.loop import TrainConfig
+    from lab_hooks.train.pr import train_candidate
+    from lab_hooks.train.replay import CHECKPOINT_REF, buffer_leaves, load_buffer, read_jsonl
 
-    cfg = TrainConfig(**config)
-    rows = []
-    for mix in mixes:
-        key = artifact_key("checkpoint", parent=parent, mix=mix.recipe["hash"], config=cfg.identity())
-        cached = store.get(key) is not None
-        done = store.ensure(key, lambda tmp, mix=mix, init=init: train(mix.samples, init, tmp, cfg),
-                            kind="checkpoint", meta={"phase": mix.phase, "parent": parent})
-        summary = json.loads((done / "model" / "summary.json").read_text())
-        rows.append({"phase": mix.phase, "new_samples": sum(mix.recipe["new"].values()),
-                     "replay_samples": sum(mix.recipe["replay"].values()),
-                     "replay_ratio": mix.recipe["replay_ratio"], "replay_leaves": len(mix.recipe["replay"]),
-                     "steps": summary["steps"], "loss_first": summary["loss_first"],
-                     "loss_last": summary["loss_last"], "dropped": summary.get("dropped"),
-                     "checkpoint": key, "cached": cached})
-        init, parent = done / "model", key
-    return init, parent, rows
-
-
-def _train(run: _Run, gen, store):
     opts = run.opts
-    main_key, init, buffer = main_state(store, opts.student)
+    main_key = store.get_ref(CHECKPOINT_REF)
+    buffer = buffer_leaves(store)
     changed = {r.leaf: read_jsonl(r.dataset) for r in gen.leaves if r.ok}
-    from lab_hooks.train.mix import plan_pr
-
-    mixes = plan_pr(load_datasets(store, buffer), changed, removed_leaves(run.data["changed_leaves"]),
-                    ratio=opts.replay_ratio, seed=opts.seed)
-    config = {"seed": opts.seed, "progress": opts.progress, **opts.train}
-    checkpoint, key, rows = train_phases(store, mixes, init, main_key or f"student:{opts.student}", config)
-    run.data["training"] = {"method": config.get("method", "full"), "phases": rows,
-                            "parent": main_key[:12] if main_key else opts.student,
-                            "replay_buffer_leaves": len(buffer)}
+    config = TrainConfig(**{"seed": opts.seed, "progress": opts.progress, **opts.train})
+    before = {a.key for a in store.artifacts("checkpoint")}
+    key, checkpoint, summary = train_candidate(
+        store, load_buffer(store), changed, removed_leaves(run.data["changed_leaves"]), student_dir(opts.student),
+        config, replay_ratio=opts.replay_ratio)
+    if key is None:
+        raise StageFailed("nothing to train: the changed leaves produced no phase-2 samples")
+    run.data["training"] = {
+        "method": config.method, "parent": main_key[:12] if main_key else opts.student,
+        "replay_buffer_leaves": len(buffer),
+        "phases": [{k: p.get(k) for k in ("phase", "new_samples", "replay_samples", "replay_ratio", "steps",
+                                          "loss_first", "loss_last", "dropped", "tokens_per_s", "wall_s")}
+                   for p in summary["phases"]]}
     run.data["models"]["base_checkpoint"] = main_key or opts.student
     run.data["models"]["candidate_checkpoint"] = key
-    base_spec = served_spec(opts.student, init) if main_key else opts.student
+    base_spec = served_spec(opts.student, store.get(main_key)) if main_key else opts.student
     result = (base_spec, served_spec(opts.student, checkpoint), key, buffer)
-    return ("cached", result) if rows and all(r["cached"] for r in rows) else result
+    return ("cached", result) if key in before else result
 
 
 def _evaluate(run: _Run, trained, leaves, root: Path, store):
@@ -404,7 +350,7 @@ def run_pr(opts: PrOptions, store=None) -> dict:
             _say("the PR only deletes leaves: promotion drops them from the replay buffer", opts.progress)
             return run.data
         gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
-        trained = run.stage("train", 4, total, _train, run, gen, store)
+        trained = run.stage("train", 4, total, train_stage, run, gen, store)
         run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
         from lab_hooks.promote import remember_candidate  # promote imports this module
 
