@@ -52,9 +52,9 @@ def heldout_loss(checkpoint: Path, samples: list[dict]) -> float:
     return total / count
 
 
-def split(samples: list[dict], heldout: int, seed: int) -> tuple[list[dict], list[dict]]:
+def split(samples: list[dict], heldout: int, train: int, seed: int) -> tuple[list[dict], list[dict]]:
     shuffled = random.Random(seed).sample(samples, len(samples))
-    return shuffled[heldout:], shuffled[:heldout]
+    return shuffled[heldout : heldout + train], shuffled[:heldout]
 
 
 def main() -> int:
@@ -63,9 +63,10 @@ def main() -> int:
     p.add_argument("--data", type=Path, help="{leaf: [samples]} JSON (default: the shared corpus's seeds)")
     p.add_argument("--a", default=LEAF_A)
     p.add_argument("--b", default=LEAF_B)
-    p.add_argument("--heldout", type=float, default=0.2, help="share of each leaf held out")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--heldout", type=int, default=20, help="samples of each leaf held out")
+    p.add_argument("--train", type=int, default=64, help="training samples of each leaf (at most)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-4)
     args = p.parse_args()
     if args.model is None:
         from lab_hooks.models.embedded import embedded_checkpoint
@@ -78,10 +79,10 @@ def main() -> int:
         from corpus_samples import leaf_samples
 
         datasets = leaf_samples()
-    a_train, a_test = split(datasets[args.a], round(args.heldout * len(datasets[args.a])), seed=0)
-    b_train, b_test = split(datasets[args.b], round(args.heldout * len(datasets[args.b])), seed=0)
+    a_train, a_test = split(datasets[args.a], args.heldout, args.train, seed=0)
+    b_train, b_test = split(datasets[args.b], args.heldout, args.train, seed=0)
     config = TrainConfig(batch_size=16, max_tokens=2048, learning_rate=args.lr, warmup_steps=2, epochs=args.epochs,
-                         save_every=10**9, progress=False)
+                         save_every=10**9)
     work = Path(tempfile.mkdtemp(prefix="bench-forgetting-"))
     print(f"A = {args.a}: {len(a_train)} train / {len(a_test)} held out")
     print(f"B = {args.b}: {len(b_train)} train / {len(b_test)} held out")

@@ -2,7 +2,7 @@
 
 1. Our trainer vs Hugging Face `Trainer` with its padding collator (DataCollatorForSeq2Seq:
    `Trainer`'s default DataCollatorWithPadding cannot pad label masks), one run, same
-   model, same tokenized samples and masks, same 16 samples per optimizer step, same
+   model, same tokenized samples and masks, same samples per optimizer step, same
    learning rate, one epoch: tokens/s (real tokens per second of training) and the
    real-token fraction (tokens that are not padding / tokens computed).
 2. Incremental phase 2 for a PR that modifies 5 % of the leaves (its leaves' data + replay
@@ -97,6 +97,8 @@ def main() -> int:
     p.add_argument("--leaves", type=int, default=40)
     p.add_argument("--per-leaf", type=int, default=12)
     p.add_argument("--throughput-samples", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8, help="samples per optimizer step (both trainers)")
+    p.add_argument("--max-seq-len", type=int, default=512, help="longer samples are dropped (both trainers)")
     p.add_argument("--max-tokens", type=int, default=4096, help="tokens per packed row (ours)")
     p.add_argument("--skip-full", action="store_true", help="part 1 only")
     args = p.parse_args()
@@ -115,15 +117,16 @@ def main() -> int:
     model = random_init(args.model, work / "model") if args.random_init else args.model
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {device}; model: {args.model}{' (random init)' if args.random_init else ''}")
-    config = TrainConfig(batch_size=16, max_tokens=args.max_tokens, learning_rate=2e-5, warmup_steps=2,
-                         epochs=1, save_every=10**9, progress=False)
+    config = TrainConfig(batch_size=args.batch_size, max_tokens=args.max_tokens, max_seq_len=args.max_seq_len,
+                         learning_rate=2e-5, warmup_steps=2, epochs=1, save_every=10**9, progress=False)
 
     leaves = pick_leaves(datasets, args.leaves, args.per_leaf, seed=0)
     pool = [s for rows in leaves.values() for s in rows]
     subset = random.Random(1).sample(pool, min(args.throughput_samples, len(pool)))
     anchor = hf_trainer(subset, model, work / "hf", config)
     ours = timed_train(subset, model, work / "ours", config)
-    print(f"\n1. {len(subset)} samples, 16 per step, one epoch")
+    print(f"\n1. {len(subset)} samples (longer than {args.max_seq_len} tokens dropped), "
+          f"{args.batch_size} per step, one epoch")
     print(f"   HF Trainer + padding: {anchor['tokens_per_s']:9.1f} tokens/s, real tokens {anchor['real_token_fraction']:.1%}")
     print(f"   lab-hooks packed:     {ours['tokens_per_s']:9.1f} tokens/s, real tokens {ours['real_token_fraction']:.1%}")
     print(f"   speed-up: {ours['tokens_per_s'] / anchor['tokens_per_s']:.2f}x")

@@ -214,7 +214,7 @@ def test_torchrun_two_processes_match_one_process(student, tmp_path):
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     runs = {}
     for name, launcher in (("one", [sys.executable, "-m"]), ("two", [sys.executable, "-m", "torch.distributed.run",
-                           "--nproc_per_node", "2", "--master_port", "29531", "-m"])):
+                           "--standalone", "--nproc_per_node", "2", "-m"])):
         done = subprocess.run([*launcher, "lab_hooks", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
                               env=env | {"LAB_HOME": str(tmp_path / name)})
         assert done.returncode == 0, done.stderr[-2000:]
