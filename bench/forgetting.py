@@ -58,6 +58,11 @@ def split(samples: list[dict], heldout: int, train: int, seed: int) -> tuple[lis
 
 
 def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-forgetting-") as work:
+        return run(Path(work))
+
+
+def run(work: Path) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, help="HF dir (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--data", type=Path, help="{leaf: [samples]} JSON (default: the shared corpus's seeds)")
@@ -83,7 +88,6 @@ def main() -> int:
     b_train, b_test = split(datasets[args.b], args.heldout, args.train, seed=0)
     config = TrainConfig(batch_size=16, max_tokens=2048, learning_rate=args.lr, warmup_steps=2, epochs=args.epochs,
                          save_every=10**9)
-    work = Path(tempfile.mkdtemp(prefix="bench-forgetting-"))
     print(f"A = {args.a}: {len(a_train)} train / {len(a_test)} held out")
     print(f"B = {args.b}: {len(b_train)} train / {len(b_test)} held out")
     print(f"full fine-tuning, {args.epochs} epochs, lr {args.lr}, 16 samples per step\n")

@@ -1,4 +1,4 @@
-"""Training speed and the price of a PR. `python bench/train.py [--model DIR] [--random-init]`
+"""Training speed and the price of a PR. `python bench/train.py [--model DIR] [--data FILE.json]`
 
 1. Our trainer vs Hugging Face `Trainer` with its padding collator (DataCollatorForSeq2Seq:
    `Trainer`'s default DataCollatorWithPadding cannot pad label masks), one run, same
@@ -10,9 +10,7 @@
    processed and wall time.
 
 Data: real contributors' seed examples from the shared corpus (bench/corpus_samples.py),
-or --data FILE.json ({leaf: [samples]}). `--random-init` keeps the model's architecture
-and tokenizer but not its weights (for a machine the weights cannot reach: speed and
-token counts do not depend on them).
+or --data FILE.json ({leaf: [samples]}).
 """
 
 from __future__ import annotations
@@ -39,15 +37,6 @@ def pick_leaves(datasets: dict, count: int, per_leaf: int, seed: int) -> dict[st
     rng = random.Random(seed)
     names = rng.sample(sorted(n for n, s in datasets.items() if len(s) >= per_leaf), count)
     return {n: rng.sample(datasets[n], per_leaf) for n in sorted(names)}
-
-
-def random_init(model_dir: Path, dest: Path) -> Path:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir)).save_pretrained(dest)
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(dest)
-    return dest
 
 
 def hf_trainer(samples: list[dict], model_dir: Path, out: Path, config: TrainConfig) -> dict:
@@ -90,9 +79,13 @@ def timed_train(samples, model_dir, out, config) -> dict:
 
 
 def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as work:
+        return run(Path(work))
+
+
+def run(work: Path) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, help="HF dir (default: the embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--random-init", action="store_true")
     p.add_argument("--data", type=Path, help="{leaf: [samples]} JSON (default: the shared corpus's seeds)")
     p.add_argument("--leaves", type=int, default=40)
     p.add_argument("--per-leaf", type=int, default=12)
@@ -113,10 +106,9 @@ def main() -> int:
         from corpus_samples import leaf_samples
 
         datasets = leaf_samples()
-    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    model = random_init(args.model, work / "model") if args.random_init else args.model
+    model = args.model
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {device}; model: {args.model}{' (random init)' if args.random_init else ''}")
+    print(f"device: {device}; model: {args.model}")
     config = TrainConfig(batch_size=args.batch_size, max_tokens=args.max_tokens, max_seq_len=args.max_seq_len,
                          learning_rate=2e-5, warmup_steps=2, epochs=1, save_every=10**9, progress=False)
 
