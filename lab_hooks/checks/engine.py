@@ -35,7 +35,7 @@ class Report:
 def _taxonomy_name(file: Path, root: Path) -> str:
     """The file's path below the root when it is inside it, else as given."""
     rel = os.path.relpath(os.path.abspath(file), os.path.abspath(root))
-    return file.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+    return file.as_posix() if rel == ".." or rel.startswith("../") else Path(rel).as_posix()
 
 
 def load_for_check(file: str, root: Path) -> Leaf:
