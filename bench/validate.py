@@ -110,6 +110,7 @@ def main() -> int:
         return 2
     python = ensure_anchor_venv()
     files = corpus_files()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     ours, ours_rejected = run_ours(files)
     theirs, theirs_rejected = run_anchor(python, files)
     print(f"corpus: {len(files)} files")
@@ -120,6 +121,7 @@ def main() -> int:
     if not Path(sample).exists():
         sample = files[0]
     print(f"one file, median of 20 runs incl. interpreter start: {one_file_median(sample) * 1000:.0f} ms  (target <= 150 ms)")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 
