@@ -65,6 +65,7 @@ CASES = [
     (TARDIGRADES, "    - documents/tardigrades.md", "    - ../secret.md", [("LH407", "error", 151, 7)]),
     (TARDIGRADES, "    - documents/tardigrades.md", "    - /etc/passwd", [("LH407", "error", 151, 7)]),
     (TARDIGRADES, "    - documents/tardigrades.md", "    - documents/*.txt", [("LH407", "error", 151, 7)]),
+    (TARDIGRADES, "    - documents/tardigrades.md", "    - documents/a**b", [("LH407", "error", 151, 7)]),
 ]
 
 

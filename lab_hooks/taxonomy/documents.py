@@ -17,6 +17,14 @@ def local_document_dir(repo: str, root: str | Path) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def glob_files(folder: Path, pattern: str) -> list[Path]:
+    """The files a glob matches below a folder; an invalid glob matches nothing."""
+    try:
+        return [p for p in folder.glob(pattern) if p.is_file()]
+    except (ValueError, OSError):  # e.g. "a**b", which pathlib refuses
+        return []
+
+
 def document_files(document: dict, root: str | Path) -> list[Path] | None:
     """The files an in-repo document's patterns match, sorted and without repeats;
     None when the document lives in another repository."""
@@ -26,4 +34,4 @@ def document_files(document: dict, root: str | Path) -> list[Path] | None:
         return None
     patterns = [p for p in document.get("patterns") or [] if isinstance(p, str) and p and ".." not in Path(p).parts
                 and not Path(p).is_absolute()]
-    return sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
+    return sorted({p for pattern in patterns for p in glob_files(folder, pattern)})
