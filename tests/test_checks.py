@@ -39,6 +39,8 @@ CASES = [
     # schema: each error at the node it is about
     (HAIKU, "version: 3\n", "", [("LH101", "error", 1, 1)]),  # then version 1, as InstructLab: no minimum of seeds
     (HAIKU, "version: 3", "version: 4", [("LH102", "error", 1, 10)]),
+    (HAIKU, "version: 3", "version: .inf", [("LH112", "error", 1, 10)]),
+    (HAIKU, "version: 3", "version: true", [("LH112", "error", 1, 10)]),
     (TARDIGRADES, "version: 3", "version: 2", [("LH102", "error", 1, 10)]),
     (HAIKU, "created_by: lab-hooks\n", "", [("LH110", "error", 1, 1)]),
     (HAIKU, "seed_examples:\n", "tags: [poetry]\nseed_examples:\n", [("LH111", "error", 6, 1)]),
