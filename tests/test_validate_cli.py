@@ -82,3 +82,21 @@ def test_bad_config_exits_2(repo, capsys):
     (repo / ".lab-hooks.yaml").write_text("rules:\n  LH999: off\n")
     assert main(["validate", leaf(repo, "compositional_skills/a/qna.yaml")]) == 2
     assert "unknown rule 'LH999'" in capsys.readouterr().err
+
+
+def test_a_crashing_check_is_an_internal_error_and_the_rest_still_runs(repo, capsys):
+    from lab_hooks.checks.registry import LEAF_CHECKS, load_checks
+
+    def broken_check(leaf, ctx):
+        raise RuntimeError("bug")
+
+    load_checks()
+    bad = leaf(repo, "compositional_skills/linguistics/freeform/bad/qna.yaml", IDIOMS + "notes: x\n")
+    LEAF_CHECKS.insert(0, broken_check)
+    try:
+        assert main(["validate", bad]) == 2
+    finally:
+        LEAF_CHECKS.remove(broken_check)
+    out, err = capsys.readouterr()
+    assert "LH111 unknown key 'notes'" in out
+    assert f"internal error: {bad}: check " in err and "broken_check crashed: RuntimeError: bug" in err
