@@ -129,3 +129,11 @@ def test_config_threshold_changes_the_budget(taxonomy):
 
     report = check_files([str(taxonomy / HAIKU / "qna.yaml")], taxonomy, load_config(taxonomy), taxonomy_wide=False)
     assert {f.code for f in report.findings} == {"LH501"}
+
+
+def test_knowledge_folder_inside_a_skill_keeps_the_skill_schema(taxonomy):
+    # InstructLab switches such a leaf to the knowledge schema and rejects it
+    moved = taxonomy / "compositional_skills/trivia/knowledge/haiku"
+    shutil.copytree(taxonomy / HAIKU, moved)
+    shutil.rmtree(taxonomy / HAIKU)
+    assert findings(taxonomy, str(moved / "qna.yaml")) == []
