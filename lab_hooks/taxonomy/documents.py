@@ -23,15 +23,3 @@ def glob_files(folder: Path, pattern: str) -> list[Path]:
         return [p for p in folder.glob(pattern) if p.is_file()]
     except (ValueError, OSError):  # e.g. "a**b", which pathlib refuses
         return []
-
-
-def document_files(document: dict, root: str | Path) -> list[Path] | None:
-    """The files an in-repo document's patterns match, sorted and without repeats;
-    None when the document lives in another repository."""
-    repo = document.get("repo")
-    folder = local_document_dir(repo, root) if isinstance(repo, str) and repo else None
-    if folder is None:
-        return None
-    patterns = [p for p in document.get("patterns") or [] if isinstance(p, str) and p and ".." not in Path(p).parts
-                and not Path(p).is_absolute()]
-    return sorted({p for pattern in patterns for p in glob_files(folder, pattern)})
