@@ -10,11 +10,13 @@ HEAD = "HEAD"  # an in-repo document is read at the same commit as its leaf
 
 def local_document_dir(repo: str, root: str | Path) -> Path | None:
     """The folder of the taxonomy repo that `document.repo` names, or None when
-    it names none (a URL, an absolute path, `..`, or a folder that does not exist)."""
+    it names none (a URL, an absolute path, `..`, a link out of the repo, or a
+    folder that does not exist). lab_hooks.sdg.documents reads the same folder."""
     if "://" in repo or ":" in repo or repo.startswith(("/", "~", "\\")) or ".." in Path(repo).parts:
         return None
-    folder = Path(root) / repo
-    return folder if folder.is_dir() else None
+    base = Path(root).resolve()
+    folder = (base / repo).resolve()
+    return folder if folder.is_relative_to(base) and folder.is_dir() else None
 
 
 def glob_files(folder: Path, pattern: str) -> list[Path]:
