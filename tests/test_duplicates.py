@@ -11,7 +11,7 @@ import pytest
 from rapidfuzz.distance import LCSseq
 from rapidfuzz.process import cdist
 
-from lab_hooks.checks import duplicates
+from lab_hooks.checks import duplicates, seedindex
 from lab_hooks.checks import similarity as sim
 from lab_hooks.checks.seedindex import SeedIndex, default_location
 from lab_hooks.cli import main
@@ -60,10 +60,14 @@ def taxonomy(tmp_path, monkeypatch, mtbench_home):
     return root
 
 
+ATTRIBUTION = "Title of work: Seeds\nLink to work: https://example.org\nLicense of the work: CC0-1.0\nCreator names: Alice\n"
+
+
 def write(root, rel, text):
     path = root / rel / "qna.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    (path.parent / "attribution.txt").write_text(ATTRIBUTION)
     return str(path.relative_to(root))
 
 
@@ -122,7 +126,13 @@ def test_low_diversity_warns_with_configured_floor(taxonomy, capsys):
     assert {f[2] for f in run_json(capsys, file)[1]} == {"LH601", "LH602"}
 
 
-def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys):
+@pytest.fixture
+def on_disk(monkeypatch):
+    """Keep the seed index on disk even for these small taxonomies."""
+    monkeypatch.setattr(seedindex, "ON_DISK_FROM", 0)
+
+
+def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys, on_disk):
     a = write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
     b_seeds = [("convert 37 DEGREES celsius to fahrenheit", "98.6 F."),
                ("Explain why the sky looks blue at sunset.", "Scattering."),
@@ -150,7 +160,14 @@ def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys):
     assert findings[0][3].endswith(" and 2 more") and findings[0][3].count("qna.yaml:7") == 3
 
 
-def test_damaged_index_is_rebuilt(taxonomy, capsys):
+def test_small_taxonomy_leaves_no_index_behind(taxonomy, capsys, mtbench_home):
+    write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
+    b = write(taxonomy, "compositional_skills/writing/freeform/b", skill(DIVERSE[0]))
+    assert [f[2] for f in run_json(capsys, b)[1]] == ["LH604"]
+    assert not default_location(taxonomy).exists()
+
+
+def test_damaged_index_is_rebuilt(taxonomy, capsys, on_disk):
     write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
     others = [("Which planet has the most moons?", "Saturn."), ("Spell 'necessary' backwards.", "yrassecen"),
               ("Is a tomato a fruit?", "Botanically, yes."), ("Recommend a board game for two.", "Patchwork.")]
@@ -182,6 +199,7 @@ def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsy
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
     for key, value in OFFLINE_PIP.items():
         monkeypatch.setenv(key, value)
+    duplicates._mtbench.cache_clear()  # read once per process: forget this process's copy
     seeds = DIVERSE + [(DIVERSE[0][0] + "!", "Again.")]
     file = write(taxonomy, "compositional_skills/writing/freeform/x", skill(*seeds))
     rc = main(["validate", file])

@@ -10,6 +10,7 @@ the evaluation set. All similarity is ROUGE-L as `rouge-score` computes it
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from statistics import fmean
 from typing import Iterator, Sequence
@@ -191,12 +192,23 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
                                                             f"of the seed at {named}{more}")
 
 
+@lru_cache(maxsize=1)
 def _mtbench() -> list[tuple[int, str, int, str]]:
-    """(question_id, category, turn number, text) of every MT-Bench turn."""
+    """(question_id, category, turn number, text) of every MT-Bench turn (pinned: read once)."""
     from lab_hooks.assets import mtbench_questions
 
     return [(q["question_id"], q.get("category", "?"), n, text)
             for q in mtbench_questions() for n, text in enumerate(q["turns"], 1)]
+
+
+@lru_cache(maxsize=4)
+def _mtbench_ngrams(n: int) -> dict[tuple[str, ...], int]:
+    """Every n-word run of an MT-Bench turn -> the first turn holding it."""
+    grams: dict[tuple[str, ...], int] = {}
+    for turn_i, (*_, text) in enumerate(_mtbench()):
+        for gram in sim.ngrams(sim.words(text), n):
+            grams.setdefault(gram, turn_i)
+    return grams
 
 
 @taxonomy_check
@@ -219,10 +231,7 @@ def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterato
     for ti, turn_i, score in sim.join([vocab.encode(t) for *_, t in texts],
                                       [vocab.encode(t) for *_, t in turns], limit):
         near.setdefault(ti, (score, turn_i))
-    turn_ngrams: dict[tuple[str, ...], int] = {}
-    for turn_i, (*_, text) in enumerate(turns):
-        for gram in sim.ngrams(sim.words(text), n):
-            turn_ngrams.setdefault(gram, turn_i)
+    turn_ngrams = _mtbench_ngrams(n)
     for ti, (leaf, pos, what, text) in enumerate(texts):
         words = sim.words(text)
         shared = next((g for g in (tuple(words[i:i + n]) for i in range(len(words) - n + 1))

@@ -35,6 +35,9 @@ CREATE TABLE norms(norm TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT N
 CREATE INDEX norms_norm ON norms(norm);
 CREATE INDEX norms_leaf ON norms(leaf);
 """
+# Smaller taxonomies are indexed in memory on each run: reading them is as
+# fast as keeping a database for them, and leaves nothing in LAB_HOME.
+ON_DISK_FROM = 100
 Seed = tuple[int, int, str, int]  # line, col, prompt, its number of ROUGE tokens
 
 
@@ -79,9 +82,8 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def open_index(root: Path, location: Path | None = None) -> sqlite3.Connection:
-    """The root's index database; in memory when LAB_HOME is unusable (correct, only slower)."""
-    location = location or default_location(root)
+def open_index(location: Path) -> sqlite3.Connection:
+    """The index database at `location`; in memory when that is unusable (correct, only slower)."""
     try:
         location.parent.mkdir(parents=True, exist_ok=True)
         return _connect(location)
@@ -131,7 +133,11 @@ class SeedIndex:
 
     def __init__(self, root: Path, location: Path | None = None):
         self.root = Path(root)
-        self.db = open_index(self.root, location)
+        self.files = scan(self.root)
+        if location is None and len(self.files) < ON_DISK_FROM:
+            self.db = _connect(":memory:")
+        else:
+            self.db = open_index(location or default_location(self.root))
         self.paths: dict[int, str] = {}
 
     def refresh(self, parsed: Mapping[str, Leaf] = {}) -> None:
@@ -140,7 +146,7 @@ class SeedIndex:
         Only files whose size or mtime changed are read; `parsed` holds leaves
         this run already has (the ones being checked), reused instead of re-read.
         """
-        files = scan(self.root)
+        files = self.files
         known = {path: (leaf_id, size, mtime) for leaf_id, path, size, mtime in
                  self.db.execute("SELECT id, path, size, mtime_ns FROM leaves")}
         stale: list[tuple[str, int, int, list[Seed]]] = []
