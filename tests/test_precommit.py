@@ -29,6 +29,8 @@ def test_pre_commit_try_repo(tmp_path):
         leaf.mkdir(parents=True)
         (leaf / "qna.yaml").write_text(content)
         shutil.copy(HAIKU / "attribution.txt", leaf)
+    # The bad leaf copies the good one's seeds on purpose: not what this test is about.
+    (taxonomy / ".lab-hooks.yaml").write_text("rules:\n  duplicate-across-leaves: off\n  similar-across-leaves: off\n")
     git(taxonomy, "init", "-q")
     git(taxonomy, "add", ".")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "GITHUB_ACTIONS": ""}

@@ -17,22 +17,22 @@ GOOD = textwrap.dedent("""\
           Kettle starts to sing,
           one hundred degrees at sea,
           steam climbs to the sky.
-      - question: Write a haiku about photosynthesis.
+      - question: Turn the way plants make sugar from sunlight into a haiku.
         answer: |
           Green leaves drink the sun,
           water and air turn to sugar,
           oxygen breathes out.
-      - question: Write a haiku about the speed of light.
+      - question: Could you capture the speed of light in seventeen syllables?
         answer: |
           Three hundred thousand
           kilometres each second,
           nothing travels faster.
-      - question: Write a haiku about tides.
+      - question: Give me a haiku on why the sea rises and falls twice a day.
         answer: |
           The moon pulls the sea,
           twice a day the waters rise,
           then slip back again.
-      - question: Write a haiku about volcanoes.
+      - question: Describe a volcano in haiku form.
         answer: |
           Deep under the crust
           molten rock waits and rises,
@@ -66,6 +66,7 @@ def test_clean_leaf_exits_0(repo, capsys):
 def test_bad_file_does_not_stop_the_others(repo, capsys):
     good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
     broken = leaf(repo, "compositional_skills/writing/freeform/broken/qna.yaml", "version: 3\nseed_examples: [\n")
+    (repo / ".lab-hooks.yaml").write_text("rules:\n  duplicate-across-leaves: off\n")  # good and bad: one leaf twice
     bad = leaf(repo, "compositional_skills/writing/freeform/bad/qna.yaml", GOOD.replace("created_by: alice", "created_by: 7"))
     assert main(["validate", broken, good, bad, "missing/qna.yaml"]) == 1
     out = capsys.readouterr().out.splitlines()
@@ -87,6 +88,8 @@ def test_json_format(repo, capsys):
     good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
     assert main(["validate", "--format", "json", good]) == 0
     out = json.loads(capsys.readouterr().out)
+    diversity = out["files"][0]["metrics"].pop("diversity")
+    assert 0.3 < diversity <= 1
     assert out == {"files": [{"file": good, "findings": [], "metrics": {}}], "errors": 0, "warnings": 0}
 
 
