@@ -15,6 +15,9 @@ the hook's latency on one changed leaf in a 2,000-leaf taxonomy, in one run.
    anchor is the same run with no index (every leaf parsed, as without it).
 
     .venv/bin/python bench/diversity.py [--budget 180]
+
+With --findings it prints instead what the checks find on the corpus (the
+numbers and examples of docs/validation.md's "Diversity and duplicates").
 """
 
 from __future__ import annotations
@@ -148,15 +151,74 @@ def hook_latency(rows: list[dict]) -> None:
               f"(every leaf parsed): {cold * 1000:.0f} ms")
 
 
+def findings(rows: list[dict]) -> None:
+    """What LH601-LH606 find: per version (within a leaf, MT-Bench), and across
+    the latest version of every leaf path taken as one taxonomy."""
+    import json
+    from collections import Counter
+
+    from lab_hooks.checks import duplicates
+    from lab_hooks.checks.context import Context
+    from lab_hooks.checks.registry import RULES
+    from lab_hooks.checks.seedindex import seed_prompt
+
+    verdicts = {}
+    with open(CORPUS / "anchor_verdicts.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            verdicts[row["tree"]] = not row["check_all_own_version"]["rc"]
+    per_code, accepted_codes, examples = Counter(), Counter(), {}
+    latest: dict[str, tuple[str, object]] = {}
+    parsed = 0
+    for row in sorted(rows, key=lambda r: r["first_commit_date"]):
+        try:
+            leaf = parse_leaf((CORPUS / row["tree"] / row["path"]).read_bytes(), row["path"])
+        except LeafError:
+            continue
+        parsed += 1
+        latest[row["path"]] = (row["tree"], leaf)
+        ctx = Context(CORPUS / row["tree"])
+        found = list(duplicates.check_within_leaf(leaf, ctx)) + list(duplicates.check_mtbench_contamination([leaf], ctx))
+        codes = {f.code for f in found if not hasattr(f, "value")}
+        per_code.update(codes)
+        if verdicts.get(row["tree"]):
+            accepted_codes.update(c for c in codes if RULES[c].severity == "error")
+        for f in found:
+            if getattr(f, "code", None) in ("LH601", "LH602", "LH606"):
+                examples.setdefault(f.code, []).append(f"{row['path']} ({row['tree'][6:]}): {f.line}: {f.message}")
+    print(f"{parsed} parseable versions; versions with each finding: {dict(sorted(per_code.items()))}")
+    print(f"InstructLab-accepted versions we reject, by code: {dict(sorted(accepted_codes.items()))}")
+    for code in ("LH601", "LH602", "LH606"):
+        for example in examples.get(code, [])[:: max(1, len(examples.get(code, [])) // 4)][:5]:
+            print(f"  {code} {example}")
+    # The latest version of each leaf path, as one taxonomy.
+    prompts = [(path, e.pos[0], seed_prompt(leaf, e)) for path, (_, leaf) in sorted(latest.items())
+               for e in leaf.examples if e.question.strip()]
+    near = [(i, j, s) for i, j, s in sim.near_duplicate_pairs([p for *_, p in prompts], THRESHOLD)
+            if prompts[i][0] != prompts[j][0]]
+    exact = [(i, j, s) for i, j, s in near if sim.normalize(prompts[i][2]) == sim.normalize(prompts[j][2])]
+    leaves = {frozenset((prompts[i][0], prompts[j][0])) for i, j, _ in near}
+    print(f"snapshot: {len(latest)} leaf paths, {len(prompts)} seeds; across leaves: {len(exact)} exact duplicate "
+          f"pairs, {len(near) - len(exact)} more near-duplicate pairs (ROUGE-L >= {THRESHOLD}), "
+          f"between {len(leaves)} pairs of leaves")
+    for i, j, s in (exact[:: max(1, len(exact) // 3)][:3] + [p for p in near if p not in exact][::40][:4]):
+        print(f"  {s:.2f} {prompts[i][0]}:{prompts[i][1]} {prompts[i][2][:70]!r}\n"
+              f"       {prompts[j][0]}:{prompts[j][1]} {prompts[j][2][:70]!r}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=180.0, help="seconds for the rouge-score brute force")
     parser.add_argument("--skip-hook", action="store_true", help="skip the hook-latency part")
+    parser.add_argument("--findings", action="store_true", help="print what the checks find on the corpus instead")
     args = parser.parse_args()
     if not (CORPUS / "index.tsv").is_file():
         print(f"corpus not found at {CORPUS}", file=sys.stderr)
         return 2
     rows = corpus_rows()
+    if args.findings:
+        findings(rows)
+        return 0
     questions = corpus_questions(rows)
     print(f"corpus: {len(rows)} versions, {len(questions)} seed questions, threshold ROUGE-L >= {THRESHOLD}")
 
