@@ -166,7 +166,7 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
     if not queries:
         return
     limit = ctx.threshold(NEAR_DUPLICATE)
-    index = SeedIndex(ctx.root)
+    index = SeedIndex(ctx.root, files=ctx.leaf_stats())
     try:
         index.refresh({leaf.path: leaf for leaf in leaves})
         matches = cross_leaf_matches(index, [(leaf.path, seed_prompt(leaf, e)) for leaf, e in queries], limit)

@@ -133,9 +133,10 @@ def scan(root: Path) -> dict[str, tuple[int, int]]:
 class SeedIndex:
     """The seed prompts of every leaf under a taxonomy root, kept current on disk."""
 
-    def __init__(self, root: Path, location: Path | None = None):
+    def __init__(self, root: Path, location: Path | None = None,
+                 files: Mapping[str, tuple[int, int]] | None = None):
         self.root = Path(root)
-        self.files = scan(self.root)
+        self.files = scan(self.root) if files is None else files  # path -> (size, mtime_ns)
         if location is None and len(self.files) < ON_DISK_FROM:
             self.db = _connect(":memory:")
         else:

@@ -80,7 +80,7 @@ def check_paraphrases(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Finding]
     except (ImportError, AssetError, OSError) as exc:
         yield UNAVAILABLE.at(leaves[0].file, (1, 1), f"semantic check not run: {' '.join(str(exc).split())}")
         return
-    index = SeedIndex(ctx.root)
+    index = SeedIndex(ctx.root, files=ctx.leaf_stats())
     try:
         index.refresh({leaf.path: leaf for leaf in leaves})
         seeds = index.seeds()
