@@ -97,7 +97,7 @@ def largest_size(texts: list[str], budget: float) -> int:
     """How many texts rouge-score can brute-force within the budget, from a timed sample."""
     sample = texts[:300]
     timer, _ = rouge_score_pass(sample)
-    per_pair = timer.wall / (len(sample) * (len(sample) - 1) / 2)
+    per_pair = timer.cpu / (len(sample) * (len(sample) - 1) / 2)  # CPU: steadier than wall on a shared machine
     n = int((2 * budget / per_pair) ** 0.5)
     return min(n, len(texts))
 
@@ -238,7 +238,8 @@ def main() -> int:
         findings(rows)
         return 0
     questions = corpus_questions(rows)
-    print(f"corpus: {len(rows)} versions, {len(questions)} seed questions, threshold ROUGE-L >= {THRESHOLD}")
+    print(f"corpus: {len(rows)} versions, {len(questions)} seed questions, threshold ROUGE-L >= {THRESHOLD}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     full = [our_pass(questions) for _ in range(3)]
     wall = statistics.median(t.wall for t, _ in full)
@@ -262,6 +263,7 @@ def main() -> int:
           f"(target >= 100x)")
     if not args.skip_hook:
         hook_latency(rows)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0 if same else 1
 
 
