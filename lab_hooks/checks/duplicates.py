@@ -54,8 +54,6 @@ def _line(example: Example) -> int:
     return example.pos[0]
 
 
-
-
 @leaf_check
 def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     examples = [e for e in leaf.examples if e.question.strip()]
@@ -81,7 +79,7 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     if diversity < floor:
         yield LOW_DIVERSITY.at(leaf.file, leaf.doc.key_marks.get(("seed_examples",), (1, 1)),
                                f"seeds are too alike: diversity {diversity:.2f} < {floor} "
-                               f"(mean pairwise 1 - ROUGE-L of {len(examples)} seeds' {what}s)")
+                               f"(mean pairwise 1 - ROUGE-L over {len(examples)} seeds)")
 
 
 def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], limit: float
