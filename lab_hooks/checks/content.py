@@ -79,7 +79,8 @@ def check_attribution(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
         yield NO_ATTRIBUTION.at(leaf.file, (1, 1), f"attribution.txt beside the leaf {problem}; it names the source's "
                                                    "title, link, license and creator")
         return
-    missing = [f for f in ATTRIBUTION_LABELS if f not in attribution_labels(leaf.attribution)]
+    named = attribution_labels(leaf.attribution)
+    missing = [f for f in ATTRIBUTION_LABELS if f not in named]
     if missing:
         yield ATTRIBUTION_FIELDS.at(leaf.file, (1, 1), f"attribution.txt does not name the {', '.join(missing)} "
                                                        "(lines like 'Title of work: ...', 'Link to work: ...', "
