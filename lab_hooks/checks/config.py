@@ -31,6 +31,7 @@ class Config:
     severities: dict[str, str] = field(default_factory=dict)  # code -> error|warning|off
     thresholds: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    semantic: bool = False  # `--semantic`: also run the checks that load an embedding model
 
     def severity(self, rule: Rule) -> str:
         return self.severities.get(rule.code, rule.severity)
