@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -173,6 +174,14 @@ def test_verify_finds_corruption_and_fix_removes_it(store, capsys):
     path = store.ensure(key, lambda out: [(out / n).write_text(n) for n in "abc"], kind="data")
     home = ["--home", str(store.home)]
     assert store_main(home + ["verify"]) == 0
+    store.record_put("r", 1)
+    store.set_ref("main/data", key)
+    capsys.readouterr()
+    assert store_main(home + ["ls"]) == 0
+    assert f"{key[:12]}  data" in capsys.readouterr().out
+    assert store_main(home + ["ls", "--format", "json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["artifacts"][0]["refs"] == ["main/data"] and listing["records"] == 1
     (path / "a").chmod(0o644)
     (path / "a").write_text("A")  # same size, other content
     (path / "b").unlink()
@@ -183,8 +192,11 @@ def test_verify_finds_corruption_and_fix_removes_it(store, capsys):
     assert store_main(home + ["verify", "--fix"]) == 1
     out = capsys.readouterr().out
     assert f"{key[:12]} a: content changed" in out and f"removed {key[:12]}" in out
-    assert store.get(key) is None and store_main(home + ["verify"]) == 0
+    assert store.get(key) is None
+    assert [p.message for p in store.verify()] == [
+        "ref main/data names nothing in the store (rebuild it or delete the ref)"]
     assert store.ensure(key, lambda out: [(out / n).write_text(n) for n in "abc"], kind="data").is_dir()
+    assert store_main(home + ["verify"]) == 0  # rebuilt under the same key: the ref is whole again
 
 
 def test_gc_keeps_refs_recent_runs_and_recent_artifacts(store, capsys):

@@ -348,6 +348,9 @@ class Store:
                 out[key] = json.loads(value)
         return out
 
+    def record_count(self) -> int:
+        return self._db().execute("SELECT count(*) FROM records").fetchone()[0]
+
     def record_put(self, key: str, value: Any) -> None:
         self.record_put_many({key: value})
 
