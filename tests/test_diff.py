@@ -134,8 +134,10 @@ def test_head_leaves_come_from_blobs_not_the_checkout(repo):
                   "compositional_skills/writing/poems/attribution.txt": "Title: new\n"})
     git(repo, "checkout", "-q", "main")
     write(repo, {"compositional_skills/writing/jokes/qna.yaml": "not: what the PR says\n"})
+    before = (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"))
     diff = diff_taxonomy(repo, "main", "pr")
     leaves = {c.path: diff.read_leaf(c) for c in diff.leaves}
+    assert (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD")) == before  # nothing checked out
     jokes = leaves["compositional_skills/writing/jokes/qna.yaml"]
     assert jokes.task_description == "pr jokes" and jokes.examples[0].pos == (5, 15)
     assert leaves["compositional_skills/writing/poems/qna.yaml"].attribution == "Title: new\n"
