@@ -263,3 +263,13 @@ def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, caps
     assert validate_main(["--base", "no-such-ref"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1
+
+
+def test_cli_warns_when_the_taxonomy_is_not_at_the_root(repo, capsys):
+    commit(repo, {"taxonomy/compositional_skills/a/qna.yaml": skill("a")})
+    git(repo, "rm", "-rq", "compositional_skills", "knowledge", "foundational_skills")
+    assert diff_main(["--repo", str(repo), "--base", "main"]) == 0
+    assert "pass --root with the taxonomy's folder" in capsys.readouterr().err
+    assert diff_main(["--repo", str(repo), "--base", "main", "--root", "taxonomy"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("A  taxonomy/compositional_skills/a/qna.yaml") and not captured.err
