@@ -1,0 +1,34 @@
+"""The run store: everything lab-hooks computes, keyed by what determines it.
+
+    from lab_hooks.store import Store, artifact_key
+
+    store = Store()                       # LAB_HOME/store; Store(path) elsewhere
+    key = artifact_key("sdg", leaf=leaf.blob_sha, pipeline=sha256_tree(pipeline_dir),
+                       teacher="embedded:smollm2-135m-instruct", seed=42)
+
+Directory artifacts (generated data, checkpoints, eval results), immutable once made:
+    store.get(key) -> Path | None                   only complete artifacts
+    store.ensure(key, build_fn, kind=, meta=) -> Path
+        computes once across processes: build_fn(tmpdir) writes the files; others wait
+    with store.build(key, kind=, meta=) as tmpdir:  always runs the body; registered
+        atomically on clean exit (fsync, rename, THEN the manifest row)
+JSON records (fine-grained results: one SDG sample, one judgment), transactional:
+    store.record_get(key) / record_get_many(keys) / record_put(key, value) / record_put_many({...})
+Refs, the names of what is current ("main/checkpoint", "pr/12/checkpoint"):
+    store.get_ref(name) / refs(prefix) / set_ref(name, key) / delete_refs(*names)
+    store.set_refs({"main/checkpoint": c, "main/replay": r}, expect={...})  one transaction
+Runs, so gc keeps what recent jobs used:
+    with store.run("pr", {"pr": 12}) as run: run.use(key, ...)
+Maintenance (`lab-hooks store ls|verify|gc`): store.verify() -> [Problem], store.gc(keep_days).
+
+Keys of artifacts are sha256 hex (`artifact_key`); record keys are any string
+(use `artifact_key` too, so they say what determined them).
+"""
+
+from lab_hooks.store.keys import artifact_key, canonical_json, sha256_file, sha256_tree
+from lab_hooks.store.store import Artifact, GcReport, Problem, Run, Store, StoreError
+
+__all__ = [
+    "Artifact", "GcReport", "Problem", "Run", "Store", "StoreError",
+    "artifact_key", "canonical_json", "sha256_file", "sha256_tree",
+]

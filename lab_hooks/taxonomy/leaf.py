@@ -77,6 +77,7 @@ class Leaf:
     attribution: str | None
     blob_sha: str
     doc: Document = field(repr=False, compare=False)
+    text: str = field(default="", repr=False, compare=False)  # the decoded file, for line-based lint
 
     @property
     def name(self) -> str:
@@ -95,7 +96,7 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def build_leaf(doc: Document, file: str, content: bytes, attribution: str | None = None) -> Leaf:
+def build_leaf(doc: Document, file: str, content: bytes, attribution: str | None = None, text: str = "") -> Leaf:
     """A Leaf from a parsed document; tolerant of schema errors (the checks report those)."""
     path, kind = taxonomy_path(file)
     data = doc.data if isinstance(doc.data, dict) else {}
@@ -136,4 +137,5 @@ def build_leaf(doc: Document, file: str, content: bytes, attribution: str | None
         attribution=attribution,
         blob_sha=git_blob_sha(content),
         doc=doc,
+        text=text,
     )

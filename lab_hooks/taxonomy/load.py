@@ -47,9 +47,11 @@ def parse_leaf(content: bytes, file: str, attribution: str | None = None) -> Lea
         doc = load(text)
     except YamlError as exc:
         raise LeafError("LH003", exc.message, exc.pos) from None
+    if doc.data is None:
+        raise LeafError("LH004", "no YAML document (only comments or blank lines)")
     if not isinstance(doc.data, dict):
         raise LeafError("LH005", f"top level is a {type(doc.data).__name__}, expected a mapping")
-    return build_leaf(doc, file, content, attribution)
+    return build_leaf(doc, file, content, attribution, text)
 
 
 def read_bounded(path: Path, limit: int = MAX_LEAF_BYTES) -> bytes:

@@ -1,0 +1,108 @@
+"""Run every registered check over a set of leaf files and collect one report.
+
+A file that cannot be read or parsed gets one finding and the run goes on; a
+check that crashes is an internal error for that file only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from lab_hooks.checks.config import Config
+from lab_hooks.checks.context import Context
+from lab_hooks.checks.findings import OFF, Finding, Metric
+from lab_hooks.checks.registry import LEAF_CHECKS, RULES, TAXONOMY_CHECKS, load_checks
+from lab_hooks.taxonomy.leaf import Leaf, taxonomy_path
+from lab_hooks.taxonomy.load import LeafError, parse_leaf, read_attribution, read_bounded
+
+
+@dataclass
+class Report:
+    files: list[str]
+    findings: list[Finding] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    internal_errors: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(f.is_error for f in self.findings)
+
+
+def _taxonomy_name(file: Path, root: Path) -> str:
+    """The file's path below the root when it is inside it, else as given."""
+    rel = os.path.relpath(os.path.abspath(file), os.path.abspath(root))
+    return file.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+
+
+def load_for_check(file: str, root: Path) -> Leaf:
+    """Read and parse one leaf; `Leaf.file` stays as given so diagnostics point at it."""
+    path = Path(file)
+    leaf = parse_leaf(read_bounded(path), _taxonomy_name(path, root), read_attribution(path))
+    return dataclasses.replace(leaf, file=file)
+
+
+def find_root(files: Sequence[str]) -> Path:
+    """The taxonomy root: the folder holding the first file's top-level tree
+    (compositional_skills/, knowledge/, ...), else the current directory."""
+    for file in files:
+        path = Path(file).absolute()
+        rel, kind = taxonomy_path(path.as_posix())
+        if kind is not None:
+            return Path(*path.parts[: len(path.parts) - len(rel.split("/"))])
+    return Path(".")
+
+
+def check_files(files: Sequence[str], root: str | Path | None = None, config: Config | None = None) -> Report:
+    """Check the files; `root` is the taxonomy root (found from the files when None)."""
+    load_checks()
+    ctx = Context(Path(root) if root is not None else find_root(files), config or Config())
+    report = Report(files=list(files))
+    raw: list[Finding | Metric] = []
+    for file in files:
+        try:
+            ctx.checked.append(load_for_check(file, ctx.root))
+        except LeafError as exc:
+            raw.append(RULES[exc.code].at(file, exc.pos, exc.message))
+    for leaf in ctx.checked:
+        for check in LEAF_CHECKS:
+            raw += _run(check, report, leaf.file, leaf, ctx)
+    for check in TAXONOMY_CHECKS:
+        raw += _run(check, report, "(taxonomy)", ctx.checked, ctx)
+    for item in raw:
+        if isinstance(item, Metric):
+            report.metrics.append(item)
+            continue
+        severity = ctx.config.severity(RULES[item.code])
+        if severity != OFF:
+            report.findings.append(item if severity == item.severity else dataclasses.replace(item, severity=severity))
+    return report
+
+
+def _run(check, report: Report, where: str, *args) -> list[Finding | Metric]:
+    try:
+        return list(check(*args))
+    except Exception as exc:  # a bug in one check must not hide the other files' results
+        report.internal_errors.append(f"{where}: check {check.__module__}.{check.__name__} crashed: "
+                                      f"{type(exc).__name__}: {exc}")
+        return []
+
+
+def expand(paths: Iterable[str]) -> list[str]:
+    """Files to check from CLI arguments: directories become the leaves under
+    them, an attribution.txt stands for the leaf beside it; order kept, no repeats."""
+    out: dict[str, None] = {}
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir() and not path.is_symlink():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames.sort()
+                out.update((os.path.join(dirpath, n), None) for n in sorted(filenames) if n in ("qna.yaml", "qna.yml"))
+        elif path.name == "attribution.txt":
+            out.update((str(path.parent / n), None) for n in ("qna.yaml", "qna.yml") if (path.parent / n).exists())
+        else:
+            out[arg] = None
+    return list(out)

@@ -1,0 +1,90 @@
+"""What checks report, and the three ways `lab-hooks validate` prints it.
+
+A `Finding` is one diagnostic at a file:line:col; a `Metric` is a per-file
+figure (e.g. a diversity score) that only the JSON output carries. Keeping the
+formatting here, apart from the checks, lets every stage print findings the
+same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+ERROR, WARNING, OFF = "error", "warning", "off"
+SEVERITIES = (ERROR, WARNING, OFF)
+FORMATS = ("text", "github", "json")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    file: str
+    line: int
+    col: int
+    code: str
+    severity: str  # "error" or "warning"
+    message: str
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def text(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.severity} {self.code} {self.message}"
+
+    def github(self) -> str:
+        """A GitHub Actions workflow command that annotates the line in the PR."""
+        props = ",".join(f"{k}={_escape_property(str(v))}" for k, v in
+                         (("file", self.file), ("line", self.line), ("col", self.col), ("title", self.code)))
+        return f"::{self.severity} {props}::{_escape_data(f'{self.code} {self.message}')}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named per-file figure, reported in `--format json` only."""
+
+    file: str
+    name: str
+    value: Any
+
+
+def _escape_data(s: str) -> str:
+    # https://github.com/actions/toolkit/blob/main/packages/core/src/command.ts
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(s: str) -> str:
+    return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def summary_line(findings: Iterable[Finding], files: int) -> str:
+    findings = list(findings)
+    errors = sum(f.is_error for f in findings)
+    warnings = len(findings) - errors
+    return f"{files} file{'s' * (files != 1)} checked: {errors} error{'s' * (errors != 1)}, " \
+           f"{warnings} warning{'s' * (warnings != 1)}"
+
+
+def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterable[Metric] = ()) -> str:
+    """The whole report in one of FORMATS; findings sorted by file, line, col."""
+    findings = sorted(findings)
+    if fmt == "text":
+        return "\n".join(f.text() for f in findings)
+    if fmt == "github":
+        return "\n".join(f.github() for f in findings)
+    if fmt == "json":
+        per_file: dict[str, dict[str, Any]] = {f: {"file": f, "findings": [], "metrics": {}} for f in files}
+        for finding in findings:
+            entry = per_file.setdefault(finding.file, {"file": finding.file, "findings": [], "metrics": {}})
+            entry["findings"].append({k: v for k, v in asdict(finding).items() if k != "file"})
+        for metric in metrics:
+            per_file.setdefault(metric.file, {"file": metric.file, "findings": [], "metrics": {}})
+            per_file[metric.file]["metrics"][metric.name] = metric.value
+        errors = sum(f.is_error for f in findings)
+        return json.dumps({
+            "files": list(per_file.values()),
+            "errors": errors,
+            "warnings": len(findings) - errors,
+        }, indent=2, ensure_ascii=False)
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

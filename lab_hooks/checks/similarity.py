@@ -1,0 +1,236 @@
+"""ROUGE-L near-duplicate engine over plain strings: exact, and fast at taxonomy scale.
+
+Scores equal Google's `rouge-score` (default tokenizer, no stemming) bit for bit:
+same tokens, LCS from rapidfuzz's C++ `LCSseq`, the same float arithmetic for F.
+The all-pairs passes return exactly the pairs brute force returns: candidates come
+from an exact filter, never a probabilistic one. Since LCS(a, b) <= |a ∩ b| (token
+multisets) and F = 2·LCS / (|a| + |b|), a pair with F >= t needs a length ratio
+within t / (2 - t) and a multiset overlap >= t·(|a| + |b|) / 2; prefix filtering
+over an inverted index (Chaudhuri et al. 2006, Bayardo et al. 2007) finds every
+pair with that overlap. Only candidates get an LCS.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from itertools import combinations, count
+from typing import Iterable, Sequence
+
+from rapidfuzz.distance import LCSseq
+from rapidfuzz.process import extract
+
+_ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+# Bounds use a threshold lowered by this much, so that float rounding in F can
+# never make a filter drop a pair that the exact score keeps.
+_SLACK = 1e-9
+# Below this many query x reference pairs a plain scan in rapidfuzz's C++ loop
+# is faster than building an index (the hook's case: one leaf against a tree).
+_SCAN_PAIRS = 2_000_000
+
+Tokens = Sequence[int]
+Pair = tuple[int, int, float]
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """`rouge_score.tokenize.tokenize(text, None)`: lower-case, runs of [a-z0-9]."""
+    return _ROUGE_TOKEN.findall(text.lower())
+
+
+def normalize(text: str) -> str:
+    """Text for exact-duplicate checks: case, whitespace and punctuation folded away."""
+    return " ".join(_PUNCTUATION.sub("", text.casefold()).split())
+
+
+def words(text: str) -> list[str]:
+    """Case-folded words of any script, for n-gram overlap."""
+    return _WORD.findall(text.casefold())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def fmeasure(lcs: int, len_a: int, len_b: int) -> float:
+    """ROUGE-L F from an LCS length, with rouge-score's own float arithmetic."""
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len_a, lcs / len_b
+    return 2 * precision * recall / (precision + recall)
+
+
+class Vocabulary:
+    """Token -> int, so LCS compares exact ints (no hash collisions).
+
+    Ids are unique but not contiguous: a new token takes the next value of a
+    counter, which lets `setdefault` run over a whole list in C.
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self._fresh = count()
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_tokens(rouge_tokens(text))
+
+    def encode_tokens(self, tokens: Iterable[str]) -> list[int]:
+        return list(map(self.ids.setdefault, tokens, self._fresh))
+
+
+def rouge_l(a: str, b: str) -> float:
+    """ROUGE-L F-measure of two strings, as `rouge_score` computes it."""
+    vocab = Vocabulary()
+    return rouge_l_tokens(vocab.encode(a), vocab.encode(b))
+
+
+def rouge_l_tokens(a: Tokens, b: Tokens) -> float:
+    """ROUGE-L F-measure of two token-id sequences."""
+    return fmeasure(LCSseq.similarity(a, b), len(a), len(b)) if a and b else 0.0
+
+
+def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> list[Pair]:
+    """Every (i, j, F) with i < j and ROUGE-L F(texts[i], texts[j]) >= threshold."""
+    vocab = Vocabulary()
+    return self_join([vocab.encode(t) for t in texts], threshold)
+
+
+def near_duplicates(queries: Sequence[str], references: Sequence[str], threshold: float) -> list[Pair]:
+    """Every (query index, reference index, F) with ROUGE-L F >= threshold."""
+    vocab = Vocabulary()
+    return join([vocab.encode(t) for t in queries], [vocab.encode(t) for t in references], threshold)
+
+
+def pairwise_scores(seqs: Sequence[Tokens]) -> list[Pair]:
+    """F of every pair i < j, by brute force: for small sets such as one leaf."""
+    return [(i, j, rouge_l_tokens(a, b)) for (i, a), (j, b) in combinations(enumerate(seqs), 2)]
+
+
+def _check(threshold: float) -> float:
+    if not 0 < threshold <= 1:
+        raise ValueError(f"ROUGE-L threshold must be in (0, 1], got {threshold}")
+    return threshold - _SLACK
+
+
+def _min_overlap(length: int, t: float) -> int:
+    """The least overlap a record of this length needs with a partner of any length."""
+    return max(1, math.ceil(length * t / (2 - t)))
+
+
+def _group(seqs: Sequence[Tokens]) -> dict[tuple[int, ...], list[int]]:
+    """Identical non-empty token sequences, each with the indexes holding it."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, seq in enumerate(seqs):
+        if seq:
+            groups.setdefault(tuple(seq), []).append(i)
+    return groups
+
+
+class _Ordered:
+    """Records as token multisets sorted by a global rarest-first order.
+
+    A multiset becomes a set of (token, occurrence) elements, so set overlap is
+    multiset overlap; rare elements first keep prefixes selective.
+    """
+
+    def __init__(self, records: Sequence[tuple[int, ...]]):
+        width = max((max(r) for r in records if r), default=0) + 1
+        element_sets = []
+        for record in records:
+            seen: Counter[int] = Counter()
+            elements = []
+            for tok in record:
+                elements.append(tok + seen[tok] * width)
+                seen[tok] += 1
+            element_sets.append(elements)
+        frequency = Counter(e for elements in element_sets for e in elements)
+        rank = {e: r for r, (e, _) in enumerate(sorted(frequency.items(), key=lambda kv: (kv[1], kv[0])))}
+        self.sorted = [sorted(elements, key=rank.__getitem__) for elements in element_sets]
+
+
+def self_join(seqs: Sequence[Tokens], threshold: float) -> list[Pair]:
+    """`near_duplicate_pairs` over token-id sequences; pairs sorted (i, j)."""
+    t = _check(threshold)
+    groups = _group(seqs)
+    records = list(groups)
+    pairs: list[Pair] = [(i, j, 1.0) for members in groups.values() for i, j in combinations(members, 2)]
+    order = sorted(range(len(records)), key=lambda r: len(records[r]))
+    elements = _Ordered(records).sorted
+    index: dict[int, list[int]] = {}
+    for x in order:
+        rec, n = records[x], len(records[x])
+        shortest = math.ceil(n * t / (2 - t))
+        candidates = set()
+        for e in elements[x][: n - _min_overlap(n, t) + 1]:
+            for y in index.get(e, ()):
+                candidates.add(y)
+        for y in candidates:
+            other = records[y]
+            if len(other) < shortest:
+                continue
+            score = fmeasure(LCSseq.similarity(rec, other), n, len(other))
+            if score >= threshold:
+                pairs.extend(
+                    (min(i, j), max(i, j), score) for i in groups[rec] for j in groups[other]
+                )
+        # Later records are at least as long, so a pair needs overlap >= t·n.
+        for e in elements[x][: n - max(1, math.ceil(n * t)) + 1]:
+            index.setdefault(e, []).append(x)
+    pairs.sort()
+    return pairs
+
+
+def join(queries: Sequence[Tokens], references: Sequence[Tokens], threshold: float) -> list[Pair]:
+    """`near_duplicates` over token-id sequences; pairs sorted (query, reference)."""
+    t = _check(threshold)
+    if len(queries) * len(references) <= _SCAN_PAIRS:
+        pairs = _scan(queries, references, threshold, t)
+    else:
+        pairs = _indexed_join(queries, references, threshold, t)
+    pairs.sort()
+    return pairs
+
+
+def _scan(queries: Sequence[Tokens], references: Sequence[Tokens], threshold: float, t: float) -> list[Pair]:
+    """Each query against every reference in rapidfuzz's C++ loop, cut at the least LCS."""
+    pairs: list[Pair] = []
+    refs = [r if r else None for r in references]  # rapidfuzz skips None choices
+    for qi, query in enumerate(queries):
+        if not query:
+            continue
+        m = len(query)
+        for _, lcs, ri in extract(query, refs, scorer=LCSseq.similarity, processor=None,
+                                   score_cutoff=_min_overlap(m, t), limit=None):
+            score = fmeasure(lcs, m, len(references[ri]))
+            if score >= threshold:
+                pairs.append((qi, ri, score))
+    return pairs
+
+
+def _indexed_join(queries: Sequence[Tokens], references: Sequence[Tokens], threshold: float,
+                  t: float) -> list[Pair]:
+    """Prefix filtering: both sides' prefixes under one global order must meet."""
+    qgroups, rgroups = _group(queries), _group(references)
+    qrecs, rrecs = list(qgroups), list(rgroups)
+    elements = _Ordered(qrecs + rrecs).sorted
+    index: dict[int, list[int]] = {}
+    for y, rec in enumerate(rrecs):
+        for e in elements[len(qrecs) + y][: len(rec) - _min_overlap(len(rec), t) + 1]:
+            index.setdefault(e, []).append(y)
+    pairs: list[Pair] = []
+    for x, rec in enumerate(qrecs):
+        m = len(rec)
+        shortest, longest = m * t / (2 - t), m * (2 - t) / t
+        candidates = set()
+        for e in elements[x][: m - _min_overlap(m, t) + 1]:
+            candidates.update(index.get(e, ()))
+        for y in candidates:
+            other = rrecs[y]
+            if not shortest <= len(other) <= longest:
+                continue
+            score = fmeasure(LCSseq.similarity(rec, other), m, len(other))
+            if score >= threshold:
+                pairs.extend((i, j, score) for i in qgroups[rec] for j in rgroups[other])
+    return pairs

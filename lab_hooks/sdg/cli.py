@@ -1,0 +1,183 @@
+"""`lab-hooks generate` and `lab-hooks preview`: synthetic data for leaves, from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
+
+EMBEDDED = "embedded:smollm2-135m-instruct"
+
+
+def _err(message: str) -> None:
+    print(f"lab-hooks: {message}", file=sys.stderr)
+
+
+def _load_leaves(paths: list[str], root: Path) -> list:
+    from lab_hooks.taxonomy.load import LeafError, load_leaf_file
+
+    leaves, bad = [], False
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            path = path / "qna.yaml"
+        try:
+            leaves.append(load_leaf_file(path, root))
+        except LeafError as exc:
+            print(f"{path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}", file=sys.stderr)
+            bad = True
+    return leaves if not bad else []
+
+
+def _changed_leaves(repo: Path, base: str, head: str | None) -> list:
+    """The leaves added, modified or renamed on head since it forked from base (read from blobs)."""
+    from lab_hooks.diff import diff_taxonomy
+    from lab_hooks.taxonomy.load import LeafError
+
+    diff = diff_taxonomy(repo, base, head)
+    leaves = []
+    for change in diff.leaves:
+        if change.status == "deleted":
+            continue
+        try:
+            leaves.append(diff.read_leaf(change))
+        except LeafError as exc:
+            print(f"{change.path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}", file=sys.stderr)
+    for skipped in diff.skipped:
+        print(f"{skipped.path}: skipped ({skipped.reason})", file=sys.stderr)
+    return leaves
+
+
+def _summary(r: LeafResult) -> str:
+    if r.status == "ok":
+        tokens = sum(r.stats["teacher_tokens"].values())
+        return (f"ok     {r.leaf}: {r.accepted} accepted of {r.candidates} candidates "
+                f"({100 * r.stats['acceptance_rate']:.1f}%), {tokens} teacher tokens")
+    if r.status == "empty":
+        return f"EMPTY  {r.leaf}: {r.message}"
+    return f"ERROR  {r.leaf}: {r.message}"
+
+
+def _report(result: GenerateResult, out: Path, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({
+            "leaves": [{k: (str(v) if isinstance(v, Path) else v) for k, v in r.__dict__.items()} for r in result.leaves],
+            "mixes": {k: str(v) for k, v in result.mixes.items()},
+            "teacher_calls": result.calls, "seconds": round(result.seconds, 3),
+        }, indent=2))
+        return
+    for r in result.leaves:
+        print(_summary(r))
+    for kind, path in result.mixes.items():
+        print(f"{kind} mix: {path} (recipe {result.recipes[kind].name})")
+    print(f"{len(result.leaves)} leaves, {result.calls} teacher calls this run, {result.seconds:.1f} s -> {out}")
+
+
+def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None = None) -> GenerateResult:
+    from lab_hooks.sdg.generate import generate_leaves
+    from lab_hooks.store import Store
+
+    store = Store()
+    try:
+        return generate_leaves(
+            leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
+            max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(), mix_config=mix,
+            progress=progress,
+        )
+    finally:
+        store.close()
+
+
+def _common(p: argparse.ArgumentParser, samples: int) -> None:
+    p.add_argument("--teacher", default=EMBEDDED, help=f"model spec of the teacher/judge (default {EMBEDDED})")
+    p.add_argument("--samples-per-seed", type=int, default=samples, metavar="N")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same data)")
+    p.add_argument("--max-tokens", type=int, default=None, metavar="N", help="cap every step's max_tokens")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="conversations per teacher call (default: the pipeline's)")
+    p.add_argument("--taxonomy", default=".", metavar="DIR", help="taxonomy root (default: .)")
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="lab-hooks generate", description="Synthetic data for changed or given leaves.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--base", metavar="REF", help="generate for the leaves changed since REF (merge-base)")
+    which.add_argument("--leaf", nargs="+", metavar="PATH", help="qna.yaml files (or their directories)")
+    p.add_argument("--head", metavar="REF", help="with --base: the PR head (default: the working tree)")
+    p.add_argument("--out", default="lab-hooks-data", metavar="DIR", help="output directory")
+    p.add_argument("--skills-ratio", type=float, default=1.0, help="mix: samples per skills leaf = ratio x accepted")
+    p.add_argument("--knowledge-ratio", type=float, default=1.0)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--no-progress", action="store_true")
+    _common(p, 5)
+    args = p.parse_args(argv)
+    if args.head and not args.base:
+        p.error("--head needs --base")
+    if args.samples_per_seed < 1 or min(args.skills_ratio, args.knowledge_ratio) < 0:
+        p.error("--samples-per-seed must be >= 1 and ratios >= 0")
+    root = Path(args.taxonomy)
+    try:
+        leaves = _changed_leaves(root, args.base, args.head) if args.base else _load_leaves(args.leaf, root)
+    except Exception as exc:  # the diff's own errors carry their one-line message
+        _err(str(exc))
+        return 2
+    if not leaves:
+        if args.leaf:
+            return 1
+        print("no changed leaves")
+        return 0
+    out = Path(args.out)
+    try:
+        result = _run(leaves, args, out, progress=not args.no_progress,
+                      mix=MixConfig(skills_ratio=args.skills_ratio, knowledge_ratio=args.knowledge_ratio))
+    except (ValueError, OSError) as exc:
+        _err(str(exc))
+        return 2
+    _report(result, out, args.format == "json")
+    return result.exit_code
+
+
+def preview(argv: list[str]) -> int:
+    """A few samples for one leaf on the embedded model, with why the others were dropped."""
+    p = argparse.ArgumentParser(prog="lab-hooks preview", description="A quick local look at generated samples for one leaf.")
+    p.add_argument("path", help="the leaf's qna.yaml (or its directory)")
+    p.add_argument("--seeds", type=int, default=3, help="use only the first N seeds (default 3)")
+    _common(p, 2)
+    p.set_defaults(max_tokens=96)
+    args = p.parse_args(argv)
+    leaves = _load_leaves([args.path], Path(args.taxonomy))
+    if not leaves:
+        return 1
+    import dataclasses
+    import tempfile
+
+    leaf = leaves[0]
+    leaf = dataclasses.replace(leaf, examples=_first_seeds(leaf, args.seeds))
+    with tempfile.TemporaryDirectory(prefix="lab-hooks-preview-") as tmp:
+        result = _run([leaf], args, Path(tmp), progress=sys.stderr.isatty())
+        r = result.leaves[0]
+        print(_summary(r))
+        if r.records is not None:
+            for line in r.records.read_text(encoding="utf-8").splitlines():
+                rec = json.loads(line)
+                print(f"\n--- sample {rec['unit']}: {rec['status']}"
+                      + (f" by {rec['dropped_by']}" if rec["dropped_by"] else ""))
+                for key in ("context", "question", "answer"):
+                    if key in rec["fields"]:
+                        print(f"{key}: {rec['fields'][key]}")
+                for t in rec["trace"]:
+                    if "score" in t or t["verdict"] != "kept":
+                        detail = t.get("reason") or t.get("raw", "").strip().replace("\n", " ")[:80]
+                        print(f"  {t['step']}: {t['verdict']} {t.get('score', '')} {detail!r}")
+    return 0 if r.ok else 1
+
+
+def _first_seeds(leaf, n: int) -> tuple:
+    """The examples of the first `n` seeds (knowledge: of the first n contexts)."""
+    if leaf.contexts and leaf.kind and not leaf.kind.is_skill:
+        keep = set(leaf.contexts[:n])
+        return tuple(e for e in leaf.examples if e.context in keep)
+    return leaf.examples[:n]

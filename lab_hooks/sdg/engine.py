@@ -1,0 +1,250 @@
+"""The engine: runs one pipeline over one leaf's seeds, one step at a time.
+
+Units of work are (leaf blob, seed, stage, sample index): each LLM call's
+completions are kept in a `UnitCache` under a key that hashes everything that
+determines them (pipeline file, teacher spec, run seed, leaf blob, the rendered
+conversation, the sampling parameters). Calls go to the teacher in fixed batches
+whose membership depends only on those inputs, and a batch's results are written
+as soon as it returns: after a kill -9, a rerun finds what was written, sends the
+same batches for the rest, and ends with the same samples as an uninterrupted
+run. A run that finds every unit cached calls the teacher zero times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lab_hooks.models.types import Backend, Completion, SamplingParams
+from lab_hooks.sdg.pipeline import Pipeline, Step
+from lab_hooks.store.keys import artifact_key
+
+
+class UnitCache(Protocol):
+    """What the engine needs of `lab_hooks.store.Store`: its small JSON records."""
+
+    def record_get_many(self, keys: list[str]) -> dict[str, dict]: ...
+
+    def record_put_many(self, items: dict[str, dict]) -> None: ...
+
+
+class CountingBackend:
+    """The teacher, counting what this process actually asked of it."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.spec = backend.spec
+        self.calls = 0  # chat() invocations
+        self.conversations = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.seconds = 0.0
+
+    def chat(self, conversations: list, params: SamplingParams) -> list[list[Completion]]:
+        start = time.perf_counter()
+        out = self.backend.chat(conversations, params)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        self.conversations += len(conversations)
+        for completions in out:
+            for c in completions:
+                self.prompt_tokens += c.prompt_tokens
+                self.completion_tokens += c.completion_tokens
+        return out
+
+    def __getattr__(self, name: str):  # tokenizer and friends of the wrapped backend
+        return getattr(self.backend, name)
+
+
+@dataclass
+class Sample:
+    seed: int  # index of the seed (skills: seed example; knowledge: document chunk)
+    index: tuple[int, ...]  # which child at each expanding step
+    fields: dict[str, str]
+    trace: list[dict] = field(default_factory=list)  # per step: raw text, parsed score, verdict
+    dropped_by: str | None = None
+
+    @property
+    def unit(self) -> str:
+        return ".".join(map(str, (self.seed, *self.index)))
+
+
+@dataclass
+class StepStats:
+    inputs: int = 0
+    candidates: int = 0  # completions received (inputs x n for generate)
+    passed: int = 0
+    unparseable: int = 0
+    rejected: int = 0  # parsed, but the judge's score or dedup said no
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PipelineRun:
+    samples: list[Sample]  # every sample that ever existed, in unit order
+    steps: dict[str, StepStats]
+    prompt_tokens: int = 0  # teacher tokens behind these samples (cached or not)
+    completion_tokens: int = 0
+
+    @property
+    def accepted(self) -> list[Sample]:
+        return [s for s in self.samples if s.dropped_by is None]
+
+
+EXPANDED = "(expanded)"
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class Engine:
+    pipeline: Pipeline
+    teacher: CountingBackend
+    cache: UnitCache
+    samples_per_seed: int = 3
+    seed: int = 0
+    max_tokens: int | None = None  # caps every step's max_tokens (previews, tests)
+    batch_size: int | None = None  # overrides the pipeline's (part of what determines samples)
+    progress: bool = False
+
+    def params(self, step: Step, batch: int) -> SamplingParams:
+        n = self.samples_per_seed if step.n == "samples_per_seed" else step.n
+        max_tokens = min(step.max_tokens, self.max_tokens) if self.max_tokens else step.max_tokens
+        batch_seed = int(_digest([self.seed, step.name, batch])[:8], 16) & 0x7FFFFFFF
+        return SamplingParams(temperature=step.temperature, max_tokens=max_tokens, n=n, seed=batch_seed)
+
+    def run(self, seeds: list[dict], *, leaf_blob: str, references: list[str], label: str = "") -> PipelineRun:
+        """All steps over `seeds`; `references` are the leaf's seed texts dedup must not repeat."""
+        samples = [Sample(i, (), dict(s)) for i, s in enumerate(seeds)]
+        run = PipelineRun(samples=list(samples), steps={})
+        alive = samples
+        for step in self.pipeline.steps:
+            stats = run.steps.setdefault(step.name, StepStats(inputs=len(alive)))
+            if step.type == "dedup":
+                alive = self._dedup(step, alive, references, stats)
+            else:
+                completions = self._complete(step, alive, leaf_blob, run, label)
+                alive = self._apply(step, alive, completions, run, stats)
+        run.samples = sorted((s for s in run.samples if s.dropped_by != EXPANDED), key=lambda s: (s.seed, s.index))
+        return run
+
+    def _complete(self, step: Step, alive: list[Sample], leaf_blob: str, run: PipelineRun, label: str) -> list[list[dict]]:
+        """Completions for each alive sample, from the cache or the teacher, batch by batch."""
+        size = self.batch_size or self.pipeline.batch_size
+        results: list[list[dict]] = []
+        bar = _bar(len(alive), f"{label} {step.name}".strip(), self.progress)
+        for b, start in enumerate(range(0, len(alive), size)):  # fixed batches: same inputs, same batches
+            batch = alive[start:start + size]
+            params = self.params(step, b)
+            conversations = [step.render(s.fields) for s in batch]
+            keys = [
+                artifact_key("sdg-unit", leaf=leaf_blob, seed=s.seed, stage=step.name, sample=s.unit,
+                             pipeline=self.pipeline.sha, teacher=self.teacher.spec, run_seed=self.seed,
+                             conversation=conv, params=[params.temperature, params.max_tokens, params.n, params.seed])
+                for s, conv in zip(batch, conversations)
+            ]
+            found = self.cache.record_get_many(keys)
+            records = [found.get(k) for k in keys]
+            if any(r is None for r in records):
+                fresh = self.teacher.chat(conversations, params)
+                new = {}
+                for i, (s, key) in enumerate(zip(batch, keys)):
+                    if records[i] is None:
+                        records[i] = new[key] = {
+                            "leaf": leaf_blob, "seed": s.seed, "stage": step.name, "sample": s.unit,
+                            "completions": [dict(c.__dict__) for c in fresh[i]],
+                        }
+                self.cache.record_put_many(new)  # one transaction: the batch is there whole or not at all
+            for r in records:
+                for c in r["completions"]:
+                    run.prompt_tokens += c["prompt_tokens"]
+                    run.completion_tokens += c["completion_tokens"]
+                results.append(r["completions"])
+            bar.update(len(batch))
+        bar.close()
+        return results
+
+    def _apply(self, step: Step, alive: list[Sample], completions: list[list[dict]], run: PipelineRun,
+               stats: StepStats) -> list[Sample]:
+        survivors = []
+        for sample, outs in zip(alive, completions):
+            if step.expands:
+                children = [Sample(sample.seed, (*sample.index, j), dict(sample.fields), list(sample.trace))
+                            for j in range(len(outs))]
+                run.samples.extend(children)
+                sample.dropped_by = EXPANDED  # its children carry it on
+            else:
+                children = [sample]
+            for child, out in zip(children, outs):
+                stats.candidates += 1
+                parsed = step.parser(out["text"])
+                entry = {"step": step.name, "raw": out["text"], "finish_reason": out["finish_reason"]}
+                if parsed is None:
+                    stats.unparseable += 1
+                    entry.update(verdict="unparseable")
+                    child.dropped_by = step.name
+                elif step.type == "judge":
+                    entry.update(score=parsed["score"], verdict="kept" if step.keeps(parsed["score"]) else "rejected")
+                    if entry["verdict"] == "rejected":
+                        stats.rejected += 1
+                        child.dropped_by = step.name
+                else:
+                    child.fields.update(parsed)
+                    entry.update(verdict="kept")
+                child.trace.append(entry)
+                if child.dropped_by is None:
+                    stats.passed += 1
+                    survivors.append(child)
+        return survivors
+
+    def _dedup(self, step: Step, alive: list[Sample], references: list[str], stats: StepStats) -> list[Sample]:
+        from lab_hooks.checks.similarity import near_duplicates, normalize
+
+        seen = {normalize(r): r for r in references}
+        kept_texts = list(references)
+        survivors = []
+        for sample in alive:
+            text = sample.fields[step.field]
+            stats.candidates += 1
+            key = normalize(text)
+            entry = {"step": step.name}
+            if key in seen:
+                entry.update(verdict="rejected", reason="exact duplicate", of=seen[key])
+            else:
+                pairs = near_duplicates([text], kept_texts, step.threshold) if kept_texts else []
+                if pairs:
+                    _, j, score = max(pairs, key=lambda p: p[2])
+                    entry.update(verdict="rejected", reason=f"ROUGE-L {score:.2f} >= {step.threshold}", of=kept_texts[j])
+                else:
+                    entry.update(verdict="kept")
+            sample.trace.append(entry)
+            if entry["verdict"] == "kept":
+                seen[key] = text
+                kept_texts.append(text)
+                stats.passed += 1
+                survivors.append(sample)
+            else:
+                stats.rejected += 1
+                sample.dropped_by = step.name
+        return survivors
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _bar(total: int, desc: str, show: bool):
+    if not show or not total:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", leave=False)

@@ -1,0 +1,60 @@
+"""Finding formats and the check registry's config handling."""
+
+import json
+
+import pytest
+
+from lab_hooks.checks.config import ConfigError, load_config
+from lab_hooks.checks.findings import Finding, Metric, render
+from lab_hooks.checks.registry import RULES, load_checks
+
+F = Finding("knowledge/a b/qna.yaml", 3, 7, "LH112", "error", "50% done: a,b\nnext line")
+
+
+def test_text_format():
+    assert render([F], "text", [F.file]) == "knowledge/a b/qna.yaml:3:7: error LH112 50% done: a,b\nnext line"
+
+
+def test_github_format_escapes_workflow_command_data_and_properties():
+    odd = Finding("x,y:z.yaml", 1, 2, "LH201", "warning", "100% bad\r\nline")
+    assert render([odd], "github", [odd.file]) == \
+        "::warning file=x%2Cy%3Az.yaml,line=1,col=2,title=LH201::LH201 100%25 bad%0D%0Aline"
+
+
+def test_json_format_groups_findings_and_metrics_per_file():
+    clean = "compositional_skills/ok/qna.yaml"
+    out = json.loads(render([F], "json", [F.file, clean], [Metric(clean, "diversity", 0.8)]))
+    assert out["errors"] == 1 and out["warnings"] == 0
+    by_file = {entry["file"]: entry for entry in out["files"]}
+    assert by_file[F.file]["findings"] == [
+        {"line": 3, "col": 7, "code": "LH112", "severity": "error", "message": F.message}]
+    assert by_file[clean] == {"file": clean, "findings": [], "metrics": {"diversity": 0.8}}
+
+
+def test_config_from_lab_hooks_yaml(tmp_path):
+    load_checks()
+    (tmp_path / ".lab-hooks.yaml").write_text("rules:\n  LH111: warning\n  wrong-type: off\n")
+    config = load_config(tmp_path)
+    assert config.severity(RULES["LH111"]) == "warning"
+    assert config.severity(RULES["LH112"]) == "off"
+    assert config.severity(RULES["LH110"]) == "error"
+
+
+def test_config_from_pyproject(tmp_path):
+    load_checks()
+    (tmp_path / "pyproject.toml").write_text('[tool.lab-hooks.rules]\nLH101 = "warning"\n')
+    assert load_config(tmp_path).severity(RULES["LH101"]) == "warning"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rules:\n  LH999: warning\n", "unknown rule 'LH999'"),
+    ("rules:\n  LH111: loud\n", "severity must be one of"),
+    ("thresholds:\n  nope: 3\n", "unknown threshold 'nope'"),
+    ("colour: red\n", "only 'rules' and 'thresholds'"),
+    ("rules: [\n", "cannot read"),
+])
+def test_bad_config_is_one_clear_error(tmp_path, text, message):
+    load_checks()
+    (tmp_path / ".lab-hooks.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path)

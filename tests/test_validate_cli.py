@@ -1,0 +1,110 @@
+"""`lab-hooks validate` end to end through `main(argv)`: exit codes, formats, many files."""
+
+import json
+import textwrap
+
+import pytest
+
+from lab_hooks.cli import main
+
+GOOD = textwrap.dedent("""\
+    version: 3
+    created_by: alice
+    task_description: Turn a short fact into a haiku.
+    seed_examples:
+      - question: Write a haiku about the boiling point of water.
+        answer: |
+          Kettle starts to sing,
+          one hundred degrees at sea,
+          steam climbs to the sky.
+      - question: Write a haiku about photosynthesis.
+        answer: |
+          Green leaves drink the sun,
+          water and air turn to sugar,
+          oxygen breathes out.
+      - question: Write a haiku about the speed of light.
+        answer: |
+          Three hundred thousand
+          kilometres each second,
+          nothing travels faster.
+      - question: Write a haiku about tides.
+        answer: |
+          The moon pulls the sea,
+          twice a day the waters rise,
+          then slip back again.
+      - question: Write a haiku about volcanoes.
+        answer: |
+          Deep under the crust
+          molten rock waits and rises,
+          mountains breathe out fire.
+    """)
+ATTRIBUTION = "Title of work: Haiku seeds\nLink to work: https://example.org/haiku\nLicense of the work: CC-BY-4.0\nCreator names: Alice\n"
+
+
+def leaf(root, rel, text=GOOD, attribution=ATTRIBUTION):
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if attribution is not None:
+        (path.parent / "attribution.txt").write_text(attribution)
+    return str(path.relative_to(root))
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    return tmp_path
+
+
+def test_clean_leaf_exits_0(repo, capsys):
+    good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
+    assert main(["validate", good]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_bad_file_does_not_stop_the_others(repo, capsys):
+    good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
+    broken = leaf(repo, "compositional_skills/writing/freeform/broken/qna.yaml", "version: 3\nseed_examples: [\n")
+    bad = leaf(repo, "compositional_skills/writing/freeform/bad/qna.yaml", GOOD.replace("created_by: alice", "created_by: 7"))
+    assert main(["validate", broken, good, bad, "missing/qna.yaml"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{bad}:2:13: error LH112 created_by: expected a string, got integer",
+        f"{broken}:3:1: error LH003 while parsing a flow node expected the node content, but found '<stream end>'",
+        "missing/qna.yaml:1:1: error LH001 cannot read: No such file or directory",
+    ]
+
+
+def test_github_format_is_automatic_under_actions(repo, capsys, monkeypatch):
+    bad = leaf(repo, "compositional_skills/writing/freeform/bad/qna.yaml", GOOD.replace("version: 3", "version: 9"))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert main(["validate", bad]) == 1
+    assert capsys.readouterr().out.startswith(f"::error file={bad},line=1,col=10,title=LH102::LH102 ")
+
+
+def test_json_format(repo, capsys):
+    good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
+    assert main(["validate", "--format", "json", good]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"files": [{"file": good, "findings": [], "metrics": {}}], "errors": 0, "warnings": 0}
+
+
+def test_config_can_lower_an_error_to_a_warning(repo, capsys):
+    bad = leaf(repo, "compositional_skills/writing/freeform/bad/qna.yaml", GOOD + "notes: hi\n")
+    assert main(["validate", bad]) == 1
+    (repo / ".lab-hooks.yaml").write_text("rules:\n  unknown-key: warning\n")
+    capsys.readouterr()
+    assert main(["validate", bad]) == 0
+    assert "warning LH111 unknown key 'notes'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["validate", "--format", "xml", "a"], ["validate", "--root", "/nonexistent", "a"]])
+def test_usage_errors_exit_2(repo, argv, capsys):
+    assert main(argv) == 2
+
+
+def test_bad_config_exits_2(repo, capsys):
+    (repo / ".lab-hooks.yaml").write_text("rules:\n  LH999: off\n")
+    assert main(["validate", leaf(repo, "compositional_skills/a/qna.yaml")]) == 2
+    assert "unknown rule 'LH999'" in capsys.readouterr().err
