@@ -34,58 +34,24 @@ def vllm_server_process(embedded_model_dir, tmp_path_factory):
 
     Split from `vllm_server` so the server boots while the offline engine loads.
     """
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-
     pytest.importorskip("vllm")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in VLLM_TEST_OPTIONS.items()]
-    from lab_hooks.models.vllm_engine import engine_defaults
+    from lab_hooks.models.serve import VLLMServer
 
-    defaults = engine_defaults({})
-    flags += ["--enforce-eager"] if defaults.get("enforce_eager") else []
-    flags += [f"--dtype={defaults['dtype']}"] if "dtype" in defaults else []
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(embedded_model_dir),
-             "--served-model-name", VLLM_SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-             "--seed", "0", *flags],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    yield proc, f"http://127.0.0.1:{port}/v1", log_path
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
+    server = VLLMServer(embedded_model_dir, log_path, VLLM_SERVED_NAME, **VLLM_TEST_OPTIONS).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def vllm_server(vllm_server_process) -> str:
     """The base URL of the live server, once it answers /health."""
-    import time
+    from lab_hooks.models import BackendError
 
-    import httpx
-
-    proc, url, log_path = vllm_server_process
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"vllm serve exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
-                return url
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"vllm serve not ready in 900 s:\n{log_path.read_text()[-3000:]}")
+    try:
+        return vllm_server_process.wait_ready(900)
+    except BackendError as exc:
+        pytest.fail(f"{exc}:\n{vllm_server_process.log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

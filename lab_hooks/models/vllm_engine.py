@@ -66,9 +66,9 @@ class VLLMBackend:
 
     def close(self) -> None:
         """Stop the engine's processes now rather than at interpreter exit."""
-        shutdown = getattr(self.llm.llm_engine, "shutdown", None)
-        if shutdown:
-            shutdown()
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()
 
 
 def _has_gpu() -> bool:
