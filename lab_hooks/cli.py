@@ -14,6 +14,7 @@ from lab_hooks import __version__
 
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("lab_hooks.models.cli:main", "fetch the pinned model and data assets once (pull), list them (ls)"),
     "generate": ("lab_hooks.sdg.cli:main", "synthetic data (LAB pipelines) for changed or given leaves"),
     "preview": ("lab_hooks.sdg.cli:preview", "a few generated samples for one leaf, on the embedded model"),
     "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
