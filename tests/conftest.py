@@ -14,3 +14,11 @@ def embedded_model_dir() -> Path:
     from lab_hooks.models.embedded import embedded_checkpoint
 
     return embedded_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def hf_backend(embedded_model_dir):
+    """The embedded model on the transformers backend, loaded once."""
+    from lab_hooks.models import load_backend
+
+    return load_backend("embedded:smollm2-135m-instruct")

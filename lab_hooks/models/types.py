@@ -33,3 +33,37 @@ class Backend(Protocol):
     def chat(self, conversations: list[Conversation], params: SamplingParams) -> list[list[Completion]]:
         """One list of `params.n` completions per conversation, in order."""
         ...
+
+
+class BackendError(Exception):
+    """A generation that cannot be done; the message is one line a user can act on."""
+
+
+class SpecError(BackendError):
+    """A model spec string that does not parse or names something that is not there."""
+
+
+class ContextLengthError(BackendError):
+    """One input cannot fit the model's context together with its max_tokens."""
+
+    def __init__(self, index: int, conversation: Conversation, detail: str):
+        self.index = index
+        super().__init__(f"conversation {index} ({snippet(conversation)}): {detail}")
+
+
+def snippet(conversation: Conversation, width: int = 60) -> str:
+    """The start of a conversation's last user turn, on one line, to say which input it was."""
+    turns = [m.get("content", "") for m in conversation if m.get("role") == "user"] or [""]
+    text = " ".join(str(turns[-1]).split())
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def check_fits(conversations: list[Conversation], prompt_tokens: list[int], max_tokens: int,
+               context_length: int) -> None:
+    """Refuse the batch up front, naming the first input whose prompt + max_tokens overflow."""
+    for index, (conversation, length) in enumerate(zip(conversations, prompt_tokens)):
+        if length + max_tokens > context_length:
+            raise ContextLengthError(
+                index, conversation,
+                f"prompt of {length} tokens + max_tokens {max_tokens} exceeds the model's context "
+                f"of {context_length} tokens; shorten the input or lower max_tokens")
