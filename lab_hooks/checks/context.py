@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lab_hooks.checks.config import Config
 from lab_hooks.taxonomy.leaf import Leaf
@@ -20,9 +20,16 @@ class Context:
     checked: list[Leaf] = field(default_factory=list)  # the leaves of this run that parsed
     _leaf_files: dict[str, Path] | None = field(default=None, repr=False)
     _leaves: dict[str, Leaf] | None = field(default=None, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def threshold(self, name: str) -> Any:
         return self.config.threshold(name)
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A value computed once per run and shared by every call of a check."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def leaf_files(self) -> dict[str, Path]:
         """Taxonomy path -> file, for every leaf file under the root (not parsed)."""

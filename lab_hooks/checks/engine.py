@@ -16,7 +16,7 @@ from lab_hooks.checks.config import Config
 from lab_hooks.checks.context import Context
 from lab_hooks.checks.findings import OFF, Finding, Metric
 from lab_hooks.checks.registry import LEAF_CHECKS, RULES, TAXONOMY_CHECKS, load_checks
-from lab_hooks.taxonomy.leaf import Leaf
+from lab_hooks.taxonomy.leaf import Leaf, taxonomy_path
 from lab_hooks.taxonomy.load import LeafError, parse_leaf, read_attribution, read_bounded
 
 
@@ -34,11 +34,8 @@ class Report:
 
 def _taxonomy_name(file: Path, root: Path) -> str:
     """The file's path below the root when it is inside it, else as given."""
-    try:
-        return Path(os.path.relpath(file.resolve(), root.resolve())).as_posix() if \
-            file.resolve().is_relative_to(root.resolve()) else file.as_posix()
-    except OSError:
-        return file.as_posix()
+    rel = os.path.relpath(os.path.abspath(file), os.path.abspath(root))
+    return file.as_posix() if rel.startswith("..") else Path(rel).as_posix()
 
 
 def load_for_check(file: str, root: Path) -> Leaf:
@@ -48,9 +45,21 @@ def load_for_check(file: str, root: Path) -> Leaf:
     return dataclasses.replace(leaf, file=file)
 
 
-def check_files(files: Sequence[str], root: str | Path, config: Config | None = None) -> Report:
+def find_root(files: Sequence[str]) -> Path:
+    """The taxonomy root: the folder holding the first file's top-level tree
+    (compositional_skills/, knowledge/, ...), else the current directory."""
+    for file in files:
+        path = Path(file).absolute()
+        rel, kind = taxonomy_path(path.as_posix())
+        if kind is not None:
+            return Path(*path.parts[: len(path.parts) - len(rel.split("/"))])
+    return Path(".")
+
+
+def check_files(files: Sequence[str], root: str | Path | None = None, config: Config | None = None) -> Report:
+    """Check the files; `root` is the taxonomy root (found from the files when None)."""
     load_checks()
-    ctx = Context(Path(root), config or Config())
+    ctx = Context(Path(root) if root is not None else find_root(files), config or Config())
     report = Report(files=list(files))
     raw: list[Finding | Metric] = []
     for file in files:
@@ -69,7 +78,7 @@ def check_files(files: Sequence[str], root: str | Path, config: Config | None = 
             continue
         severity = ctx.config.severity(RULES[item.code])
         if severity != OFF:
-            report.findings.append(dataclasses.replace(item, severity=severity))
+            report.findings.append(item if severity == item.severity else dataclasses.replace(item, severity=severity))
     return report
 
 

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 CHECK_MODULES = (
     "lab_hooks.checks.schema",
+    "lab_hooks.checks.lint",
+    "lab_hooks.checks.paths",
+    "lab_hooks.checks.content",
+    "lab_hooks.checks.duplicates",
 )
 
 Result = Iterable[Union[Finding, Metric]]

@@ -19,7 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="qna.yaml files, attribution.txt files (check the leaf beside them) or directories")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="output format (default: github when GITHUB_ACTIONS is set, else text)")
-    parser.add_argument("--root", default=".", help="the taxonomy repository's root (default: .)")
+    parser.add_argument("--root", default=None,
+                        help="the taxonomy repository's root (default: the folder holding the files' "
+                             "compositional_skills/, foundational_skills/ or knowledge/)")
+    parser.add_argument("--base", metavar="REF",
+                        help="also check the leaves the working tree changes since it forked from REF "
+                             "(staged, unstaged, untracked; what a PR's validation job runs)")
     return parser
 
 
@@ -27,7 +32,15 @@ def select_files(args: argparse.Namespace) -> list[str]:
     """The files this run checks (ways to choose them, like a git range, plug in here)."""
     from lab_hooks.checks.engine import expand
 
-    return expand(args.files)
+    files = expand(args.files)
+    if args.base:
+        from lab_hooks.diff import changed_leaves, open_repo
+
+        top = open_repo(".").working_tree_dir
+        root = os.path.relpath(os.path.abspath(args.root), top) if args.root else ""
+        changes = changed_leaves(top, args.base, root=root)
+        files += [os.path.join(top, c.path) for c in changes if c.status != "deleted"]
+    return list(dict.fromkeys(files))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,28 +50,41 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") else "text")
-    if not os.path.isdir(args.root):
+    if args.root is not None and not os.path.isdir(args.root):
         print(f"lab-hooks validate: --root {args.root}: not a directory", file=sys.stderr)
         return 2
 
     from lab_hooks.checks.config import ConfigError, load_config
-    from lab_hooks.checks.engine import check_files
+    from lab_hooks.checks.engine import check_files, find_root
     from lab_hooks.checks.registry import load_checks
 
+    diff_errors: tuple[type[Exception], ...] = ()
+    if args.base:  # gitpython is imported only then: the hook path stays light
+        from lab_hooks.diff import DiffError
+
+        diff_errors = (DiffError,)
+    try:
+        files = select_files(args)
+    except diff_errors as exc:
+        print(f"lab-hooks validate: {exc}", file=sys.stderr)
+        return 2
+    root = args.root if args.root is not None else find_root(files)
     load_checks()  # rules must be registered before the config names them
     try:
-        config = load_config(args.root)
+        config = load_config(root)
     except ConfigError as exc:
         print(f"lab-hooks validate: {exc}", file=sys.stderr)
         return 2
-    files = select_files(args)
-    report = check_files(files, args.root, config)
+    report = check_files(files, root, config)
     out = render(report.findings, fmt, report.files, report.metrics)
-    if out:
-        print(out)
+    try:
+        if out:
+            print(out, flush=True)
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for problem in report.internal_errors:
         print(f"lab-hooks validate: internal error: {problem}", file=sys.stderr)
-    if fmt == "text" and report.findings:
+    if fmt == "text":
         print(summary_line(report.findings, len(files)), file=sys.stderr)
     if report.internal_errors:
         return 2

@@ -50,6 +50,10 @@ class Document:
     marks: dict[NodePath, Pos] = field(default_factory=dict)  # where each value starts
     key_marks: dict[NodePath, Pos] = field(default_factory=dict)  # where each key starts
     duplicate_keys: list[tuple[NodePath, Pos, Pos]] = field(default_factory=list)
+    # For lint: (path, is_mapping, pos, flow_style) of every collection, and the
+    # (first, last) content lines of every block scalar (| or >): their text is data.
+    collections: list[tuple[NodePath, bool, Pos, bool]] = field(default_factory=list)
+    block_scalars: list[tuple[int, int]] = field(default_factory=list)
 
     def pos(self, path: NodePath) -> Pos:
         """Position of `path`, or of its nearest ancestor that exists."""
@@ -74,8 +78,14 @@ def _pos(mark) -> Pos:
     return (mark.line + 1, mark.column + 1)
 
 
+# First characters after which a plain scalar may resolve to something other than a string.
+_RESOLVABLE_FIRST = frozenset(k for k in Resolver.yaml_implicit_resolvers if k is not None)
+
+
 def _scalar(event) -> Any:
     tag = event.tag
+    if tag is None and (event.style or event.value[:1] not in _RESOLVABLE_FIRST):
+        return event.value  # quoted, block, or plain text that cannot be a number/bool/null/date
     if tag is None or tag == "!":
         tag = _resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
     if tag == _MERGE_TAG:
@@ -90,8 +100,26 @@ def _scalar(event) -> Any:
         raise YamlError(f"bad {tag.rsplit(':', 1)[-1]} value {event.value!r}: {exc}", _pos(event.start_mark)) from None
 
 
+class _ParserError(YamlError):
+    """A syntax error reported by the YAML parser itself (not one of our limits)."""
+
+
 def load(text: str) -> Document:
-    """Parse one YAML document. Raises YamlError with the parser's line:col."""
+    """Parse one YAML document. Raises YamlError with the parser's line:col.
+
+    libyaml rejects a few files that PyYAML's pure-Python parser (the one
+    InstructLab uses) accepts, e.g. a tab inside a block scalar; those are
+    parsed again with the pure-Python parser before they count as invalid.
+    """
+    try:
+        return _load(text, _Loader)
+    except _ParserError:
+        if _Loader is yaml.SafeLoader:
+            raise
+        return _load(text, yaml.SafeLoader)
+
+
+def _load(text: str, loader_class) -> Document:
     doc = Document(data=None)
     anchors: dict[str, tuple[Any, int]] = {}
     stack: list[_Frame] = []
@@ -144,13 +172,20 @@ def load(text: str) -> Document:
             return frame.path + (len(frame.value),)
         return frame.path + (frame.key,)
 
+    loader = loader_class(text)
     try:
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise YamlError("more than one YAML document in the file", _pos(event.start_mark))
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+        while True:
+            event = loader.get_event()
+            cls = event.__class__
+            if cls is yaml.ScalarEvent:  # the commonest event first
+                value = _scalar(event)
+                if event.style in ("|", ">"):
+                    end = event.end_mark
+                    doc.block_scalars.append((event.start_mark.line + 2, end.line + (end.column > 0)))
+                if event.anchor:
+                    anchors[event.anchor] = (value, 1)
+                attach(value, 1, _pos(event.start_mark))
+            elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
                 pos = _pos(event.start_mark)
                 if event.tag not in _PLAIN_COLLECTION_TAGS:
                     raise YamlError(f"unsupported YAML tag {event.tag}", pos)
@@ -158,29 +193,34 @@ def load(text: str) -> Document:
                     raise YamlError(f"nesting deeper than {MAX_DEPTH} levels", pos)
                 if stack and isinstance(stack[-1].value, dict) and stack[-1].key is _PENDING:
                     raise YamlError("a mapping key must be a plain scalar", pos)
-                value: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-                stack.append(_Frame(child_path(), value, pos, event.anchor))
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                is_mapping = cls is yaml.MappingStartEvent
+                path = child_path()
+                doc.collections.append((path, is_mapping, pos, bool(event.flow_style)))
+                stack.append(_Frame(path, {} if is_mapping else [], pos, event.anchor))
+            elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
                 frame = stack.pop()
                 if frame.anchor:
                     anchors[frame.anchor] = (frame.value, frame.size)
                 attach(frame.value, frame.size, frame.pos)
-            elif isinstance(event, yaml.ScalarEvent):
-                value = _scalar(event)
-                if event.anchor:
-                    anchors[event.anchor] = (value, 1)
-                attach(value, 1, _pos(event.start_mark))
-            elif isinstance(event, yaml.AliasEvent):
+            elif cls is yaml.AliasEvent:
                 if event.anchor not in anchors:
                     raise YamlError(f"unknown alias *{event.anchor}", _pos(event.start_mark))
                 value, size = anchors[event.anchor]
                 attach(value, size, _pos(event.start_mark))
+            elif cls is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise YamlError("more than one YAML document in the file", _pos(event.start_mark))
+            elif cls is yaml.StreamEndEvent:
+                break
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        raise YamlError(message, _pos(mark) if mark else (1, 1)) from None
+        raise _ParserError(message, _pos(mark) if mark else (1, 1)) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"invalid YAML: {exc}") from None
+        raise _ParserError(f"invalid YAML: {' '.join(str(exc).split())}") from None
+    finally:
+        loader.dispose()
     if not seen_root:
         doc.data = None
     return doc

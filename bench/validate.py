@@ -1,0 +1,127 @@
+"""Benchmark: `lab-hooks validate` against InstructLab's own validator on the
+real-world corpus, in the same run.
+
+1. Whole corpus: every qna.yaml of ../shared/corpus, validated once by
+   `lab-hooks validate` (one process, all files) and once by instructlab-schema
+   0.4.2 + yamllint in own-version mode (`TaxonomyParser(schema_version=0)`
+   plus the taxonomy CI's attribution check), in its own venv with only that
+   venv's bin on PATH, as the corpus README prescribes. Prints both wall times
+   and the ratio (target >= 20x).
+2. One file: the median wall time of 20 runs of `lab-hooks validate FILE`,
+   interpreter start included (target <= 150 ms).
+
+    python bench/validate.py            # creates .venv-anchor on first use
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus" / "instructlab-taxonomy-history"
+ANCHOR_VENV = REPO / ".venv-anchor"
+ANCHOR_PINS = ["instructlab-schema==0.4.2", "yamllint==1.38.0"]
+
+# Runs inside the anchor venv: InstructLab's validator over every file, one process.
+ANCHOR_SCRIPT = r"""
+import json, sys, pathlib, contextlib, io
+from instructlab.schema.taxonomy import TaxonomyParser
+files = json.load(sys.stdin)
+parser = TaxonomyParser(schema_version=0, message_format="standard")
+rejected = 0
+for name in files:
+    path = pathlib.Path(name)
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            taxonomy = parser.parse(path)
+        except Exception:  # its crash on invalid YAML; the CI script stops here, we go on
+            rejected += 1
+            continue
+    errors = taxonomy.errors
+    if taxonomy.version > 1:  # the taxonomy CI's attribution check
+        attribution = path.parent / "attribution.txt"
+        if not attribution.is_file() or not attribution.read_text(errors="replace").strip():
+            errors += 1
+    rejected += errors > 0
+print(rejected)
+"""
+
+
+def ensure_anchor_venv() -> Path:
+    python = ANCHOR_VENV / "bin" / "python"
+    marker = ANCHOR_VENV / ".installed"
+    if not marker.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(ANCHOR_VENV)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *ANCHOR_PINS], check=True)
+        marker.write_text(" ".join(ANCHOR_PINS))
+    return python
+
+
+def corpus_files() -> list[str]:
+    rows = [json.loads(line) for line in open(CORPUS / "anchor_verdicts.jsonl")]
+    return [str(CORPUS / r["tree"] / r["path"]) for r in rows]
+
+
+def run_ours(files: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "lab-hooks"), "validate", "--format", "json", "--root", str(CORPUS), *files],
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        sys.exit(f"lab-hooks validate failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout)
+    rejected = sum(any(f["severity"] == "error" for f in entry["findings"]) for entry in report["files"])
+    return elapsed, rejected
+
+
+def run_anchor(python: Path, files: list[str]) -> tuple[float, int]:
+    env = {"PATH": str(python.parent), "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+    with tempfile.TemporaryDirectory() as cwd:
+        start = time.perf_counter()
+        proc = subprocess.run([str(python), "-c", ANCHOR_SCRIPT], input=json.dumps(files),
+                              capture_output=True, text=True, env=env, cwd=cwd)
+        elapsed = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"InstructLab validator failed: {proc.stderr[-2000:]}")
+    return elapsed, int(proc.stdout.strip().splitlines()[-1])
+
+
+def one_file_median(file: str, runs: int = 20) -> float:
+    cmd = [str(REPO / ".venv" / "bin" / "lab-hooks"), "validate", file]
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> int:
+    if not CORPUS.is_dir():
+        print(f"corpus not found at {CORPUS}", file=sys.stderr)
+        return 2
+    python = ensure_anchor_venv()
+    files = corpus_files()
+    ours, ours_rejected = run_ours(files)
+    theirs, theirs_rejected = run_anchor(python, files)
+    print(f"corpus: {len(files)} files")
+    print(f"  lab-hooks validate:         {ours:7.2f} s  ({ours_rejected} rejected)")
+    print(f"  InstructLab (schema 0.4.2): {theirs:7.2f} s  ({theirs_rejected} rejected)")
+    print(f"  speed-up: {theirs / ours:.1f}x  (target >= 20x)")
+    sample = str(REPO / "taxonomy" / "compositional_skills" / "writing" / "freeform" / "haiku" / "qna.yaml")
+    if not Path(sample).exists():
+        sample = files[0]
+    print(f"one file, median of 20 runs incl. interpreter start: {one_file_median(sample) * 1000:.0f} ms  (target <= 150 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`lab-hooks eval`: MT-Bench and branch evaluation of a candidate against a base model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_JUDGE = "embedded:smollm2-135m-instruct"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab-hooks eval", description=__doc__)
+    p.add_argument("--base-model", required=True, metavar="SPEC", help="the model the PR starts from")
+    p.add_argument("--candidate", required=True, metavar="SPEC", help="the model trained on the PR")
+    p.add_argument("--judge", default=DEFAULT_JUDGE, metavar="SPEC",
+                   help=f"judge model (default {DEFAULT_JUDGE}, a smoke-test judge only)")
+    p.add_argument("--branch-leaves", nargs="*", default=[], metavar="QNA", help="changed qna.yaml files")
+    p.add_argument("--new-leaves", nargs="*", default=[], metavar="QNA", help="qna.yaml files the PR adds")
+    p.add_argument("--taxonomy", type=Path, metavar="DIR",
+                   help="taxonomy root to sample unchanged skill leaves from (regressions elsewhere)")
+    p.add_argument("--git-base", metavar="REV",
+                   help="instead of listing leaves: evaluate those changed since REV in --repo")
+    p.add_argument("--git-head", metavar="REV", help="with --git-base (default: the working tree)")
+    p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="with --git-base (default .)")
+    p.add_argument("--taxonomy-root", default="", metavar="SUBDIR", help="the taxonomy's folder in --repo")
+    p.add_argument("--unchanged-sample", type=int, default=3, metavar="N", help="unchanged leaves to ask (default 3)")
+    p.add_argument("--no-mtbench", action="store_true", help="branch evaluation only")
+    p.add_argument("--quick", type=int, metavar="N", help="only N MT-Bench questions per category")
+    p.add_argument("--judge-repeats", type=int, default=1, metavar="K", help="judgments per answer (judge noise)")
+    p.add_argument("--judge-temperature", type=float, metavar="T",
+                   help="default 0, or 0.7 with --judge-repeats > 1")
+    p.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="per answer turn (default 1024)")
+    p.add_argument("--judge-max-tokens", type=int, default=2048, metavar="N", help="per judgment (default 2048)")
+    p.add_argument("--resamples", type=int, default=10_000, metavar="B", help="bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", type=Path, metavar="DIR", help="cache store (default LAB_HOME/store)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write cached answers/judgments")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the results JSON here")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown here instead of stdout")
+    return p
+
+
+def _positive(args: argparse.Namespace) -> str | None:
+    for name in ("quick", "judge_repeats", "max_tokens", "judge_max_tokens", "resamples"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            return f"--{name.replace('_', '-')} must be at least 1, got {value}"
+    if args.judge_temperature is not None and args.judge_temperature < 0:
+        return f"--judge-temperature must not be negative, got {args.judge_temperature}"
+    if args.unchanged_sample < 0:
+        return f"--unchanged-sample must not be negative, got {args.unchanged_sample}"
+    if args.resamples < 1000:
+        return f"--resamples {args.resamples} is too few for a 95 % CI (use at least 1000)"
+    if args.git_base and (args.branch_leaves or args.new_leaves or args.taxonomy):
+        return "--git-base finds the leaves itself: drop --branch-leaves/--new-leaves/--taxonomy"
+    if args.no_mtbench and not (args.branch_leaves or args.new_leaves or args.git_base):
+        return "--no-mtbench leaves nothing to evaluate: give --branch-leaves, --new-leaves or --git-base"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    problem = _positive(args)
+    if problem:
+        print(f"lab-hooks eval: {problem}", file=sys.stderr)
+        return 2
+    from lab_hooks.assets import AssetError
+    from lab_hooks.eval import leaves
+    from lab_hooks.eval.render import render
+    from lab_hooks.eval.run import Settings, evaluate
+    from lab_hooks.store import StoreError
+
+    try:
+        if args.git_base:
+            branch = leaves.from_git(args.repo, args.git_base, args.git_head, args.taxonomy_root)
+        else:
+            new = leaves.load_files(args.new_leaves)
+            changed = leaves.load_files(args.branch_leaves) + new
+            branch = leaves.BranchLeaves(changed, frozenset(leaf.name for leaf in new), leaves.load_tree(
+                args.taxonomy, {leaf.name for leaf in changed}) if args.taxonomy else [])
+        store = None
+        if not args.no_cache:
+            from lab_hooks.store import Store
+
+            store = Store(args.store)
+        settings = Settings(seed=args.seed, quick=args.quick, max_tokens=args.max_tokens,
+                            judge_max_tokens=args.judge_max_tokens, judge_repeats=args.judge_repeats,
+                            judge_temperature=args.judge_temperature, unchanged_sample=args.unchanged_sample,
+                            resamples=args.resamples)
+        results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
+                           new_leaves=branch.new, unchanged_leaves=branch.unchanged,
+                           settings=settings, mtbench=not args.no_mtbench)
+    except leaves.InputError as exc:
+        print(f"lab-hooks eval: {exc}", file=sys.stderr)
+        return 2
+    except (AssetError, StoreError) as exc:
+        print(f"lab-hooks eval: {exc}", file=sys.stderr)
+        return 1
+    markdown = render(results)
+    try:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if args.markdown:
+            args.markdown.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        print(f"lab-hooks eval: {exc.filename}: cannot write ({exc.strerror})", file=sys.stderr)
+        return 1
+    if not args.markdown:
+        sys.stdout.write(markdown)
+    return 0

@@ -1,0 +1,89 @@
+"""The results dict as markdown: what a maintainer reads in the PR comment."""
+
+from __future__ import annotations
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "–" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def _row(label: str, d: dict, *before: str, after: tuple[str, ...] = ()) -> str:
+    cells = [label, *before, _num(d["base"]), _num(d["candidate"]), _num(d["delta"], True), _ci(d["ci"]),
+             d["verdict"], str(d["n_questions"]), *after]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _errors(errors: dict) -> str:
+    parts = [f"{role} {e['errors']}/{e['judgments']} ({e['rate'] * 100:.1f} %)" for role, e in errors.items()]
+    return "Unparseable judgments (no `[[rating]]` in 1–10; excluded from the means): " + ", ".join(parts) + "."
+
+
+def _short(model_id: str) -> str:
+    return model_id[:12] if len(model_id) == 64 else model_id
+
+
+def render(results: dict) -> str:
+    judge = results["judge"]
+    lines = ["## Evaluation: candidate vs base", ""]
+    if judge["smoke_test"]:
+        lines += [f"> **Smoke-test judge.** `{judge['spec']}` is the embedded 135M model: it exercises the "
+                  "pipeline on CPU but cannot judge answers. These scores say nothing about model quality; "
+                  "use a real judge (`--judge`) on a GPU runner.", ""]
+    mt = results.get("mtbench")
+    if mt:
+        subset = mt["subset"]
+        n = len(subset["question_ids"])
+        which = (f"quick subset: {subset['quick']} per category, {n} questions (ids {', '.join(subset['question_ids'])})"
+                 if subset["quick"] is not None else f"all {n} questions")
+        lines += [f"### MT-Bench — {which}", "",
+                  "| | base | candidate | Δ | 95 % CI | verdict | questions |", "|---|---|---|---|---|---|---|",
+                  _row("**overall**", mt["overall"])]
+        lines += [_row(f"turn {t}", d) for t, d in mt["turns"].items()]
+        lines += [_row(c, d) for c, d in mt["categories"].items()]
+        lines += ["", _errors(mt["errors"])]
+        if mt["judge_noise"]:
+            for role, noise in mt["judge_noise"].items():
+                if noise:
+                    lines.append(f"Judge noise ({noise['repeats']} judgments per answer), {role}: one judgment "
+                                 f"±{_num(noise['item_sd'])} (sd), overall score from single repeats "
+                                 f"{_num(noise['overall_range'][0])}–{_num(noise['overall_range'][1])} "
+                                 f"(sd {_num(noise['overall_sd'])}).")
+        lines.append("")
+    branch = results.get("branch")
+    if branch:
+        lines += ["### Branch: the PR's skill leaves (+ a fixed sample of unchanged ones)", ""]
+        if branch["leaves"]:
+            lines += ["| leaf | change | base | candidate | Δ | 95 % CI | verdict | questions | status |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            lines += [_row(f"`{leaf['leaf']}`", leaf, leaf["change"], after=(leaf["status"],))
+                      for leaf in branch["leaves"]]
+            lines += ["", _errors(branch["errors"])]
+        for skip in branch["skipped"]:
+            lines.append(f"- `{skip['leaf']}` ({skip['change']}) not evaluated: {skip['reason']}.")
+        lines.append("")
+    st = results["statistics"]
+    models = results["models"]
+    lines += [
+        "### How this was measured", "",
+        f"- Base `{models['base']['spec']}` ({_short(models['base']['id'])}), candidate "
+        f"`{models['candidate']['spec']}` ({_short(models['candidate']['id'])}); answers up to "
+        f"{results['generation']['max_tokens']} tokens per turn.",
+        f"- Judge `{judge['spec']}`: {judge['repeats']} judgment(s) per answer at temperature "
+        f"{judge['temperature']:g}, up to {judge['max_tokens']} tokens.",
+        f"- Δ = candidate − base; CI: {st['method']}, {st['resamples']:,} resamples, seed {results['seed']}, "
+        f"{st['confidence'] * 100:g} %. Verdict *improved*/*regressed* only when the CI excludes 0; "
+        f"*insufficient data* below {st['min_questions']} questions.",
+        "",
+        "| step | seconds | cached | tokens/s |", "|---|---|---|---|",
+    ]
+    for row in results["timings"]["steps"]:
+        cached = {True: "yes", False: "no"}.get(row.get("cached"), "")
+        lines.append(f"| {row['step']} | {row['seconds']:.1f} | {cached} | {row.get('tokens_per_s', '')} |")
+    lines.append(f"| total | {results['timings']['total_seconds']:.1f} | | |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,104 @@
+"""A PR's training: plan its phases, train them in order, keep the candidate in the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+from lab_hooks.store import Store, artifact_key
+from lab_hooks.train.loop import TrainConfig, train
+from lab_hooks.train.mix import Datasets, Mix, plan_pr
+
+
+def train_phase(mix: Mix, init_checkpoint: Path, work_dir: Path, config: TrainConfig) -> tuple[Path, dict]:
+    """Train one planned phase in `work_dir` (its recipe saved beside), resumable."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    recipe = work_dir / "recipe.json"
+    if not recipe.exists():
+        tmp = recipe.with_suffix(".tmp")
+        tmp.write_text(json.dumps(mix.recipe, indent=1))
+        os.replace(tmp, recipe)
+    checkpoint, summary = train(mix.samples, init_checkpoint, work_dir, config)
+    return checkpoint, {
+        "phase": mix.phase,
+        "recipe_hash": mix.recipe["hash"],
+        "new_samples": sum(mix.recipe["new"].values()),
+        "replay_samples": sum(mix.recipe["replay"].values()),
+        "replay_ratio": mix.recipe["replay_ratio"],
+        "new": mix.recipe["new"],
+        "replay": mix.recipe["replay"],
+        **summary,
+    }
+
+
+def train_pr(
+    buffer: Datasets,
+    changed: Datasets,
+    removed: Iterable[str],
+    init_checkpoint: Path,
+    work_dir: Path,
+    config: TrainConfig,
+    *,
+    external: Datasets | None = None,
+    replay_ratio: float = 1.0,
+) -> tuple[Path, dict]:
+    """Phase 1 (if knowledge changed) then phase 2; returns (candidate HF dir, summary)."""
+    mixes = plan_pr(buffer, changed, removed, external, replay_ratio, config.seed)
+    checkpoint, phases = Path(init_checkpoint), []
+    for mix in mixes:
+        checkpoint, summary = train_phase(mix, checkpoint, Path(work_dir) / f"phase{mix.phase}", config)
+        phases.append(summary)
+    return checkpoint, {"replay_ratio": replay_ratio, "phases": phases, "trained": bool(mixes)}
+
+
+def candidate_key(parent: str, mixes: list[Mix], config: TrainConfig) -> str:
+    """Checkpoint key: the parent checkpoint + the mix hashes + the training config."""
+    return artifact_key(
+        "checkpoint", parent=parent, mixes=[m.recipe["hash"] for m in mixes], config=json.loads(json.dumps(config.identity()))
+    )
+
+
+def train_candidate(
+    store: Store,
+    buffer: Datasets,
+    changed: Datasets,
+    removed: Iterable[str],
+    student: Path,
+    config: TrainConfig,
+    *,
+    external: Datasets | None = None,
+    replay_ratio: float = 1.0,
+    is_main_process: bool = True,
+) -> tuple[str | None, Path, dict]:
+    """The PR loop's call: train from main's checkpoint (else `student`) into the store.
+
+    Returns (checkpoint key or None when there was nothing to train, HF dir, summary).
+    Computed once per key; a killed run resumes from its work dir under the store.
+    """
+    main_key = store.get_ref("main/checkpoint")
+    init = store.get(main_key) if main_key else Path(student)
+    parent = main_key or f"student:{Path(student).resolve()}"
+    removed = list(removed)
+    mixes = plan_pr(buffer, changed, removed, external, replay_ratio, config.seed)
+    if not mixes:
+        return None, init, {"replay_ratio": replay_ratio, "phases": [], "trained": False}
+    key = candidate_key(parent, mixes, config)
+    done = store.get(key)
+    if done is not None:
+        return key, done, json.loads((done / "pr-summary.json").read_text())
+    work = store.home / "work" / "train" / key
+    checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external, replay_ratio=replay_ratio)
+    summary = {"parent": parent, "config": asdict(config), **summary}
+    if is_main_process:
+        meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
+        with store.build(key, kind="checkpoint", meta=meta) as tmp:
+            shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
+            for mix in mixes:
+                (tmp / f"recipe-phase{mix.phase}.json").write_text(json.dumps(mix.recipe, indent=1))
+            (tmp / "pr-summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        shutil.rmtree(work, ignore_errors=True)
+    return key, store.get(key) or checkpoint, summary

@@ -1,0 +1,263 @@
+"""`lab-hooks diff` on real git repositories made in temp dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab_hooks.diff import DiffError, diff_taxonomy, leaf_from_blobs
+from lab_hooks.diff.cli import main as diff_main
+from lab_hooks.taxonomy.load import LeafError
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}).stdout.strip()
+
+
+def skill(question: str, n: int = 5) -> str:
+    seeds = "".join(f"  - question: {question} number {i}?\n    answer: Answer {i} about {question}.\n"
+                    for i in range(n))
+    return f"version: 3\ncreated_by: tester\ntask_description: {question}\nseed_examples:\n{seeds}"
+
+
+def write(repo: Path, files: dict[str, str | None]) -> None:
+    for path, text in files.items():
+        full = repo / path
+        if text is None:
+            full.unlink()
+        else:
+            full.parent.mkdir(parents=True, exist_ok=True)
+            full.write_text(text)
+
+
+def commit(repo: Path, files: dict[str, str | None], message: str = "change") -> str:
+    write(repo, files)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+KNOWLEDGE = """version: 3
+created_by: tester
+domain: astronomy
+document_outline: Moons
+document:
+  repo: docs
+  commit: ""
+  patterns:
+    - "moons/*.md"
+seed_examples:
+  - context: The moon.
+    questions_and_answers:
+      - question: What?
+        answer: That.
+"""
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """main: four skills and a knowledge leaf with an in-repo document; `pr` forks from it."""
+    repo = tmp_path / "taxo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {
+        "compositional_skills/writing/poems/qna.yaml": skill("poems"),
+        "compositional_skills/writing/poems/attribution.txt": "Title: poems\n",
+        "compositional_skills/writing/jokes/qna.yaml": skill("jokes"),
+        "compositional_skills/math/sums/qna.yaml": skill("sums"),
+        "compositional_skills/math/products/qna.yaml": skill("products", 12),
+        "foundational_skills/reasoning/logic/qna.yaml": skill("logic"),
+        "knowledge/science/moons/qna.yaml": KNOWLEDGE,
+        "docs/moons/luna.md": "# Luna\n",
+        "docs/other.md": "unrelated\n",
+        "README.md": "taxonomy\n",
+    }, "main")
+    git(repo, "checkout", "-qb", "pr")
+    return repo
+
+
+def by_path(diff):
+    return {c.path: c for c in diff.leaves}
+
+
+def test_pr_changes_with_merge_base_semantics(repo):
+    commit(repo, {
+        "compositional_skills/writing/limericks/qna.yaml": skill("limericks"),            # added
+        "compositional_skills/writing/jokes/qna.yaml": skill("better jokes"),              # modified
+        "foundational_skills/reasoning/logic/qna.yaml": None,                              # deleted
+        "compositional_skills/math/sums/qna.yaml": None,                                   # renamed, same blob
+        "compositional_skills/math/addition/qna.yaml": skill("sums"),
+        "compositional_skills/math/products/qna.yaml": None,                               # renamed + edited
+        "compositional_skills/math/multiplication/qna.yml": skill("products", 12).replace("number 3", "nr 3"),
+        "compositional_skills/writing/poems/attribution.txt": "Title: poems, 2nd ed.\n",   # attribution only
+        "docs/moons/luna.md": "# Luna\nMore.\n",                                           # knowledge document
+        "docs/other.md": "changed, but nobody's document\n",
+    })
+    git(repo, "checkout", "-q", "main")  # main moves on after the fork: none of this is the PR's
+    commit(repo, {"compositional_skills/writing/haiku/qna.yaml": skill("haiku"),
+                  "compositional_skills/writing/jokes/qna.yaml": skill("main's jokes")})
+    diff = diff_taxonomy(repo, "main", "pr")
+    got = {p: (c.status, c.old_path, c.reasons) for p, c in by_path(diff).items()}
+    poems = "compositional_skills/writing/poems/"
+    assert got == {
+        "compositional_skills/writing/limericks/qna.yaml": ("added", None, ("compositional_skills/writing/limericks/qna.yaml",)),
+        "compositional_skills/writing/jokes/qna.yaml": ("modified", "compositional_skills/writing/jokes/qna.yaml",
+                                                        ("compositional_skills/writing/jokes/qna.yaml",)),
+        "foundational_skills/reasoning/logic/qna.yaml": ("deleted", "foundational_skills/reasoning/logic/qna.yaml",
+                                                         ("foundational_skills/reasoning/logic/qna.yaml",)),
+        "compositional_skills/math/addition/qna.yaml": ("renamed", "compositional_skills/math/sums/qna.yaml",
+                                                        ("compositional_skills/math/addition/qna.yaml",)),
+        "compositional_skills/math/multiplication/qna.yml": ("renamed", "compositional_skills/math/products/qna.yaml",
+                                                             ("compositional_skills/math/multiplication/qna.yml",)),
+        poems + "qna.yaml": ("modified", poems + "qna.yaml", (poems + "attribution.txt",)),
+        "knowledge/science/moons/qna.yaml": ("modified", "knowledge/science/moons/qna.yaml", ("docs/moons/luna.md",)),
+    }
+    changes = by_path(diff)
+    jokes = changes["compositional_skills/writing/jokes/qna.yaml"]
+    assert jokes.blob_sha == git(repo, "rev-parse", "pr:compositional_skills/writing/jokes/qna.yaml")
+    assert jokes.old_blob_sha == git(repo, "rev-parse", "pr~1:compositional_skills/writing/jokes/qna.yaml")
+    assert changes[poems + "qna.yaml"].blob_sha == changes[poems + "qna.yaml"].old_blob_sha
+    assert changes["knowledge/science/moons/qna.yaml"].kind.value == "knowledge"
+    assert jokes.name == "compositional_skills/writing/jokes"
+
+
+def test_head_leaves_come_from_blobs_not_the_checkout(repo):
+    commit(repo, {"compositional_skills/writing/jokes/qna.yaml": skill("pr jokes"),
+                  "compositional_skills/writing/poems/attribution.txt": "Title: new\n"})
+    git(repo, "checkout", "-q", "main")
+    write(repo, {"compositional_skills/writing/jokes/qna.yaml": "not: what the PR says\n"})
+    diff = diff_taxonomy(repo, "main", "pr")
+    leaves = {c.path: diff.read_leaf(c) for c in diff.leaves}
+    jokes = leaves["compositional_skills/writing/jokes/qna.yaml"]
+    assert jokes.task_description == "pr jokes" and jokes.examples[0].pos == (5, 15)
+    assert leaves["compositional_skills/writing/poems/qna.yaml"].attribution == "Title: new\n"
+    (repo / "huge").write_bytes(b"x" * 1_000_001)
+    sha = git(repo, "hash-object", "-w", "huge")
+    with pytest.raises(LeafError, match="over the 1,000,000-byte limit"):
+        leaf_from_blobs(diff.repo, "compositional_skills/x/qna.yaml", sha)
+
+
+def test_working_tree_staged_unstaged_untracked(repo):
+    git(repo, "checkout", "-q", "main")
+    (repo / ".gitignore").write_text("scratch/\n")
+    write(repo, {
+        "compositional_skills/writing/jokes/qna.yaml": skill("unstaged jokes"),
+        "compositional_skills/math/sums/qna.yaml": skill("staged sums"),
+        "compositional_skills/writing/new/qna.yaml": skill("untracked"),
+        "scratch/compositional_skills/x/qna.yaml": skill("ignored"),
+    })
+    git(repo, "add", "compositional_skills/math/sums/qna.yaml")
+    (repo / "foundational_skills/reasoning/logic/qna.yaml").unlink()
+    diff = diff_taxonomy(repo, "main")
+    assert {p: c.status for p, c in by_path(diff).items()} == {
+        "compositional_skills/writing/jokes/qna.yaml": "modified",
+        "compositional_skills/math/sums/qna.yaml": "modified",
+        "compositional_skills/writing/new/qna.yaml": "added",
+        "foundational_skills/reasoning/logic/qna.yaml": "deleted",
+    }
+    new = by_path(diff)["compositional_skills/writing/new/qna.yaml"]
+    assert diff.read_leaf(new).task_description == "untracked"
+    assert new.blob_sha == git(repo, "hash-object", "compositional_skills/writing/new/qna.yaml")
+
+
+def test_symlinks_and_submodules_are_reported_and_skipped(repo, tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    git(sub, "init", "-q", "-b", "main")
+    commit(sub, {"x": "x"})
+    (repo / "compositional_skills/writing/evil").mkdir(parents=True)
+    os.symlink("/etc/passwd", repo / "compositional_skills/writing/evil/qna.yaml")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "knowledge/vendored")
+    commit(repo, {"compositional_skills/writing/ok/qna.yaml": skill("ok")})
+    for head in ("pr", None):
+        diff = diff_taxonomy(repo, "main", head)
+        assert [c.path for c in diff.leaves] == ["compositional_skills/writing/ok/qna.yaml"]
+        assert {(s.path, s.reason) for s in diff.skipped} == {
+            ("compositional_skills/writing/evil/qna.yaml", "symlink inside the taxonomy: not read"),
+            ("knowledge/vendored", "submodule inside the taxonomy: not read"),
+        }
+
+
+def test_taxonomy_in_a_subfolder(repo):
+    commit(repo, {"taxonomy/compositional_skills/a/qna.yaml": skill("a"),
+                  "compositional_skills/writing/jokes/qna.yaml": skill("jokes v2")})
+    assert [c.path for c in diff_taxonomy(repo, "main", "pr", root="taxonomy").leaves] == [
+        "taxonomy/compositional_skills/a/qna.yaml"]
+
+
+def test_shallow_clone_without_merge_base_names_the_fix(repo, tmp_path, capsys):
+    commit(repo, {"compositional_skills/writing/jokes/qna.yaml": skill("pr")})
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {"README.md": "moved on\n"})
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "--no-single-branch", f"file://{repo}", str(clone)],
+                   check=True, env={**os.environ, **GIT_ENV})
+    git(clone, "checkout", "-q", "pr")
+    with pytest.raises(DiffError, match="fetch-depth: 0"):
+        diff_taxonomy(clone, "origin/main", "HEAD")
+    assert diff_main(["--repo", str(clone), "--base", "origin/main"]) == 2
+    err = capsys.readouterr().err
+    assert "shallow clone" in err and "git fetch --deepen" in err and err.count("\n") == 1
+    git(clone, "fetch", "-q", "--unshallow")
+    assert [c.status for c in diff_taxonomy(clone, "origin/main", "HEAD").leaves] == ["modified"]
+
+
+def test_cli_text_json_and_errors(repo, capsys):
+    commit(repo, {"compositional_skills/writing/jokes/qna.yaml": skill("jokes 2"),
+                  "compositional_skills/writing/poems/attribution.txt": "Title: x\n"})
+    assert diff_main(["--repo", str(repo), "--base", "main", "--head", "pr"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("M  compositional_skills/writing/jokes/qna.yaml  ")
+    assert out[1].endswith("(via compositional_skills/writing/poems/attribution.txt)")
+    assert out[2].startswith("2 modified: ")
+    assert diff_main(["--repo", str(repo), "--base", "main", "--head", "pr", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(c["status"], c["kind"], c["name"]) for c in data["leaves"]] == [
+        ("modified", "compositional_skills", "compositional_skills/writing/jokes"),
+        ("modified", "compositional_skills", "compositional_skills/writing/poems")]
+    assert data["merge_base"] == git(repo, "rev-parse", "main")
+    assert diff_main(["--repo", str(repo), "--base", "nope"]) == 2
+    assert "base ref 'nope' is not a commit" in capsys.readouterr().err
+    assert diff_main(["--repo", str(repo.parent), "--base", "main"]) == 2
+    assert "not inside a git repository" in capsys.readouterr().err
+    assert diff_main([]) == 2
+
+
+def test_hostile_head_content_is_bounded(repo, tmp_path):
+    commit(repo, {"compositional_skills/writing/jokes/qna.yaml": None,
+                  "compositional_skills/writing/huge/qna.yaml": "a: " + "x" * 2_000_000 + "\n"})
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
+    diff = diff_taxonomy(bare, "main", "pr")  # a bare repository: objects only
+    assert {c.path: c.status for c in diff.leaves} == {
+        "compositional_skills/writing/huge/qna.yaml": "added", "compositional_skills/writing/jokes/qna.yaml": "deleted"}
+    with pytest.raises(LeafError, match="over the 1,000,000-byte limit"):
+        diff.read_leaf(next(c for c in diff.leaves if c.status == "added"))
+    with pytest.raises(DiffError, match="bare repository has no working tree; pass --head"):
+        diff_taxonomy(bare, "main")
+
+
+def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, capsys):
+    from lab_hooks.checks.validate import main as validate_main
+
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {"compositional_skills/writing/old_broken/qna.yaml": "version: 3\n"})  # main's own problem
+    git(repo, "checkout", "-q", "-b", "pr2")
+    commit(repo, {"compositional_skills/writing/new_broken/qna.yaml": "version: 3\n"})
+    write(repo, {"compositional_skills/writing/untracked/qna.yaml": "version: 3\n"})
+    monkeypatch.chdir(repo / "compositional_skills")  # anywhere inside the repository
+    assert validate_main(["--base", "main", "--format", "json"]) == 1
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert {Path(f["file"]).parent.name for f in files} == {"new_broken", "untracked"}
+    assert all(f["findings"] for f in files)
+    assert validate_main(["--base", "no-such-ref"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1

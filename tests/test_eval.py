@@ -1,0 +1,269 @@
+"""evaluate() end to end on the real MT-Bench files, with scripted backends for the models.
+
+The backends here answer and judge by rule (instant, predictable), so every
+number the evaluation reports can be checked; test_eval_embedded.py runs the
+same path with the real embedded model.
+"""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import lab_hooks.eval as eval_pkg
+
+from lab_hooks.assets import mtbench_data_dir
+from lab_hooks.eval import Settings, evaluate, render
+from lab_hooks.eval.cli import main
+from lab_hooks.models.types import Completion
+from lab_hooks.store import Store
+from lab_hooks.taxonomy.load import parse_leaf
+
+SKILL = """version: 2
+task_description: Write limericks.
+created_by: someone
+seed_examples:
+{examples}
+"""
+
+
+def skill_leaf(path, n=5, context=False):
+    examples = "".join(
+        f"  - question: Question {i} of {path}?\n    answer: Answer {i}.\n"
+        + (f"    context: Context {i}.\n" if context else "")
+        for i in range(n)
+    )
+    return parse_leaf(SKILL.format(examples=examples).encode(), f"compositional_skills/{path}/qna.yaml")
+
+
+class Model:
+    """Answers every question with `words`; records what it was asked."""
+
+    def __init__(self, spec, words):
+        self.spec, self.words, self.calls = spec, words, []
+
+    def chat(self, conversations, params):
+        self.calls.append((conversations, params))
+        return [[Completion(f"{self.words} ({len(conv)} messages)", 10, 4, "stop")] * params.n
+                for conv in conversations]
+
+
+def judged_answer(prompt):
+    """The answer a FastChat single-grading prompt asks about (turn 2: the last one)."""
+    if "[The Start of Assistant's Answer]" in prompt:
+        return prompt.split("[The Start of Assistant's Answer]")[1].split("[The End of Assistant's Answer]")[0]
+    return prompt.rsplit("### Assistant A:", 1)[1].split("<|The End of Assistant A's Conversation")[0]
+
+
+class Judge:
+    """Rates an answer 3 + 2 per 'good' in it; an answer saying 'broken' gets no rating."""
+
+    spec = "test:judge"
+
+    def __init__(self):
+        self.calls = []
+
+    def chat(self, conversations, params):
+        self.calls.append((conversations, params))
+        out = []
+        for conv in conversations:
+            answer = judged_answer(conv[1]["content"])
+            text = "I cannot say." if "broken" in answer else f"Fine. Rating: [[{3 + 2 * answer.count('good')}]]"
+            out.append([Completion(text, 100, 5, "stop")] * params.n)
+        return out
+
+
+class Refuses:
+    """A model that must not be asked (its answers are cached)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def chat(self, conversations, params):
+        raise AssertionError(f"{self.spec} was asked although cached")
+
+
+FAST = Settings(quick=1, resamples=2000, max_tokens=16, judge_max_tokens=16)
+
+
+def check_schema(results):
+    schema = json.loads((Path(eval_pkg.__file__).parent / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(results)))
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(tmp_path / "store")
+
+
+def test_mtbench_and_branch(store):
+    base, cand, judge = Model("test:base", "plain"), Model("test:cand", "good"), Judge()
+    new, modified = skill_leaf("writing/new"), skill_leaf("writing/changed", context=True)
+    knowledge = parse_leaf(b"version: 3\ndomain: x\nseed_examples: []\n", "knowledge/x/qna.yaml")
+    others = [skill_leaf(f"writing/other{i}", n=2) for i in range(6)]
+    results = evaluate(base, cand, judge, [new, modified, knowledge], store, new_leaves={new.name},
+                       unchanged_leaves=others, settings=FAST)
+
+    mt = results["mtbench"]
+    assert len(mt["subset"]["question_ids"]) == 8 and mt["subset"]["quick"] == 1
+    assert {q["category"] for q in mt["questions"]} == set(mt["categories"])
+    assert mt["overall"] == {"n_questions": 8, "base": 3.0, "candidate": 5.0, "delta": 2.0, "ci": [2.0, 2.0],
+                             "verdict": "improved"}
+    assert mt["categories"]["math"]["verdict"] == "insufficient data"  # one question
+    assert mt["errors"]["base"] == {"judgments": 16, "errors": 0, "rate": 0.0}
+    # Turn 2 is asked in the conversation holding turn 1 and the model's own answer.
+    turn2 = base.calls[-1][0][0]
+    assert [m["role"] for m in turn2] == ["user", "assistant", "user"]
+    assert turn2[1]["content"] == "plain (1 messages)"
+    # Writing is sampled at 0.7 as in FastChat, math greedily.
+    assert {p.temperature for _, p in base.calls} == {0.0, 0.1, 0.7}
+    # Math, reasoning and coding are judged against GPT-4's reference answers, turn 2 against both.
+    prompts = [conv[1]["content"] for convs, _ in judge.calls for conv in convs]
+    assert sum("### Reference answer:" in p for p in prompts) == 2 * 3
+    assert sum("[The Start of Reference Answer]" in p for p in prompts) == 2 * (3 + 5 + 5 + 3 * 2)
+    math = next(int(q["id"]) for q in mt["questions"] if q["category"] == "math")
+    with open(mtbench_data_dir() / "reference_answer" / "gpt-4.jsonl") as fh:
+        reference = next(r for r in map(json.loads, fh) if r["question_id"] == math)["choices"][0]["turns"][1]
+    assert sum(reference in p for p in prompts) == 2
+
+    branch = results["branch"]
+    by_leaf = {row["leaf"]: row for row in branch["leaves"]}
+    assert by_leaf[new.name]["status"] == "new" and by_leaf[new.name]["change"] == "new"
+    assert by_leaf[modified.name]["status"] == "improvement" and by_leaf[modified.name]["delta"] == 2.0
+    unchanged = [row for row in branch["leaves"] if row["change"] == "unchanged"]
+    assert len(unchanged) == 3 and all(row["status"] == "insufficient data" for row in unchanged)
+    assert branch["skipped"] == [{"leaf": "knowledge/x", "change": "modified",
+                                  "reason": "knowledge leaf (branch evaluation asks skill leaves)"}]
+    # A grounded seed question is asked with its context.
+    asked = [conv[0]["content"] for convs, _ in cand.calls for conv in convs]
+    assert any(a.startswith("Context 0.\n\nQuestion 0 of writing/changed") for a in asked)
+
+    check_schema(results)
+    broken = json.loads(json.dumps(results))
+    broken["mtbench"]["overall"]["verdict"] = "better"
+    with pytest.raises(jsonschema.ValidationError):
+        check_schema(broken)
+    text = render(results)
+    assert "| **overall** | 3.00 | 5.00 | +2.00 | [+2.00, +2.00] | improved | 8 |" in text
+    assert "Smoke-test judge" not in text
+    assert "quick subset: 1 per category" in text and "`compositional_skills/writing/new`" in text
+
+
+def test_base_is_cached_across_prs_and_never_loaded(store):
+    leaves = [skill_leaf("writing/a")]
+    first = evaluate(Model("test:base", "plain"), Model("test:pr1", "good"), Judge(), leaves, store, settings=FAST)
+    judge = Judge()
+    second = evaluate(Refuses("test:base"), Model("test:pr2", "good good"), judge, leaves, store, settings=FAST)
+    steps = {row["step"]: row for row in second["timings"]["steps"]}
+    assert steps["base answers"]["cached"] and steps["base judgments"]["cached"]
+    assert not steps["candidate answers"]["cached"]
+    assert second["mtbench"]["overall"]["base"] == first["mtbench"]["overall"]["base"] == 3.0
+    assert second["mtbench"]["overall"]["candidate"] == 7.0
+    # Only the candidate's 8 x 2 MT-Bench turns + 5 seed questions were judged.
+    assert sum(len(conv) for conv, _ in judge.calls) == 21
+    # Another judge is another key: judgments are redone, answers are not.
+    other = Judge()
+    other.spec = "test:judge2"
+    third = evaluate(Refuses("test:base"), Refuses("test:pr2"), other, leaves, store, settings=FAST)
+    assert third["mtbench"]["overall"]["candidate"] == 7.0 and len(other.calls) == 2  # base and candidate
+
+
+def test_same_inputs_and_seed_give_identical_numbers(tmp_path):
+    def run(home, seed):
+        base, cand = Model("test:base", "plain broken"), Model("test:cand", "good")
+        r = evaluate(base, cand, Judge(), [skill_leaf("writing/a")], Store(tmp_path / home),
+                     settings=Settings(quick=2, seed=seed, resamples=2000))
+        r.pop("timings")
+        return r
+
+    first, again = run("one", 0), run("two", 0)
+    assert json.dumps(first, sort_keys=True) == json.dumps(again, sort_keys=True)
+    assert run("three", 1)["mtbench"]["subset"] != first["mtbench"]["subset"]
+
+
+def test_unparseable_judgments_are_counted_not_scored(store):
+    results = evaluate(Model("test:base", "plain broken"), Model("test:cand", "good"), Judge(), [], store,
+                       settings=FAST)
+    mt = results["mtbench"]
+    assert mt["errors"]["base"] == {"judgments": 16, "errors": 16, "rate": 1.0}
+    assert mt["overall"]["base"] is None and mt["overall"]["verdict"] == "insufficient data"
+    assert "16/16 (100.0 %)" in render(results)
+    check_schema(results)
+
+
+def test_judge_repeats_sample_and_report_noise(store):
+    judge = Judge()
+    results = evaluate(Model("test:base", "plain"), Model("test:cand", "good"), judge, [], store,
+                       settings=Settings(quick=1, judge_repeats=3, resamples=2000))
+    assert {(p.n, p.temperature) for _, p in judge.calls} == {(3, 0.7)}
+    noise = results["mtbench"]["judge_noise"]["base"]
+    assert noise == {"repeats": 3, "item_sd": 0.0, "overall_sd": 0.0, "overall_range": [3.0, 3.0]}
+    assert results["mtbench"]["errors"]["base"]["judgments"] == 48
+    check_schema(results)
+
+
+def test_embedded_judge_is_called_a_smoke_test():
+    from lab_hooks.eval.render import render as render_
+
+    results = evaluate(Model("test:base", "plain"), Model("test:cand", "good"), _EmbeddedJudge(), [], None,
+                       settings=FAST)
+    assert results["judge"]["smoke_test"] is True
+    assert "**Smoke-test judge.**" in render_(results)
+
+
+class _EmbeddedJudge(Judge):
+    spec = "embedded:smollm2-135m-instruct"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--base-model", "a", "--candidate", "b", "--quick", "0"], "--quick must be at least 1"),
+    (["--base-model", "a", "--candidate", "b", "--resamples", "100"], "too few"),
+    (["--base-model", "a", "--candidate", "b", "--no-mtbench"], "nothing to evaluate"),
+])
+def test_cli_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_broken_leaf_says_where(tmp_path, capsys):
+    bad = tmp_path / "compositional_skills" / "x" / "qna.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("version: 2\nseed_examples: [\n")
+    assert main(["--base-model", "a", "--candidate", "b", "--branch-leaves", str(bad), "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:" in err and err.count("\n") == 1
+
+
+def test_branch_leaves_from_git(tmp_path):
+    import subprocess
+
+    from lab_hooks.eval.leaves import InputError, from_git
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    def write(path, n):
+        file = tmp_path / "compositional_skills" / path / "qna.yaml"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(SKILL.format(examples="".join(f"  - question: Q{i}?\n    answer: A{i}.\n" for i in range(n))))
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    write("a", 5)
+    write("b", 5)
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    write("a", 6)
+    write("c", 5)
+    git("add", "-A")
+    git("commit", "-qm", "pr")
+    branch = from_git(tmp_path, "HEAD~1", "HEAD")
+    assert sorted(leaf.name for leaf in branch.changed) == ["compositional_skills/a", "compositional_skills/c"]
+    assert branch.new == {"compositional_skills/c"}
+    assert [leaf.name for leaf in branch.unchanged] == ["compositional_skills/b"]
+    assert len(next(leaf for leaf in branch.changed if leaf.name.endswith("/a")).examples) == 6
+    with pytest.raises(InputError):
+        from_git(tmp_path, "no-such-ref", "HEAD")
