@@ -71,7 +71,7 @@ def test_bad_file_does_not_stop_the_others(repo, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out == [
         f"{bad}:2:13: error LH112 created_by: expected a string, got integer",
-        f"{broken}:3:1: error LH003 while parsing a flow node did not find expected node content",
+        f"{broken}:3:1: error LH003 while parsing a flow node expected the node content, but found '<stream end>'",
         "missing/qna.yaml:1:1: error LH001 cannot read: No such file or directory",
     ]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import posixpath
 import re
-from pathlib import Path
 from typing import Iterator
 
 from lab_hooks.checks.context import Context
 from lab_hooks.checks.findings import ERROR, WARNING, Finding
 from lab_hooks.checks.registry import leaf_check, rule, threshold
+from lab_hooks.taxonomy.documents import HEAD, local_document_dir
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
 GROUNDED_NO_CONTEXT = rule("LH401", "grounded-needs-context", ERROR, "a seed of a grounded skill (under `grounded/`) has no `context`")
@@ -18,7 +18,7 @@ FREEFORM_CONTEXT = rule("LH402", "freeform-context", WARNING, "a seed of a freef
 NO_ATTRIBUTION = rule("LH403", "attribution-missing", ERROR, "no readable, non-empty `attribution.txt` beside the leaf")
 ATTRIBUTION_FIELDS = rule("LH404", "attribution-fields", ERROR, "`attribution.txt` does not name the title, link, license and creator")
 DOCUMENT_REPO = rule("LH405", "document-repo", ERROR, "knowledge `document.repo` is not an https URL nor a folder inside the taxonomy repo")
-DOCUMENT_COMMIT = rule("LH406", "document-commit", ERROR, "knowledge `document.commit` of a remote repo is not a full 40-hex commit sha")
+DOCUMENT_COMMIT = rule("LH406", "document-commit", ERROR, "knowledge `document.commit` is not a full 40-hex commit sha (or `HEAD` for an in-repo document)")
 DOCUMENT_PATTERN = rule("LH407", "document-pattern", ERROR, "a `document.patterns` entry is absolute, uses `..`, or matches no file in the taxonomy repo")
 SEED_TOO_LONG = rule("LH501", "seed-too-long", ERROR, "question + answer + context of a seed exceed the character budget (`max_seed_chars`)")
 CONTEXT_WORDS = rule("LH502", "context-too-long", WARNING, "a knowledge context exceeds `max_context_words` (500) words")
@@ -86,16 +86,6 @@ def check_attribution(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
                                                        "'License of the work: ...', 'Creator names: ...')")
 
 
-def local_document_dir(repo: str, root: Path) -> Path | None:
-    """The folder an in-repo `document.repo` names, or None if it is not one."""
-    if "://" in repo or repo.startswith(("/", "~")) or re.match(r"^[\w.-]+@[\w.-]+:", repo):
-        return None
-    parts = Path(repo).parts
-    if ".." in parts:
-        return None
-    return root / repo
-
-
 @leaf_check
 def check_document(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
     document = leaf.document
@@ -106,18 +96,14 @@ def check_document(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
     local = None
     if isinstance(repo, str) and repo:
         local = local_document_dir(repo, ctx.root)
-        if local is None and not repo.startswith("https://"):
+        if local is None and not re.match(r"https://[^/\s]+", repo):
             yield DOCUMENT_REPO.at(leaf.file, pos(("document", "repo")),
                                    f"document.repo {repo!r}: use an https:// URL or a folder inside the taxonomy repo")
             return
-        if local is not None and not local.is_dir():
-            yield DOCUMENT_REPO.at(leaf.file, pos(("document", "repo")),
-                                   f"document.repo {repo!r} is not an https:// URL nor a folder of the taxonomy repo "
-                                   f"(looked in {ctx.root})")
-            return
-        if local is None and isinstance(commit, str) and commit and not _SHA.fullmatch(commit):
+        if isinstance(commit, str) and commit and not _SHA.fullmatch(commit) and (local is None or commit != HEAD):
             yield DOCUMENT_COMMIT.at(leaf.file, pos(("document", "commit")),
-                                     f"document.commit {commit!r}: give the full 40-character commit sha")
+                                     f"document.commit {commit!r}: give the full 40-character commit sha"
+                                     + ("" if local is None else " (or HEAD: the leaf's own commit)"))
     for i, pattern in enumerate(patterns if isinstance(patterns, list) else []):
         if not isinstance(pattern, str) or not pattern:
             continue  # the schema reports it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from typing import Iterator
 
@@ -38,34 +39,37 @@ def check_path_names(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
 
 
 def _leaf_dirs(ctx: Context) -> set[str]:
-    """The folder of every leaf under the root and of every leaf being checked."""
-    dirs = {posixpath.dirname(p) for p in ctx.leaf_files()}
-    return dirs | {leaf.name for leaf in ctx.checked}
+    """The folder (absolute) of every leaf under the root and of every leaf being checked."""
+    dirs = {os.path.dirname(os.path.abspath(p)) for p in ctx.leaf_files().values()}
+    return dirs | {os.path.dirname(os.path.abspath(leaf.file)) for leaf in ctx.checked}
 
 
 @leaf_check
 def check_nesting(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
     dirs = ctx.memo("paths.leaf_dirs", lambda: _leaf_dirs(ctx))
-    above = [leaf.name.rsplit("/", n)[0] for n in range(1, leaf.name.count("/") + 1)]
-    for parent in above:
-        if parent in dirs:
-            yield NESTED_LEAF.at(leaf.file, (1, 1), f"inside the leaf {parent}/; a leaf folder must not hold other leaves")
-            return
     below = ctx.memo("paths.below", lambda: _below(dirs))
-    if leaf.name in below:
-        inner = sorted(below[leaf.name])
+    own = os.path.dirname(os.path.abspath(leaf.file))
+    parent = os.path.dirname(own)
+    while parent != os.path.dirname(parent):
+        if parent in dirs:
+            yield NESTED_LEAF.at(leaf.file, (1, 1), f"inside the leaf folder {os.path.relpath(parent)}/; "
+                                                    "a leaf folder must not hold other leaves")
+            return
+        parent = os.path.dirname(parent)
+    if own in below:
+        inner = sorted(below[own])
         more = f" and {len(inner) - 1} more" if len(inner) > 1 else ""
-        yield NESTED_LEAF.at(leaf.file, (1, 1), f"holds another leaf below it ({inner[0]}/{more}); "
-                                                "move one of them so that leaves are only at the ends of the tree")
+        yield NESTED_LEAF.at(leaf.file, (1, 1), f"holds another leaf below it ({os.path.relpath(inner[0])}/{more}); "
+                                                "leaves belong only at the ends of the tree")
 
 
 def _below(dirs: set[str]) -> dict[str, list[str]]:
     """Leaf folder -> the leaf folders strictly below it."""
     out: dict[str, list[str]] = {}
     for d in dirs:
-        parts = d.split("/")
-        for n in range(1, len(parts)):
-            parent = "/".join(parts[:n])
+        parent = os.path.dirname(d)
+        while parent != os.path.dirname(parent):
             if parent in dirs:
                 out.setdefault(parent, []).append(d)
+            parent = os.path.dirname(parent)
     return out

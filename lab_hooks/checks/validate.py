@@ -57,11 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report = check_files(files, root, config)
     out = render(report.findings, fmt, report.files, report.metrics)
-    if out:
-        print(out)
+    try:
+        if out:
+            print(out, flush=True)
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     for problem in report.internal_errors:
         print(f"lab-hooks validate: internal error: {problem}", file=sys.stderr)
-    if fmt == "text" and report.findings:
+    if fmt == "text":
         print(summary_line(report.findings, len(files)), file=sys.stderr)
     if report.internal_errors:
         return 2

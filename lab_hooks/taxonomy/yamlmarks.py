@@ -100,8 +100,26 @@ def _scalar(event) -> Any:
         raise YamlError(f"bad {tag.rsplit(':', 1)[-1]} value {event.value!r}: {exc}", _pos(event.start_mark)) from None
 
 
+class _ParserError(YamlError):
+    """A syntax error reported by the YAML parser itself (not one of our limits)."""
+
+
 def load(text: str) -> Document:
-    """Parse one YAML document. Raises YamlError with the parser's line:col."""
+    """Parse one YAML document. Raises YamlError with the parser's line:col.
+
+    libyaml rejects a few files that PyYAML's pure-Python parser (the one
+    InstructLab uses) accepts, e.g. a tab inside a block scalar; those are
+    parsed again with the pure-Python parser before they count as invalid.
+    """
+    try:
+        return _load(text, _Loader)
+    except _ParserError:
+        if _Loader is yaml.SafeLoader:
+            raise
+        return _load(text, yaml.SafeLoader)
+
+
+def _load(text: str, loader_class) -> Document:
     doc = Document(data=None)
     anchors: dict[str, tuple[Any, int]] = {}
     stack: list[_Frame] = []
@@ -154,7 +172,7 @@ def load(text: str) -> Document:
             return frame.path + (len(frame.value),)
         return frame.path + (frame.key,)
 
-    loader = _Loader(text)
+    loader = loader_class(text)
     try:
         while True:
             event = loader.get_event()
@@ -198,9 +216,9 @@ def load(text: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        raise YamlError(message, _pos(mark) if mark else (1, 1)) from None
+        raise _ParserError(message, _pos(mark) if mark else (1, 1)) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"invalid YAML: {exc}") from None
+        raise _ParserError(f"invalid YAML: {' '.join(str(exc).split())}") from None
     finally:
         loader.dispose()
     if not seen_root:
