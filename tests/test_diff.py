@@ -229,3 +229,35 @@ def test_cli_text_json_and_errors(repo, capsys):
     assert diff_main(["--repo", str(repo.parent), "--base", "main"]) == 2
     assert "not inside a git repository" in capsys.readouterr().err
     assert diff_main([]) == 2
+
+
+def test_hostile_head_content_is_bounded(repo, tmp_path):
+    commit(repo, {"compositional_skills/writing/jokes/qna.yaml": None,
+                  "compositional_skills/writing/huge/qna.yaml": "a: " + "x" * 2_000_000 + "\n"})
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
+    diff = diff_taxonomy(bare, "main", "pr")  # a bare repository: objects only
+    assert {c.path: c.status for c in diff.leaves} == {
+        "compositional_skills/writing/huge/qna.yaml": "added", "compositional_skills/writing/jokes/qna.yaml": "deleted"}
+    with pytest.raises(LeafError, match="over the 1,000,000-byte limit"):
+        diff.read_leaf(next(c for c in diff.leaves if c.status == "added"))
+    with pytest.raises(DiffError, match="bare repository has no working tree; pass --head"):
+        diff_taxonomy(bare, "main")
+
+
+def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, capsys):
+    from lab_hooks.checks.validate import main as validate_main
+
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {"compositional_skills/writing/old_broken/qna.yaml": "version: 3\n"})  # main's own problem
+    git(repo, "checkout", "-q", "-b", "pr2")
+    commit(repo, {"compositional_skills/writing/new_broken/qna.yaml": "version: 3\n"})
+    write(repo, {"compositional_skills/writing/untracked/qna.yaml": "version: 3\n"})
+    monkeypatch.chdir(repo / "compositional_skills")  # anywhere inside the repository
+    assert validate_main(["--base", "main", "--format", "json"]) == 1
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert {Path(f["file"]).parent.name for f in files} == {"new_broken", "untracked"}
+    assert all(f["findings"] for f in files)
+    assert validate_main(["--base", "no-such-ref"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1

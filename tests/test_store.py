@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -145,6 +146,7 @@ def test_records(store):
     assert len(got) == 1200 and got[keys[1199]]["n"] == 1199
     with pytest.raises(TypeError):
         store.record_put("k", {1, 2})
+    assert pickle.loads(pickle.dumps(store)).record_get("plain-key") == [1, 2]  # for worker processes
 
 
 def test_refs_swap_together_and_compare_and_swap(store):
@@ -221,7 +223,8 @@ def test_cli_reports_bad_home_in_one_line(tmp_path, capsys):
 # -- real processes --------------------------------------------------------
 
 def test_two_processes_at_once_build_each_key_once(tmp_path):
-    home, log = tmp_path / "store", tmp_path / "builds.log"
+    home, log, solo = tmp_path / "store", tmp_path / "builds.log", tmp_path / "solo"
+    alone = writer(solo)  # the reference, in its own store
     procs = [writer(home, str(log)) for _ in range(2)]
     assert [p.communicate(timeout=120)[0].split() for p in procs] == [["ready", "done"]] * 2
     assert all(p.returncode == 0 for p in procs)
@@ -232,15 +235,15 @@ def test_two_processes_at_once_build_each_key_once(tmp_path):
     store = Store(home)
     assert store.verify() == [] and store.garbage() == []
 
-    solo = tmp_path / "solo"
-    assert writer(solo).communicate(timeout=120)[0].split() == ["ready", "done"]
+    assert alone.communicate(timeout=120)[0].split() == ["ready", "done"]
     assert snapshot(store) == snapshot(Store(solo))
 
 
 def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
-    home = tmp_path / "store"
+    home, clean = tmp_path / "store", tmp_path / "clean"
+    uninterrupted = writer(clean)  # the reference, run meanwhile
     rng = random.Random(4)
-    kills = 0
+    kills = interrupted_builds = 0
     for _ in range(24):
         proc = writer(home)
         assert proc.stdout.readline() == "ready\n"
@@ -251,15 +254,15 @@ def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
         proc.wait(30)
         store = Store(home)
         assert store.verify() == []
+        interrupted_builds += bool(store.garbage())
         ckpt, replay = store.get_ref("main/checkpoint"), store.get_ref("main/replay")
         if ckpt or replay:  # the pair moves together, never a mix
             assert store.info(ckpt).meta == store.info(replay).meta
         store.close()
-    assert kills >= 20
+    assert kills >= 20 and interrupted_builds  # some kills landed inside a build
 
     assert writer(home).communicate(timeout=120)[0].split() == ["ready", "done"]
     store = Store(home)
     assert store.verify() == [] and store.garbage() == []
-    clean = tmp_path / "clean"
-    assert writer(clean).communicate(timeout=120)[0].split() == ["ready", "done"]
+    assert uninterrupted.communicate(timeout=120)[0].split() == ["ready", "done"]
     assert snapshot(store) == snapshot(Store(clean))

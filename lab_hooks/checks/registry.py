@@ -25,6 +25,7 @@ CHECK_MODULES = (
     "lab_hooks.checks.lint",
     "lab_hooks.checks.paths",
     "lab_hooks.checks.content",
+    "lab_hooks.checks.duplicates",
 )
 
 Result = Iterable[Union[Finding, Metric]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from itertools import combinations
+from itertools import combinations, count
 from typing import Iterable, Sequence
 
 from rapidfuzz.distance import LCSseq
@@ -63,27 +63,32 @@ def fmeasure(lcs: int, len_a: int, len_b: int) -> float:
 
 
 class Vocabulary:
-    """Token -> int, so LCS compares exact ints (no hash collisions)."""
+    """Token -> int, so LCS compares exact ints (no hash collisions).
+
+    Ids are unique but not contiguous: a new token takes the next value of a
+    counter, which lets `setdefault` run over a whole list in C.
+    """
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
+        self._fresh = count()
 
     def encode(self, text: str) -> list[int]:
-        ids = self.ids
-        return [ids.setdefault(tok, len(ids)) for tok in rouge_tokens(text)]
+        return self.encode_tokens(rouge_tokens(text))
 
     def encode_tokens(self, tokens: Iterable[str]) -> list[int]:
-        ids = self.ids
-        return [ids.setdefault(tok, len(ids)) for tok in tokens]
+        return list(map(self.ids.setdefault, tokens, self._fresh))
 
 
 def rouge_l(a: str, b: str) -> float:
     """ROUGE-L F-measure of two strings, as `rouge_score` computes it."""
     vocab = Vocabulary()
-    ta, tb = vocab.encode(a), vocab.encode(b)
-    if not ta or not tb:
-        return 0.0
-    return fmeasure(LCSseq.similarity(ta, tb), len(ta), len(tb))
+    return rouge_l_tokens(vocab.encode(a), vocab.encode(b))
+
+
+def rouge_l_tokens(a: Tokens, b: Tokens) -> float:
+    """ROUGE-L F-measure of two token-id sequences."""
+    return fmeasure(LCSseq.similarity(a, b), len(a), len(b)) if a and b else 0.0
 
 
 def near_duplicate_pairs(texts: Sequence[str], threshold: float) -> list[Pair]:
@@ -100,10 +105,7 @@ def near_duplicates(queries: Sequence[str], references: Sequence[str], threshold
 
 def pairwise_scores(seqs: Sequence[Tokens]) -> list[Pair]:
     """F of every pair i < j, by brute force: for small sets such as one leaf."""
-    return [
-        (i, j, fmeasure(LCSseq.similarity(a, b), len(a), len(b)) if a and b else 0.0)
-        for (i, a), (j, b) in combinations(enumerate(seqs), 2)
-    ]
+    return [(i, j, rouge_l_tokens(a, b)) for (i, a), (j, b) in combinations(enumerate(seqs), 2)]
 
 
 def _check(threshold: float) -> float:

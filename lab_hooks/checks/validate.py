@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default=None,
                         help="the taxonomy repository's root (default: the folder holding the files' "
                              "compositional_skills/, foundational_skills/ or knowledge/)")
+    parser.add_argument("--base", metavar="REF",
+                        help="also check the leaves the working tree changes since it forked from REF "
+                             "(staged, unstaged, untracked; what a PR's validation job runs)")
     return parser
 
 
@@ -29,7 +32,15 @@ def select_files(args: argparse.Namespace) -> list[str]:
     """The files this run checks (ways to choose them, like a git range, plug in here)."""
     from lab_hooks.checks.engine import expand
 
-    return expand(args.files)
+    files = expand(args.files)
+    if args.base:
+        from lab_hooks.diff import changed_leaves, open_repo
+
+        top = open_repo(".").working_tree_dir
+        root = os.path.relpath(os.path.abspath(args.root), top) if args.root else ""
+        changes = changed_leaves(top, args.base, root=root)
+        files += [os.path.join(top, c.path) for c in changes if c.status != "deleted"]
+    return list(dict.fromkeys(files))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     from lab_hooks.checks.engine import check_files, find_root
     from lab_hooks.checks.registry import load_checks
 
-    files = select_files(args)
+    diff_errors: tuple[type[Exception], ...] = ()
+    if args.base:  # gitpython is imported only then: the hook path stays light
+        from lab_hooks.diff import DiffError
+
+        diff_errors = (DiffError,)
+    try:
+        files = select_files(args)
+    except diff_errors as exc:
+        print(f"lab-hooks validate: {exc}", file=sys.stderr)
+        return 2
     root = args.root if args.root is not None else find_root(files)
     load_checks()  # rules must be registered before the config names them
     try:

@@ -21,10 +21,11 @@ from lab_hooks.diff.changes import (
     changed_leaves,
     diff_taxonomy,
     leaf_from_blobs,
+    open_repo,
     read_blob,
 )
 
 __all__ = [
     "DiffError", "LeafChange", "Skipped", "TaxonomyDiff",
-    "changed_leaves", "diff_taxonomy", "leaf_from_blobs", "read_blob",
+    "changed_leaves", "diff_taxonomy", "leaf_from_blobs", "open_repo", "read_blob",
 ]

@@ -15,6 +15,7 @@ reported as skipped and never read.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import posixpath
 import re
@@ -73,6 +74,16 @@ class TaxonomyDiff:
     head: str | None  # None: the working tree (staged, unstaged, untracked)
     leaves: list[LeafChange] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop the git processes that read objects (the diff is unusable afterwards)."""
+        self.repo.close()
+
+    def __enter__(self) -> TaxonomyDiff:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def read_leaf(self, change: LeafChange):
         """The head side of a change as a Leaf (raises LeafError for unusable content)."""
@@ -163,7 +174,7 @@ def _commit(repo: git.Repo, ref: str, role: str) -> git.Commit:
     except (git.BadName, ValueError, git.GitCommandError):
         hint = " (fetch it first, e.g. `git fetch origin main`; actions/checkout needs fetch-depth: 0)" \
             if role == "base" else ""
-        raise DiffError(f"{role} ref {ref!r} is not a commit in {repo.working_tree_dir}{hint}") from None
+        raise DiffError(f"{role} ref {ref!r} is not a commit in {repo.working_tree_dir or repo.git_dir}{hint}") from None
 
 
 def _merge_base(repo: git.Repo, base: git.Commit, head: git.Commit, base_ref: str) -> git.Commit:
@@ -184,6 +195,15 @@ def _merge_base(repo: git.Repo, base: git.Commit, head: git.Commit, base_ref: st
 
 # -- the working tree -----------------------------------------------------------
 
+def _file_blob_sha(path: Path, size: int) -> str:
+    """`git hash-object` of a file, streamed: a huge file costs no memory."""
+    digest = hashlib.sha1(b"blob %d\0" % size)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _worktree_changes(repo: git.Repo, base: str) -> dict[str, tuple[_Entry | None, _Entry | None]]:
     """Changes from the merge-base tree to the working tree, untracked files included."""
     root = Path(repo.working_tree_dir)
@@ -200,11 +220,7 @@ def _worktree_changes(repo: git.Repo, base: str) -> dict[str, tuple[_Entry | Non
             return _Entry(git_blob_sha(os.readlink(root / path).encode()), _LINK)
         if not stat.S_ISREG(st.st_mode):
             return None
-        mode = 0o100755 if st.st_mode & 0o111 else 0o100644
-        if st.st_size > MAX_LEAF_BYTES * 50:  # a large non-leaf file: changed, its sha is not needed
-            return _Entry(NULL_SHA, mode)
-        with open(root / path, "rb") as fh:
-            return _Entry(git_blob_sha(fh.read()), mode)
+        return _Entry(_file_blob_sha(root / path, st.st_size), 0o100755 if st.st_mode & 0o111 else 0o100644)
 
     raw = repo.git.diff(base, "--raw", "-z", "--no-renames", "--no-abbrev", "--ignore-submodules=none", "--")
     fields = raw.split("\0")
@@ -265,11 +281,10 @@ def in_repo_documents(document: dict | None, root: str) -> list[re.Pattern] | No
     if not isinstance(document, dict):
         return None
     repo, patterns = document.get("repo"), document.get("patterns")
-    if not isinstance(repo, str) or "://" in repo or repo.startswith("git@") or not isinstance(patterns, list):
-        return None
-    folder = posixpath.normpath(posixpath.join(root, repo.strip("/")))
-    if folder.startswith("..") or posixpath.isabs(folder):
-        return None
+    if (not isinstance(repo, str) or not repo or not isinstance(patterns, list) or "://" in repo
+            or repo.startswith(("/", "~")) or re.match(r"^[\w.-]+@[\w.-]+:", repo) or ".." in repo.split("/")):
+        return None  # remote (URL, scp-like) or outside the repository: the same rule as the validator's
+    folder = posixpath.normpath(posixpath.join(root, repo))
     folder = "" if folder == "." else folder + "/"
     return [_glob_regex(folder + p.lstrip("/")) for p in patterns if isinstance(p, str) and ".." not in p]
 
@@ -290,9 +305,11 @@ class _Differ:
         if self.head_tree is not None:
             return _lookup(self.repo, self.head_tree, path)
         full = self.workdir / path
-        if full.is_symlink() or not full.is_file():
+        try:
+            st = os.lstat(full)
+        except OSError:
             return None
-        return _Entry(git_blob_sha(full.read_bytes()), 0o100644)
+        return _Entry(_file_blob_sha(full, st.st_size), 0o100644) if stat.S_ISREG(st.st_mode) else None
 
     def head_bytes(self, path: str, entry: _Entry) -> bytes:
         if self.head_tree is not None:
@@ -391,14 +408,23 @@ class _Differ:
                 del deleted[old_path]
         if deleted and added and len(deleted) * len(added) <= 2500:
             scored = []
+            heads = {path: self._readable(lambda: self.head_bytes(path, new)) for path, new in added.items()}
             for old_path, old in deleted.items():
-                old_bytes = read_blob(self.repo, old.sha)
-                for path, new in added.items():
-                    scored.append((_similar(old_bytes, self.head_bytes(path, new)), old_path, path))
+                old_bytes = self._readable(lambda: read_blob(self.repo, old.sha))
+                for path, new_bytes in heads.items():
+                    if old_bytes is not None and new_bytes is not None:
+                        scored.append((_similar(old_bytes, new_bytes), old_path, path))
             for score, old_path, path in sorted(scored, reverse=True):
                 if score >= RENAME_SIMILARITY and old_path in deleted and path in added:
                     renamed[old_path] = (path, deleted.pop(old_path), added.pop(path))
         return renamed
+
+    @staticmethod
+    def _readable(read) -> bytes | None:
+        try:
+            return read()
+        except LeafError:
+            return None  # too large or unreadable: never paired by similarity
 
     def _documents(self, others: list[str], reasons: dict[str, list[str]]) -> None:
         """Credit changed non-leaf files to knowledge leaves whose in-repo document they are."""
@@ -434,6 +460,8 @@ def diff_taxonomy(repo_path: str | os.PathLike, base: str, head: str | None = No
     root = "" if root == "." else root
     base_commit = _commit(repo, base, "base")
     if head is None:
+        if repo.bare:
+            raise DiffError(f"{repo.git_dir}: a bare repository has no working tree; pass --head")
         try:
             head_commit = repo.head.commit
         except ValueError:
@@ -454,5 +482,6 @@ def diff_taxonomy(repo_path: str | os.PathLike, base: str, head: str | None = No
 
 
 def changed_leaves(repo_path: str | os.PathLike, base: str, head: str | None = None, root: str = "") -> list[LeafChange]:
-    """Shorthand for `diff_taxonomy(...).leaves`."""
-    return diff_taxonomy(repo_path, base, head, root).leaves
+    """Shorthand for `diff_taxonomy(...).leaves`, the repository closed again."""
+    with diff_taxonomy(repo_path, base, head, root) as diff:
+        return diff.leaves

@@ -140,6 +140,10 @@ class Store:
         self._local = threading.local()
         self._db()  # create the schema now: fail early on an unusable home
 
+    def __reduce__(self):
+        # Pickles as its home (for worker processes): connections are per process.
+        return (Store, (self.home,))
+
     # -- SQLite ------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
@@ -444,7 +448,7 @@ class Store:
                     problems.append(Problem(art.key, rel, "content changed (sha256 differs)"))
         for name, key in self.refs().items():
             if self.info(key) is None and self.record_get(key) is None:
-                problems.append(Problem(key, "", f"ref {name} names nothing in the store"))
+                problems.append(Problem(key, "", f"ref {name} names nothing in the store (rebuild it or delete the ref)"))
         return problems
 
     def remove(self, key: str) -> bool:

@@ -1,0 +1,238 @@
+"""Diversity, duplicate and contamination checks.
+
+LAB's premise is that a leaf's few seeds span its task, so near-duplicate seeds
+within a leaf are errors; a seed repeated in another leaf of the taxonomy is
+reported with that leaf's file:line; a seed that overlaps MT-Bench would teach
+the evaluation set. All similarity is ROUGE-L as `rouge-score` computes it
+(see `similarity`), found by exact filters, so nothing is missed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from statistics import fmean
+from typing import Iterator, Sequence
+
+from lab_hooks.checks import similarity as sim
+from lab_hooks.checks.context import Context
+from lab_hooks.checks.findings import ERROR, WARNING, Finding, Metric
+from lab_hooks.checks.registry import leaf_check, rule, taxonomy_check, threshold
+from lab_hooks.checks.seedindex import SeedIndex, seed_prompt
+from lab_hooks.taxonomy.leaf import Example, Leaf
+
+SIMILAR_QUESTIONS = rule("LH601", "similar-questions", ERROR,
+                         "two seed questions of a leaf (with their context in a grounded skill) have ROUGE-L >= "
+                         "`rouge_l_near_duplicate` (0.7)")
+SIMILAR_SEEDS = rule("LH602", "similar-seeds", ERROR,
+                     "two seeds of a leaf (question + answer) have ROUGE-L >= `rouge_l_near_duplicate` (0.7)")
+LOW_DIVERSITY = rule("LH603", "low-diversity", WARNING,
+                     "the leaf's diversity (mean pairwise 1 - ROUGE-L of its questions) is below `min_diversity`")
+DUPLICATE_ACROSS = rule("LH604", "duplicate-across-leaves", ERROR,
+                        "a seed question repeats one of another leaf (ignoring case, whitespace, punctuation)")
+SIMILAR_ACROSS = rule("LH605", "similar-across-leaves", WARNING,
+                      "a seed question has ROUGE-L >= `rouge_l_near_duplicate` with one of another leaf")
+CONTAMINATION = rule("LH606", "mtbench-contamination", ERROR,
+                     "a seed question or answer has ROUGE-L >= `rouge_l_contamination` (0.7) or shares a "
+                     "`contamination_ngram`-word (13) run with an MT-Bench question (either turn)")
+MTBENCH_UNAVAILABLE = rule("LH607", "mtbench-unavailable", WARNING,
+                           "the MT-Bench questions are not cached and cannot be fetched: contamination not checked")
+
+NEAR_DUPLICATE = threshold("rouge_l_near_duplicate", 0.7, "ROUGE-L F at which two seeds are near-duplicates")
+# 0.3 = 1 - 0.7: below it, the leaf's average pair of seeds is itself a near-duplicate.
+MIN_DIVERSITY = threshold("min_diversity", 0.3, "the least mean pairwise 1 - ROUGE-L of a leaf's seed questions")
+CONTAMINATION_ROUGE_L = threshold("rouge_l_contamination", 0.7, "ROUGE-L F at which a seed matches an MT-Bench turn")
+CONTAMINATION_NGRAM = threshold("contamination_ngram", 13, "length in words of a run shared with MT-Bench that flags a seed")
+
+# Above this many query questions, matching loads the whole index into memory
+# and runs one prefix-filtered join instead of looking candidates up per token.
+BULK_QUERIES = 200
+
+
+def _line(example: Example) -> int:
+    return example.pos[0]
+
+
+
+
+@leaf_check
+def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
+    examples = [e for e in leaf.examples if e.question.strip()]
+    if len(examples) < 2:
+        return
+    limit = ctx.threshold(NEAR_DUPLICATE)
+    prompts = [seed_prompt(leaf, e) for e in examples]
+    what = "question (with its context)" if prompts != [e.question for e in examples] else "question"
+    vocab = sim.Vocabulary()
+    scores = sim.pairwise_scores([vocab.encode(p) for p in prompts])
+    for i, j, score in scores:
+        if score >= limit:
+            yield SIMILAR_QUESTIONS.at(leaf.file, examples[j].pos,
+                                       f"{what} is a near-duplicate of the {what} at line "
+                                       f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
+    for i, j, score in sim.self_join([vocab.encode(f"{p}\n{e.answer}") for p, e in zip(prompts, examples)], limit):
+        yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
+                               f"seed (question + answer) is a near-duplicate of the seed at line "
+                               f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
+    diversity = fmean(1 - score for _, _, score in scores)
+    yield Metric(leaf.file, "diversity", round(diversity, 4))
+    floor = ctx.threshold(MIN_DIVERSITY)
+    if diversity < floor:
+        yield LOW_DIVERSITY.at(leaf.file, leaf.doc.key_marks.get(("seed_examples",), (1, 1)),
+                               f"seeds are too alike: diversity {diversity:.2f} < {floor} "
+                               f"(mean pairwise 1 - ROUGE-L of {len(examples)} seeds' {what}s)")
+
+
+def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], limit: float
+                       ) -> list[tuple[int, int, int, float, bool]]:
+    """Seeds of other leaves that repeat or nearly repeat each query.
+
+    `queries` are (taxonomy path of its leaf, question). Returns (query index,
+    other leaf id, its seed index, ROUGE-L, exact duplicate?) sorted; a pair is
+    exact when the normalized texts are equal.
+    """
+    leaf_of = {path: leaf_id for leaf_id, path in index.paths.items()}
+    own = [leaf_of.get(path) for path, _ in queries]
+    norms = [sim.normalize(q) for _, q in queries]
+    exact = {}
+    by_norm: dict[str, list[tuple[int, int]]] = {}
+    for norm, leaf_id, seed in index.same_text(n for n in norms if n):
+        by_norm.setdefault(norm, []).append((leaf_id, seed))
+    for qi, norm in enumerate(norms):
+        for leaf_id, seed in by_norm.get(norm, ()) if norm else ():
+            if leaf_id != own[qi]:
+                exact[(qi, leaf_id, seed)] = True
+    vocab = sim.Vocabulary()
+    tokens = [sim.rouge_tokens(q) for _, q in queries]
+    if len(queries) > BULK_QUERIES:
+        near = _near_in_memory(index, tokens, vocab, limit)
+    else:
+        near = _near_by_postings(index, tokens, vocab, limit)
+    out = {(qi, leaf_id, seed): (score, (qi, leaf_id, seed) in exact)
+           for qi, leaf_id, seed, score in near if leaf_id != own[qi]}
+    for key in exact:
+        out.setdefault(key, (1.0, True))
+    return sorted((*key, score, is_exact) for key, (score, is_exact) in out.items())
+
+
+def _near_in_memory(index: SeedIndex, tokens: list[list[str]], vocab: sim.Vocabulary, limit: float):
+    refs = [(leaf_id, seed, q) for leaf_id, seeds in index.seeds().items() for seed, (_, _, q, _) in enumerate(seeds)]
+    pairs = sim.join([vocab.encode_tokens(t) for t in tokens], [vocab.encode(q) for _, _, q in refs], limit)
+    return [(qi, refs[ri][0], refs[ri][1], score) for qi, ri, score in pairs]
+
+
+def _near_by_postings(index: SeedIndex, tokens: list[list[str]], vocab: sim.Vocabulary, limit: float):
+    """Prefix filtering with the index as the other side: a seed whose multiset
+    overlap with a query of m tokens reaches the least one a match needs (α)
+    shares a token with any m - α + 1 of the query's tokens, so the query's
+    rarest m - α + 1 tokens find every candidate; lengths outside the ratio
+    bound are cut in the same lookup."""
+    t = limit - sim._SLACK
+    df = index.document_frequency(tok for toks in tokens for tok in toks)
+    candidates = []
+    for toks in tokens:
+        m = len(toks)
+        if not m:
+            candidates.append(set())
+            continue
+        rarest = sorted(toks, key=lambda tok: (df.get(tok, 0), tok))[: m - sim._min_overlap(m, t) + 1]
+        candidates.append(index.holding(rarest, m * t / (2 - t), m * (2 - t) / t))
+    seeds = index.seeds(leaf_id for refs in candidates for leaf_id, _ in refs)
+    out = []
+    for qi, refs in enumerate(candidates):
+        query = vocab.encode_tokens(tokens[qi])
+        for leaf_id, seed in refs:
+            score = sim.rouge_l_tokens(query, vocab.encode(seeds[leaf_id][seed][2]))
+            if score >= limit:
+                out.append((qi, leaf_id, seed, score))
+    return out
+
+
+def _shown(root: Path, path: str) -> str:
+    """Another leaf's file as the user can open it: relative to the working directory."""
+    try:
+        return os.path.relpath(root / path)
+    except ValueError:  # another drive on Windows
+        return str(root / path)
+
+
+SHOWN_MATCHES = 3  # other seeds named per finding; the rest are counted
+
+
+@taxonomy_check
+def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Finding]:
+    queries = [(leaf, e) for leaf in leaves for e in leaf.examples if e.question.strip()]
+    if not queries:
+        return
+    limit = ctx.threshold(NEAR_DUPLICATE)
+    index = SeedIndex(ctx.root)
+    try:
+        index.refresh({leaf.path: leaf for leaf in leaves})
+        matches = cross_leaf_matches(index, [(leaf.path, seed_prompt(leaf, e)) for leaf, e in queries], limit)
+        seeds = index.seeds({leaf_id for _, leaf_id, _, _, _ in matches})
+        paths = index.paths
+    finally:
+        index.close()
+    found: dict[tuple[int, bool], list[tuple[float, str]]] = {}
+    for qi, leaf_id, seed, score, exact in matches:
+        where = f"{_shown(ctx.root, paths[leaf_id])}:{seeds[leaf_id][seed][0]}"
+        found.setdefault((qi, exact), []).append((score, where))
+    for (qi, exact), others in sorted(found.items()):
+        leaf, example = queries[qi]
+        others.sort(key=lambda o: -o[0])
+        named = ", ".join(where if exact else f"{where} (ROUGE-L {score:.2f})"
+                          for score, where in others[:SHOWN_MATCHES])
+        more = f" and {len(others) - SHOWN_MATCHES} more" if len(others) > SHOWN_MATCHES else ""
+        what = "question (with its context)" if seed_prompt(leaf, example) != example.question else "question"
+        if exact:
+            yield DUPLICATE_ACROSS.at(leaf.file, example.pos, f"{what} repeats the seed at {named}{more}")
+        else:
+            yield SIMILAR_ACROSS.at(leaf.file, example.pos, f"{what} is a near-duplicate (ROUGE-L >= {limit}) "
+                                                            f"of the seed at {named}{more}")
+
+
+def _mtbench() -> list[tuple[int, str, int, str]]:
+    """(question_id, category, turn number, text) of every MT-Bench turn."""
+    from lab_hooks.assets import mtbench_questions
+
+    return [(q["question_id"], q.get("category", "?"), n, text)
+            for q in mtbench_questions() for n, text in enumerate(q["turns"], 1)]
+
+
+@taxonomy_check
+def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Finding]:
+    texts = [(leaf, pos, what, text) for leaf in leaves for e in leaf.examples
+             for pos, what, text in ((e.pos, "question", e.question), (e.answer_pos, "answer", e.answer))
+             if text.strip()]
+    if not texts:
+        return
+    from lab_hooks.assets import AssetError
+
+    try:
+        turns = _mtbench()
+    except AssetError as exc:
+        yield MTBENCH_UNAVAILABLE.at(leaves[0].file, (1, 1), f"MT-Bench contamination not checked: {exc}")
+        return
+    limit, n = ctx.threshold(CONTAMINATION_ROUGE_L), ctx.threshold(CONTAMINATION_NGRAM)
+    vocab = sim.Vocabulary()
+    near: dict[int, tuple[float, int]] = {}
+    for ti, turn_i, score in sim.join([vocab.encode(t) for *_, t in texts],
+                                      [vocab.encode(t) for *_, t in turns], limit):
+        near.setdefault(ti, (score, turn_i))
+    turn_ngrams: dict[tuple[str, ...], int] = {}
+    for turn_i, (*_, text) in enumerate(turns):
+        for gram in sim.ngrams(sim.words(text), n):
+            turn_ngrams.setdefault(gram, turn_i)
+    for ti, (leaf, pos, what, text) in enumerate(texts):
+        words = sim.words(text)
+        shared = next((g for g in (tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+                       if g in turn_ngrams), None)
+        if ti in near:
+            score, turn_i = near[ti]
+            qid, category, turn, _ = turns[turn_i]
+            yield CONTAMINATION.at(leaf.file, pos, f"{what} matches MT-Bench question {qid} ({category}) turn "
+                                                   f"{turn}: ROUGE-L {score:.2f} >= {limit}")
+        elif shared is not None:
+            qid, category, turn, _ = turns[turn_ngrams[shared]]
+            yield CONTAMINATION.at(leaf.file, pos, f"{what} shares {n} words with MT-Bench question {qid} "
+                                                   f"({category}) turn {turn}: \"{' '.join(shared)}\"")

