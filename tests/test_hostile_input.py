@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 HAIKU = REPO / "taxonomy/compositional_skills/writing/freeform/haiku"
+IDIOMS = REPO / "taxonomy/compositional_skills/linguistics/freeform/idioms"
 MEMORY_LIMIT = 1 << 30  # 1 GiB of address space for the whole run
 
 
@@ -58,8 +59,8 @@ def _limit_memory():
 def test_hostile_files_get_one_diagnostic_each(tmp_path):
     root = tmp_path / "taxonomy"
     expected = hostile_files(root)
-    good = root / "compositional_skills/writing/freeform/haiku"
-    shutil.copytree(HAIKU, good)
+    good = root / "compositional_skills/linguistics/freeform/idioms"
+    shutil.copytree(IDIOMS, good)
     files = list(expected) + [str((good / "qna.yaml").relative_to(root))]
     start = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "lab_hooks", "validate", *files], cwd=root, capture_output=True,
@@ -72,6 +73,6 @@ def test_hostile_files_get_one_diagnostic_each(tmp_path):
     for file, (code, words) in expected.items():
         [line] = [line for line in lines if line.startswith(file + ":")]
         assert f" error {code} " in line and words in line, line
-    assert "haiku" not in run.stdout  # the good leaf was checked and is clean
+    assert "idioms" not in run.stdout  # the good leaf was checked and is clean
     assert f"{len(files)} files checked: {len(expected)} errors" in run.stderr
     assert elapsed < 20
