@@ -130,6 +130,6 @@ def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch):
     assert comment_main(argv) == 0
     [comment] = server.comments[5]
     assert comment["body"].startswith(MARKER) and "no usable results file" in comment["body"]
-    assert f"comment-url<<" in (tmp_path / "output").read_text()
+    assert "comment-url<<" in (tmp_path / "output").read_text()
     monkeypatch.delenv("GITHUB_TOKEN")
     assert comment_main(argv) == 2
