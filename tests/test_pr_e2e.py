@@ -12,7 +12,7 @@ from lab_hooks.promote import promote
 from lab_hooks.report.comment import MARKER
 from lab_hooks.store import Store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 HAIKU = "compositional_skills/writing/freeform/haiku"
 LIMERICKS = "compositional_skills/writing/freeform/limericks"
