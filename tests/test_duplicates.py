@@ -37,13 +37,20 @@ DIVERSE = [
 
 @pytest.fixture(scope="session")
 def mtbench_home(tmp_path_factory):
-    """A LAB_HOME holding the MT-Bench questions, fetched once per test session."""
+    """A fresh LAB_HOME holding the MT-Bench questions. Assets the user's cache already
+    has are linked in (no second download); the rest are fetched once per session."""
+    from lab_hooks.assets import PINS, mtbench_questions
+    from lab_hooks.home import lab_home
+
+    cache = lab_home() / "assets"
     home = tmp_path_factory.mktemp("lab-home")
+    (home / "assets").mkdir()
+    for name, pin in PINS.items():
+        if (cache / f"{name}-{pin.version}" / ".complete.json").is_file():
+            (home / "assets" / f"{name}-{pin.version}").symlink_to(cache / f"{name}-{pin.version}")
     old = os.environ.get("LAB_HOME")
     os.environ["LAB_HOME"] = str(home)
     try:
-        from lab_hooks.assets import mtbench_questions
-
         questions = mtbench_questions()
     finally:
         os.environ.pop("LAB_HOME") if old is None else os.environ.update(LAB_HOME=old)
