@@ -8,6 +8,7 @@ Exit codes: 0 clean, 1 findings/failure, 2 usage or internal error.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from lab_hooks import __version__
@@ -36,7 +37,14 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:  # `lab-hooks ... | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
