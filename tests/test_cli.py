@@ -9,7 +9,8 @@ from lab_hooks.cli import COMMANDS, main
 def test_usage_and_unknown_command(capsys):
     assert main([]) == 2
     assert main(["--help"]) == 0
-    assert all(name in capsys.readouterr().out for name in COMMANDS)
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
     assert main(["nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err
 
