@@ -321,8 +321,7 @@ def eval_summary(results: dict) -> dict:
                           "smoke_judge": (results.get("judge") or {}).get("smoke_test", False)}
     branch = results.get("branch")
     if branch:
-        out["branch"] = {"leaves": [{**row, "changed": row.get("change") != "unchanged"}
-                                    for row in branch.get("leaves", [])]}
+        out["branch"] = {"leaves": branch.get("leaves", [])}
     return out
 
 

@@ -152,9 +152,7 @@ def _retrain(repo, head: str, state: dict, store, opts: PrOptions, expect: dict)
             if leaves:
                 root = materialize(repo, head, head, Path(tmp) / "taxonomy")
                 gen = run.stage("generate", 1, 2, _generate, run, leaves, root, store, Path(tmp))
-                gen = gen[1] if isinstance(gen, tuple) else gen
-                trained = run.stage("train", 2, 2, train_stage, run, gen, store)
-                checkpoint = (trained[1] if trained[0] == "cached" else trained)[2]
+                checkpoint = run.stage("train", 2, 2, train_stage, run, gen, store)[2]
         except _Stop:
             failure = run.data["failure"]
             raise PromoteError(f"stage {failure['stage']} failed: {failure['reason']}") from None

@@ -112,3 +112,16 @@ def test_forged_pr_number_is_refused(runner):
     result, _ = run_action(runner, pr="7; touch /tmp/x")
     assert result.returncode == 2 and "digits" in result.stderr
     assert not (out / "results.json").exists()
+
+
+def test_validate_mode_annotates_the_changed_leaves(runner):
+    upstream = runner["tmp"] / "upstream"
+    git(upstream, "checkout", "-q", runner["head"])  # the validate job checks out the PR (read-only token)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "ACTION_PATH": str(ROOT), "LAB_MODE": "validate", "LAB_BASE": "main", "GITHUB_ACTIONS": "true"}
+    result = subprocess.run(["bash", str(ROOT / "action" / "run.sh")], cwd=upstream, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    assert errors and all(f"{HOSTILE_DIR}/qna.yaml," in e for e in errors)
+    assert not any(line.startswith("::set-output") for line in result.stdout.splitlines())

@@ -36,7 +36,7 @@ def full_run(**over) -> dict:
                     "overall": {"base": 5.1, "candidate": 5.4, "delta": 0.3, "ci": [-0.2, 0.8], "verdict": "within noise"},
                     "categories": cats},
         "branch": {"leaves": [{"leaf": "compositional_skills/writing/freeform/haiku", "base": 3.0, "candidate": 4.5,
-                               "delta": 1.5, "ci": [0.5, 2.5], "verdict": "improved", "changed": True}]},
+                               "delta": 1.5, "ci": [0.5, 2.5], "verdict": "improved", "change": "new"}]},
         "models": {"teacher": "embedded:smollm2-135m-instruct", "student": "embedded:smollm2-135m-instruct",
                    "judge": "embedded:smollm2-135m-instruct"},
         "seeds": {"sdg": 0, "train": 0, "bootstrap": 0},
@@ -61,7 +61,7 @@ def test_full_comment_has_every_section():
     assert "| `generate` | ok | 61.0 s |" in body and "| **total** |  | 181.6 s |" in body
     assert "lab-hooks `0.1.0`" in body
     assert "(https://github.com/acme/taxonomy/actions/runs/42)" in body
-    assert "🟢 improved" in body
+    assert "🟢 improved" in body and "`compositional_skills/writing/freeform/haiku` (new)" in body
 
 
 def test_failed_stage_says_which_and_why_with_linked_findings():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -114,3 +115,21 @@ def test_check_run_annotations_in_batches_of_50(server):
     assert stored["annotations"][119] == {"path": "k/119/qna.yaml", "start_line": 120, "end_line": 120,
                                           "annotation_level": "failure", "title": "LH1", "message": "m"}
     assert [m for m, p in server.requests] == ["POST", "PATCH", "PATCH"]
+
+
+def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch):
+    from lab_hooks.report.publish import main as comment_main
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"status": "failed", "failure": {"stage": "train", "reason": "out of memory"}}))
+    monkeypatch.setenv("GITHUB_TOKEN", server.token)
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url]
+    assert comment_main(argv) == 0
+    results.write_text("{not json")  # lab-pr died mid-write: the PR still hears about it
+    assert comment_main(argv) == 0
+    [comment] = server.comments[5]
+    assert comment["body"].startswith(MARKER) and "no usable results file" in comment["body"]
+    assert "comment-url<<" in (tmp_path / "output").read_text()
+    monkeypatch.delenv("GITHUB_TOKEN")
+    assert comment_main(argv) == 2

@@ -35,7 +35,7 @@ class Report:
 def _taxonomy_name(file: Path, root: Path) -> str:
     """The file's path below the root when it is inside it, else as given."""
     rel = os.path.relpath(os.path.abspath(file), os.path.abspath(root))
-    return file.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+    return file.as_posix() if rel == ".." or rel.startswith("../") else Path(rel).as_posix()
 
 
 def load_for_check(file: str, root: Path) -> Leaf:
@@ -56,8 +56,10 @@ def find_root(files: Sequence[str]) -> Path:
     return Path(".")
 
 
-def check_files(files: Sequence[str], root: str | Path | None = None, config: Config | None = None) -> Report:
-    """Check the files; `root` is the taxonomy root (found from the files when None)."""
+def check_files(files: Sequence[str], root: str | Path | None = None, config: Config | None = None,
+                taxonomy_wide: bool = True) -> Report:
+    """Check the files; `root` is the taxonomy root (found from the files when None).
+    Without `taxonomy_wide`, each leaf is judged on its own (no checks across leaves)."""
     load_checks()
     ctx = Context(Path(root) if root is not None else find_root(files), config or Config())
     report = Report(files=list(files))
@@ -70,7 +72,7 @@ def check_files(files: Sequence[str], root: str | Path | None = None, config: Co
     for leaf in ctx.checked:
         for check in LEAF_CHECKS:
             raw += _run(check, report, leaf.file, leaf, ctx)
-    for check in TAXONOMY_CHECKS:
+    for check in TAXONOMY_CHECKS if taxonomy_wide else ():
         raw += _run(check, report, "(taxonomy)", ctx.checked, ctx)
     for item in raw:
         if isinstance(item, Metric):

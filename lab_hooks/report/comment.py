@@ -14,7 +14,7 @@ Keys (all optional except `status`; a stage that did not run has no key):
                steps, loss_first, loss_last, dropped}]}
     mtbench: {quick, judge_error_rate, overall: {base, candidate, delta, ci, verdict},
               categories: {name: {base, candidate, delta, ci, verdict}}, smoke_judge}
-    branch: {leaves: [{leaf, base, candidate, delta, ci, verdict, changed}]}
+    branch: {leaves: [{leaf, change: new|modified|unchanged, base, candidate, delta, ci, verdict}]}
     models: {teacher, student, judge, base_checkpoint, candidate_checkpoint}
     seeds: {name: int}
 
@@ -30,7 +30,7 @@ MARKER = "<!-- lab-hooks:pr-report -->"
 GITHUB_LIMIT = 65_536
 
 VERDICT_MARK = {"improved": "🟢 improved", "regressed": "🔴 regressed",
-                "within noise": "⚪ within noise", "new": "🆕 new"}
+                "within noise": "⚪ within noise", "insufficient data": "⚫ insufficient data"}
 
 
 def _num(value, fmt: str = ".2f") -> str:
@@ -199,7 +199,8 @@ def _branch(run: dict) -> list[str]:
     br = run.get("branch")
     if not br or not br.get("leaves"):
         return []
-    rows = [[md_code(l.get("leaf", "?")) + ("" if l.get("changed", True) else " (unchanged, control)"),
+    tags = {"new": " (new)", "unchanged": " (unchanged, control)"}
+    rows = [[md_code(l.get("leaf", "?")) + tags.get(l.get("change"), ""),
              _num(l.get("base")), _num(l.get("candidate")), _signed(l.get("delta")), _ci(l.get("ci")),
              _verdict(l.get("verdict"))] for l in br["leaves"]]
     return (["### Branch evaluation (the PR's leaves)", ""]
