@@ -80,9 +80,14 @@ def run_ilab(python: Path, url: str, model: str, taxonomy: Path, out: Path, num:
         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     wall = time.perf_counter() - start
+    try:
+        tokens = server_tokens(url) - before
+    except OSError:
+        sys.exit(f"bench/sdg.py: vllm serve stopped answering during the instructlab-sdg run "
+                 f"(see {Path(tempfile.gettempdir()) / 'bench-sdg-vllm.log'}); stderr tail: {proc.stderr[-500:]}")
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     result = json.loads(lines[-1]) if lines else {"accepted": 0, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
-    return {"wall": wall, "tokens": server_tokens(url) - before, "accepted": result["accepted"],
+    return {"wall": wall, "tokens": tokens, "accepted": result["accepted"],
             "error": result.get("error")}
 
 
@@ -124,7 +129,8 @@ def main() -> int:
     model = str(checkpoint)  # served under its path: instructlab-sdg loads the tokenizer from it
     with tempfile.TemporaryDirectory(prefix="bench-sdg-") as tmp:
         tmp = Path(tmp)
-        with VLLMServer(checkpoint, tmp / "vllm.log", served_name=model) as url:
+        log = Path(tempfile.gettempdir()) / "bench-sdg-vllm.log"  # kept: the server's side of any failure
+        with VLLMServer(checkpoint, log, served_name=model) as url:
             git_taxonomy(files, tmp / "taxonomy")
             ours = run_ours(files, url, model, tmp / "ours", args.samples_per_seed)
             ilab = run_ilab(python, url, model, tmp / "taxonomy", tmp / "ilab", args.samples_per_seed)
