@@ -1,7 +1,7 @@
 """Any OpenAI-compatible chat-completions server (vLLM, TGI, llama.cpp, a hosted API).
 
 Requests go out on a bounded thread pool, round-robin across the spec's replicas;
-each attempt takes the next replica, so a retry after a dead one lands elsewhere.
+a request's retries move on through the replicas, so a retry after a dead one lands elsewhere.
 Transient failures (connection errors, timeouts, 429/5xx, replies that are not a
 chat completion) are retried with exponential backoff; after the budget the whole
 batch fails with one line naming the input, so a partial batch is never returned
@@ -38,7 +38,7 @@ class OpenAIBackend:
         self.concurrency = int(concurrency)
         self.retries = int(retries)
         self.backoff = float(backoff)
-        self._next = itertools.cycle(endpoints)
+        self._turn = itertools.count()
         self._lock = threading.Lock()
         key = os.environ.get(str(api_key_env), "")
         self.client = httpx.Client(
@@ -68,6 +68,9 @@ class OpenAIBackend:
                 raise
         return results  # type: ignore[return-value]  # every slot is filled, or we raised
 
+    def close(self) -> None:
+        self.client.close()
+
     def _complete(self, index: int, conversation: Conversation, params: SamplingParams, k: int) -> Completion:
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -83,20 +86,21 @@ class OpenAIBackend:
             retry=retry_if_exception_type(TransientError),
             reraise=True,
         )
+        with self._lock:
+            first = next(self._turn)
         try:
             for attempt in attempts:
-                with attempt:
-                    return self._post(index, conversation, body)
+                with attempt:  # each retry moves on to the next replica
+                    endpoint = self.endpoints[(first + attempt.retry_state.attempt_number - 1) % len(self.endpoints)]
+                    return self._post(endpoint, index, conversation, body)
         except TransientError as exc:
             raise BackendError(f"{self.spec}: conversation {index} failed after {self.retries + 1} "
                                f"attempts; last: {exc}") from None
         raise AssertionError("unreachable")
 
-    def _post(self, index: int, conversation: Conversation, body: dict) -> Completion:
+    def _post(self, endpoint: str, index: int, conversation: Conversation, body: dict) -> Completion:
         import httpx
 
-        with self._lock:
-            endpoint = next(self._next)
         url = f"{endpoint}/chat/completions"
         try:
             response = self.client.post(url, json=body)
