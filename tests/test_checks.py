@@ -39,6 +39,8 @@ CASES = [
     # schema: each error at the node it is about
     (HAIKU, "version: 3\n", "", [("LH101", "error", 1, 1)]),  # then version 1, as InstructLab: no minimum of seeds
     (HAIKU, "version: 3", "version: 4", [("LH102", "error", 1, 10)]),
+    (HAIKU, "version: 3", "version: .inf", [("LH112", "error", 1, 10)]),
+    (HAIKU, "version: 3", "version: true", [("LH112", "error", 1, 10)]),
     (TARDIGRADES, "version: 3", "version: 2", [("LH102", "error", 1, 10)]),
     (HAIKU, "created_by: lab-hooks\n", "", [("LH110", "error", 1, 1)]),
     (HAIKU, "seed_examples:\n", "tags: [poetry]\nseed_examples:\n", [("LH111", "error", 6, 1)]),
@@ -65,6 +67,7 @@ CASES = [
     (TARDIGRADES, "    - documents/tardigrades.md", "    - ../secret.md", [("LH407", "error", 151, 7)]),
     (TARDIGRADES, "    - documents/tardigrades.md", "    - /etc/passwd", [("LH407", "error", 151, 7)]),
     (TARDIGRADES, "    - documents/tardigrades.md", "    - documents/*.txt", [("LH407", "error", 151, 7)]),
+    (TARDIGRADES, "    - documents/tardigrades.md", "    - documents/a**b", [("LH407", "error", 151, 7)]),
 ]
 
 
@@ -126,3 +129,11 @@ def test_config_threshold_changes_the_budget(taxonomy):
 
     report = check_files([str(taxonomy / HAIKU / "qna.yaml")], taxonomy, load_config(taxonomy), taxonomy_wide=False)
     assert {f.code for f in report.findings} == {"LH501"}
+
+
+def test_knowledge_folder_inside_a_skill_keeps_the_skill_schema(taxonomy):
+    # InstructLab switches such a leaf to the knowledge schema and rejects it
+    moved = taxonomy / "compositional_skills/trivia/knowledge/haiku"
+    shutil.copytree(taxonomy / HAIKU, moved)
+    shutil.rmtree(taxonomy / HAIKU)
+    assert findings(taxonomy, str(moved / "qna.yaml")) == []

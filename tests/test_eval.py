@@ -217,6 +217,7 @@ class _EmbeddedJudge(Judge):
 
 
 @pytest.mark.parametrize("argv,message", [
+    (["--base-model", "nonsense", "--candidate", "b"], "model spec 'nonsense'"),
     (["--base-model", "a", "--candidate", "b", "--quick", "0"], "--quick must be at least 1"),
     (["--base-model", "a", "--candidate", "b", "--resamples", "100"], "too few"),
     (["--base-model", "a", "--candidate", "b", "--no-mtbench"], "nothing to evaluate"),
@@ -231,7 +232,8 @@ def test_cli_broken_leaf_says_where(tmp_path, capsys):
     bad = tmp_path / "compositional_skills" / "x" / "qna.yaml"
     bad.parent.mkdir(parents=True)
     bad.write_text("version: 2\nseed_examples: [\n")
-    assert main(["--base-model", "a", "--candidate", "b", "--branch-leaves", str(bad), "--no-cache"]) == 2
+    assert main(["--base-model", "embedded:smollm2-135m-instruct", "--candidate", "hf:/nowhere",
+                 "--branch-leaves", str(bad), "--no-cache"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:" in err and err.count("\n") == 1
 
@@ -267,3 +269,26 @@ def test_branch_leaves_from_git(tmp_path):
     assert len(next(leaf for leaf in branch.changed if leaf.name.endswith("/a")).examples) == 6
     with pytest.raises(InputError):
         from_git(tmp_path, "no-such-ref", "HEAD")
+
+
+class ShortContextJudge(Judge):
+    """Refuses (as the real backends do, before generating) any prompt mentioning 'long'."""
+
+    def chat(self, conversations, params):
+        from lab_hooks.models.types import ContextLengthError
+
+        for index, conv in enumerate(conversations):
+            if "writing/long" in conv[1]["content"]:
+                raise ContextLengthError(index, conv, "prompt too long")
+        return super().chat(conversations, params)
+
+
+def test_judge_context_overflow_is_a_counted_error(store):
+    leaves = [skill_leaf("writing/long", n=5), skill_leaf("writing/fine", n=5)]
+    results = evaluate(Model("test:base", "plain"), Model("test:cand", "good"), ShortContextJudge(), leaves, store,
+                       settings=FAST, mtbench=False)
+    by_leaf = {row["leaf"]: row for row in results["branch"]["leaves"]}
+    assert by_leaf["compositional_skills/writing/long"]["errors"]["base"] == {"judgments": 5, "errors": 5, "rate": 1.0}
+    assert by_leaf["compositional_skills/writing/fine"]["delta"] == 2.0
+    assert results["mtbench"] is None and results["branch"]["errors"]["candidate"]["errors"] == 5
+    check_schema(results)

