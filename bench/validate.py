@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,38 +71,51 @@ def corpus_files() -> list[str]:
     return [str(CORPUS / r["tree"] / r["path"]) for r in rows]
 
 
-def run_ours(files: list[str]) -> tuple[float, int]:
-    start = time.perf_counter()
-    proc = subprocess.run([str(REPO / ".venv" / "bin" / "lab-hooks"), "validate", "--format", "json", "--root", str(CORPUS), *files],
-                          capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
+LAB_HOOKS = str(REPO / ".venv" / "bin" / "lab-hooks")
+# As installed for users: bytecode cached (pip compiles it; a warm-up run writes it here).
+OUR_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) used so far by finished child processes and theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_ours(files: list[str]) -> tuple[float, float, int]:
+    start, cpu = time.perf_counter(), children_cpu()
+    proc = subprocess.run([LAB_HOOKS, "validate", "--format", "json", "--root", str(CORPUS), *files],
+                          capture_output=True, text=True, env=OUR_ENV)
+    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
     if proc.returncode not in (0, 1):
         sys.exit(f"lab-hooks validate failed ({proc.returncode}): {proc.stderr[-2000:]}")
     report = json.loads(proc.stdout)
     rejected = sum(any(f["severity"] == "error" for f in entry["findings"]) for entry in report["files"])
-    return elapsed, rejected
+    return elapsed, cpu, rejected
 
 
-def run_anchor(python: Path, files: list[str]) -> tuple[float, int]:
+def run_anchor(python: Path, files: list[str]) -> tuple[float, float, int]:
     env = {"PATH": str(python.parent), "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
     with tempfile.TemporaryDirectory() as cwd:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), children_cpu()
         proc = subprocess.run([str(python), "-c", ANCHOR_SCRIPT], input=json.dumps(files),
                               capture_output=True, text=True, env=env, cwd=cwd)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
     if proc.returncode:
         sys.exit(f"InstructLab validator failed: {proc.stderr[-2000:]}")
-    return elapsed, int(proc.stdout.strip().splitlines()[-1])
+    return elapsed, cpu, int(proc.stdout.strip().splitlines()[-1])
 
 
-def one_file_median(file: str, runs: int = 20) -> float:
-    cmd = [str(REPO / ".venv" / "bin" / "lab-hooks"), "validate", file]
-    times = []
+def one_file_median(file: str, runs: int = 20) -> tuple[float, float]:
+    """Median wall and CPU seconds of `lab-hooks validate FILE`, interpreter start included."""
+    cmd = [LAB_HOOKS, "validate", file]
+    walls, cpus = [], []
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        start, cpu = time.perf_counter(), children_cpu()
+        subprocess.run(cmd, capture_output=True, env=OUR_ENV)
+        walls.append(time.perf_counter() - start)
+        cpus.append(children_cpu() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> int:
@@ -110,16 +124,21 @@ def main() -> int:
         return 2
     python = ensure_anchor_venv()
     files = corpus_files()
-    ours, ours_rejected = run_ours(files)
-    theirs, theirs_rejected = run_anchor(python, files)
-    print(f"corpus: {len(files)} files")
-    print(f"  lab-hooks validate:         {ours:7.2f} s  ({ours_rejected} rejected)")
-    print(f"  InstructLab (schema 0.4.2): {theirs:7.2f} s  ({theirs_rejected} rejected)")
-    print(f"  speed-up: {theirs / ours:.1f}x  (target >= 20x)")
+    subprocess.run([LAB_HOOKS, "validate", files[0]], capture_output=True, env=OUR_ENV)  # warm-up
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    ours, ours_cpu, ours_rejected = run_ours(files)
+    theirs, theirs_cpu, theirs_rejected = run_anchor(python, files)
+    print(f"corpus: {len(files)} files             wall      CPU (user+sys, with subprocesses)")
+    print(f"  lab-hooks validate:         {ours:7.2f} s  {ours_cpu:7.2f} s  ({ours_rejected} rejected)")
+    print(f"  InstructLab (schema 0.4.2): {theirs:7.2f} s  {theirs_cpu:7.2f} s  ({theirs_rejected} rejected)")
+    print(f"  speed-up: {theirs / ours:.1f}x wall, {theirs_cpu / ours_cpu:.1f}x CPU  (target >= 20x)")
     sample = str(REPO / "taxonomy" / "compositional_skills" / "writing" / "freeform" / "haiku" / "qna.yaml")
     if not Path(sample).exists():
         sample = files[0]
-    print(f"one file, median of 20 runs incl. interpreter start: {one_file_median(sample) * 1000:.0f} ms  (target <= 150 ms)")
+    wall, cpu = one_file_median(sample)
+    print(f"one file, median of 20 runs incl. interpreter start: {wall * 1000:.0f} ms wall, "
+          f"{cpu * 1000:.0f} ms CPU  (target <= 150 ms)")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 

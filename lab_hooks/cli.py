@@ -8,20 +8,24 @@ Exit codes: 0 clean, 1 findings/failure, 2 usage or internal error.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from lab_hooks import __version__
 
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("lab_hooks.sdg.cli:main", "synthetic data (LAB pipelines) for changed or given leaves"),
-    "preview": ("lab_hooks.sdg.cli:preview", "a few generated samples for one leaf, on the embedded model"),
-    "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
     "validate": ("lab_hooks.checks.validate:main", "check qna.yaml leaves (the pre-commit hook)"),
     "diff": ("lab_hooks.diff.cli:main", "list the leaves a branch or the working tree changes"),
-    "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
+    "generate": ("lab_hooks.sdg.cli:main", "synthetic data (LAB pipelines) for changed or given leaves"),
+    "preview": ("lab_hooks.sdg.cli:preview", "a few generated samples for one leaf, on the embedded model"),
     "train": ("lab_hooks.train.cli:main", "train a PR's changed leaves with replay from main's checkpoint"),
     "eval": ("lab_hooks.eval.cli:main", "MT-Bench and branch evaluation: candidate vs base, deltas with CIs"),
+    "pr": ("lab_hooks.pr:main", "run the PR loop: diff, validate, generate, train, evaluate, report"),
+    "comment": ("lab_hooks.report.publish:main", "post a PR run's results as the one sticky PR comment"),
+    "promote": ("lab_hooks.promote:main", "advance main's checkpoint and replay buffer after a merge"),
+    "models": ("lab_hooks.models.cli:main", "fetch the pinned model and data assets once (pull), list them (ls)"),
+    "store": ("lab_hooks.store.cli:main", "list, verify and garbage-collect the run store"),
 }
 
 
@@ -33,7 +37,14 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:  # `lab-hooks ... | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2

@@ -22,3 +22,44 @@ def hf_backend(embedded_model_dir):
     from lab_hooks.models import load_backend
 
     return load_backend("embedded:smollm2-135m-instruct")
+
+
+VLLM_TEST_OPTIONS = {"max_model_len": 2048, "gpu_memory_utilization": 0.1}
+VLLM_SERVED_NAME = "smollm2"
+
+
+@pytest.fixture(scope="session")
+def vllm_server_process(embedded_model_dir, tmp_path_factory):
+    """A real `vllm serve` of the embedded checkpoint on 127.0.0.1, started (not yet ready).
+
+    Split from `vllm_server` so the server boots while the offline engine loads.
+    """
+    pytest.importorskip("vllm")
+    from lab_hooks.models.serve import VLLMServer
+
+    log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
+    server = VLLMServer(embedded_model_dir, log_path, VLLM_SERVED_NAME, **VLLM_TEST_OPTIONS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_server_process) -> str:
+    """The base URL of the live server, once it answers /health."""
+    from lab_hooks.models import BackendError
+
+    try:
+        return vllm_server_process.wait_ready(900)
+    except BackendError as exc:
+        pytest.fail(f"{exc}:\n{vllm_server_process.log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(embedded_model_dir, vllm_server_process):
+    """The vLLM offline engine on the embedded checkpoint, loaded once (the server boots meanwhile)."""
+    from lab_hooks.models import load_backend
+
+    options = "&".join(f"{k}={v}" for k, v in VLLM_TEST_OPTIONS.items())
+    backend = load_backend(f"vllm:{embedded_model_dir}?{options}")
+    yield backend
+    backend.close()

@@ -134,8 +134,10 @@ def test_head_leaves_come_from_blobs_not_the_checkout(repo):
                   "compositional_skills/writing/poems/attribution.txt": "Title: new\n"})
     git(repo, "checkout", "-q", "main")
     write(repo, {"compositional_skills/writing/jokes/qna.yaml": "not: what the PR says\n"})
+    before = (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"))
     diff = diff_taxonomy(repo, "main", "pr")
     leaves = {c.path: diff.read_leaf(c) for c in diff.leaves}
+    assert (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD")) == before  # nothing checked out
     jokes = leaves["compositional_skills/writing/jokes/qna.yaml"]
     assert jokes.task_description == "pr jokes" and jokes.examples[0].pos == (5, 15)
     assert leaves["compositional_skills/writing/poems/qna.yaml"].attribution == "Title: new\n"
@@ -261,3 +263,13 @@ def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, caps
     assert validate_main(["--base", "no-such-ref"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1
+
+
+def test_cli_warns_when_the_taxonomy_is_not_at_the_root(repo, capsys):
+    commit(repo, {"taxonomy/compositional_skills/a/qna.yaml": skill("a")})
+    git(repo, "rm", "-rq", "compositional_skills", "knowledge", "foundational_skills")
+    assert diff_main(["--repo", str(repo), "--base", "main"]) == 0
+    assert "pass --root with the taxonomy's folder" in capsys.readouterr().err
+    assert diff_main(["--repo", str(repo), "--base", "main", "--root", "taxonomy"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("A  taxonomy/compositional_skills/a/qna.yaml") and not captured.err

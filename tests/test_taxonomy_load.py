@@ -84,3 +84,8 @@ def test_unusable_input(content, code, pos):
     with pytest.raises(LeafError) as exc:
         parse_leaf(content, "compositional_skills/x/qna.yaml")
     assert (exc.value.code, exc.value.pos) == (code, pos)
+
+
+def test_tab_that_only_libyaml_rejects_is_parsed_like_pyyaml():
+    # InstructLab parses with PyYAML's pure-Python parser, which accepts this block scalar
+    assert load("f: |\n  \tx\n  y\n").data == {"f": "\tx\ny\n"}

@@ -46,9 +46,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def student(tmp_path_factory) -> Path:
-    texts = [m["content"] for s in SAMPLES for m in s["messages"]] + ["You are a helpful AI assistant named SmolLM"]
-    return tiny_student.build(tmp_path_factory.mktemp("student"), texts)
+def student(tmp_path_factory, embedded_model_dir) -> Path:
+    return tiny_student.build(tmp_path_factory.mktemp("student"), embedded_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +130,12 @@ def uninterrupted(student, tmp_path_factory):
     return train(SAMPLES, student, tmp_path_factory.mktemp("run"), CONFIG)
 
 
-def test_training_lowers_the_loss_and_writes_an_hf_checkpoint(uninterrupted, student):
+def test_training_lowers_the_loss_and_writes_an_hf_checkpoint(uninterrupted, student, tokenizer):
     checkpoint, summary = uninterrupted
     assert summary["steps"] == 24 and summary["samples"] == 48 and summary["loss_last"] < summary["loss_first"] * 0.8
     assert summary["real_token_fraction"] >= 0.95
     reloaded = transformers.AutoModelForCausalLM.from_pretrained(checkpoint)
-    assert transformers.AutoTokenizer.from_pretrained(checkpoint).chat_template == tiny_student.CHATML
+    assert transformers.AutoTokenizer.from_pretrained(checkpoint).chat_template == tokenizer.chat_template
     assert not torch.equal(reloaded.model.layers[0].mlp.up_proj.weight, weights(student)["model.layers.0.mlp.up_proj.weight"])
     assert train(SAMPLES, student, checkpoint.parent, CONFIG) == uninterrupted  # done is done
 
@@ -215,7 +214,7 @@ def test_torchrun_two_processes_match_one_process(student, tmp_path):
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     runs = {}
     for name, launcher in (("one", [sys.executable, "-m"]), ("two", [sys.executable, "-m", "torch.distributed.run",
-                           "--nproc_per_node", "2", "--master_port", "29531", "-m"])):
+                           "--standalone", "--nproc_per_node", "2", "-m"])):
         done = subprocess.run([*launcher, "lab_hooks", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
                               env=env | {"LAB_HOME": str(tmp_path / name)})
         assert done.returncode == 0, done.stderr[-2000:]

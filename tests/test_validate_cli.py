@@ -1,44 +1,17 @@
 """`lab-hooks validate` end to end through `main(argv)`: exit codes, formats, many files."""
 
 import json
-import textwrap
+from pathlib import Path
 
 import pytest
 
 from lab_hooks.cli import main
 
-GOOD = textwrap.dedent("""\
-    version: 3
-    created_by: alice
-    task_description: Turn a short fact into a haiku.
-    seed_examples:
-      - question: Write a haiku about the boiling point of water.
-        answer: |
-          Kettle starts to sing,
-          one hundred degrees at sea,
-          steam climbs to the sky.
-      - question: Write a haiku about photosynthesis.
-        answer: |
-          Green leaves drink the sun,
-          water and air turn to sugar,
-          oxygen breathes out.
-      - question: Write a haiku about the speed of light.
-        answer: |
-          Three hundred thousand
-          kilometres each second,
-          nothing travels faster.
-      - question: Write a haiku about tides.
-        answer: |
-          The moon pulls the sea,
-          twice a day the waters rise,
-          then slip back again.
-      - question: Write a haiku about volcanoes.
-        answer: |
-          Deep under the crust
-          molten rock waits and rises,
-          mountains breathe out fire.
-    """)
-ATTRIBUTION = "Title of work: Haiku seeds\nLink to work: https://example.org/haiku\nLicense of the work: CC-BY-4.0\nCreator names: Alice\n"
+REPO = Path(__file__).resolve().parent.parent
+HAIKU = REPO / "taxonomy/compositional_skills/writing/freeform/haiku"
+GOOD = (HAIKU / "qna.yaml").read_text()
+ATTRIBUTION = (HAIKU / "attribution.txt").read_text()
+IDIOMS = (REPO / "taxonomy/compositional_skills/linguistics/freeform/idioms/qna.yaml").read_text()
 
 
 def leaf(root, rel, text=GOOD, attribution=ATTRIBUTION):
@@ -60,18 +33,18 @@ def repo(tmp_path, monkeypatch):
 def test_clean_leaf_exits_0(repo, capsys):
     good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
     assert main(["validate", good]) == 0
-    assert capsys.readouterr().out == ""
+    assert " error " not in capsys.readouterr().out
 
 
 def test_bad_file_does_not_stop_the_others(repo, capsys):
     good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
     broken = leaf(repo, "compositional_skills/writing/freeform/broken/qna.yaml", "version: 3\nseed_examples: [\n")
-    bad = leaf(repo, "compositional_skills/writing/freeform/bad/qna.yaml", GOOD.replace("created_by: alice", "created_by: 7"))
+    bad = leaf(repo, "compositional_skills/linguistics/freeform/bad/qna.yaml", IDIOMS.replace("created_by: lab-hooks", "created_by: 7"))
     assert main(["validate", broken, good, bad, "missing/qna.yaml"]) == 1
-    out = capsys.readouterr().out.splitlines()
+    out = [line for line in capsys.readouterr().out.splitlines() if " LH607 " not in line]  # machine-dependent
     assert out == [
         f"{bad}:2:13: error LH112 created_by: expected a string, got integer",
-        f"{broken}:3:1: error LH003 while parsing a flow node expected the node content, but found '<stream end>'",
+        f"{broken}:3:1: error LH003 while parsing a flow node did not find expected node content",
         "missing/qna.yaml:1:1: error LH001 cannot read: No such file or directory",
     ]
 
@@ -87,7 +60,8 @@ def test_json_format(repo, capsys):
     good = leaf(repo, "compositional_skills/writing/freeform/haiku/qna.yaml")
     assert main(["validate", "--format", "json", good]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out == {"files": [{"file": good, "findings": [], "metrics": {}}], "errors": 0, "warnings": 0}
+    assert out["files"][0]["file"] == good and out["files"][0]["findings"] == []
+    assert (out["errors"], out["warnings"]) == (0, 0)
 
 
 def test_config_can_lower_an_error_to_a_warning(repo, capsys):
@@ -108,3 +82,21 @@ def test_bad_config_exits_2(repo, capsys):
     (repo / ".lab-hooks.yaml").write_text("rules:\n  LH999: off\n")
     assert main(["validate", leaf(repo, "compositional_skills/a/qna.yaml")]) == 2
     assert "unknown rule 'LH999'" in capsys.readouterr().err
+
+
+def test_a_crashing_check_is_an_internal_error_and_the_rest_still_runs(repo, capsys):
+    from lab_hooks.checks.registry import LEAF_CHECKS, load_checks
+
+    def broken_check(leaf, ctx):
+        raise RuntimeError("bug")
+
+    load_checks()
+    bad = leaf(repo, "compositional_skills/linguistics/freeform/bad/qna.yaml", IDIOMS + "notes: x\n")
+    LEAF_CHECKS.insert(0, broken_check)
+    try:
+        assert main(["validate", bad]) == 2
+    finally:
+        LEAF_CHECKS.remove(broken_check)
+    out, err = capsys.readouterr()
+    assert "LH111 unknown key 'notes'" in out
+    assert f"internal error: {bad}: check " in err and "broken_check crashed: RuntimeError: bug" in err

@@ -31,6 +31,7 @@ class Config:
     severities: dict[str, str] = field(default_factory=dict)  # code -> error|warning|off
     thresholds: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    semantic: bool = False  # `--semantic`: also run the checks that load an embedding model
 
     def severity(self, rule: Rule) -> str:
         return self.severities.get(rule.code, rule.severity)
@@ -41,13 +42,15 @@ class Config:
 
 def _settings(root: Path) -> tuple[dict, str | None]:
     path = root / CONFIG_FILE
-    if path.is_file():
-        import yaml
+    if path.is_file() or path.is_symlink():
+        from lab_hooks.taxonomy.load import LeafError, decode, read_bounded
+        from lab_hooks.taxonomy.yamlmarks import YamlError, load
 
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read: {' '.join(str(exc).split())}") from None
+            data = load(decode(read_bounded(path))).data
+        except (LeafError, YamlError) as exc:
+            line, col = exc.pos
+            raise ConfigError(f"{path}:{line}:{col}: cannot read: {exc.message}") from None
         return (data or {}), str(path)
     path = root / "pyproject.toml"
     if path.is_file():

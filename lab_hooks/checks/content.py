@@ -10,7 +10,7 @@ from typing import Iterator
 from lab_hooks.checks.context import Context
 from lab_hooks.checks.findings import ERROR, WARNING, Finding
 from lab_hooks.checks.registry import leaf_check, rule, threshold
-from lab_hooks.taxonomy.documents import HEAD, local_document_dir
+from lab_hooks.taxonomy.documents import HEAD, glob_files, local_document_dir
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
 GROUNDED_NO_CONTEXT = rule("LH401", "grounded-needs-context", ERROR, "a seed of a grounded skill (under `grounded/`) has no `context`")
@@ -79,7 +79,8 @@ def check_attribution(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
         yield NO_ATTRIBUTION.at(leaf.file, (1, 1), f"attribution.txt beside the leaf {problem}; it names the source's "
                                                    "title, link, license and creator")
         return
-    missing = [f for f in ATTRIBUTION_LABELS if f not in attribution_labels(leaf.attribution)]
+    named = attribution_labels(leaf.attribution)
+    missing = [f for f in ATTRIBUTION_LABELS if f not in named]
     if missing:
         yield ATTRIBUTION_FIELDS.at(leaf.file, (1, 1), f"attribution.txt does not name the {', '.join(missing)} "
                                                        "(lines like 'Title of work: ...', 'Link to work: ...', "
@@ -112,7 +113,7 @@ def check_document(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
             yield DOCUMENT_PATTERN.at(leaf.file, at, f"pattern {pattern!r} is absolute; make it relative to the repo root")
         elif ".." in re.split(r"[/\\]", pattern):
             yield DOCUMENT_PATTERN.at(leaf.file, at, f"pattern {pattern!r} uses '..'; patterns stay inside the repo")
-        elif local is not None and not any(p.is_file() for p in local.glob(pattern)):
+        elif local is not None and not glob_files(local, pattern):
             yield DOCUMENT_PATTERN.at(leaf.file, at, f"pattern {pattern!r} matches no file under {posixpath.normpath(repo)}/")
 
 

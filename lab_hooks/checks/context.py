@@ -3,14 +3,13 @@ the other leaves being checked, and (lazily, once per run) every leaf under the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from lab_hooks.checks.config import Config
 from lab_hooks.taxonomy.leaf import Leaf
-from lab_hooks.taxonomy.load import LeafError, find_leaf_files, load_leaf_file
+from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
 
 @dataclass
@@ -34,10 +33,15 @@ class Context:
     def leaf_files(self) -> dict[str, Path]:
         """Taxonomy path -> file, for every leaf file under the root (not parsed)."""
         if self._leaf_files is None:
-            self._leaf_files = {}
-            for path in find_leaf_files(self.root):
-                self._leaf_files[Path(os.path.relpath(path, self.root)).as_posix()] = path
+            self._leaf_files = {rel: self.root / rel for rel in sorted(self.leaf_stats())}
         return self._leaf_files
+
+    def leaf_stats(self) -> dict[str, tuple[int, int]]:
+        """Taxonomy path -> (size, mtime_ns) of every leaf file under the root: one
+        scandir walk per run, shared by every check (a hook runs it on each commit)."""
+        from lab_hooks.checks.seedindex import scan
+
+        return self.memo("leaf_stats", lambda: scan(self.root))
 
     def taxonomy_leaves(self) -> dict[str, Leaf]:
         """Taxonomy path -> Leaf for every parseable leaf under the root; the

@@ -10,6 +10,7 @@ the evaluation set. All similarity is ROUGE-L as `rouge-score` computes it
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from statistics import fmean
 from typing import Iterator, Sequence
@@ -53,8 +54,6 @@ def _line(example: Example) -> int:
     return example.pos[0]
 
 
-
-
 @leaf_check
 def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     examples = [e for e in leaf.examples if e.question.strip()]
@@ -80,7 +79,7 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     if diversity < floor:
         yield LOW_DIVERSITY.at(leaf.file, leaf.doc.key_marks.get(("seed_examples",), (1, 1)),
                                f"seeds are too alike: diversity {diversity:.2f} < {floor} "
-                               f"(mean pairwise 1 - ROUGE-L of {len(examples)} seeds' {what}s)")
+                               f"(mean pairwise 1 - ROUGE-L over {len(examples)} seeds)")
 
 
 def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], limit: float
@@ -165,7 +164,7 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
     if not queries:
         return
     limit = ctx.threshold(NEAR_DUPLICATE)
-    index = SeedIndex(ctx.root)
+    index = SeedIndex(ctx.root, files=ctx.leaf_stats())
     try:
         index.refresh({leaf.path: leaf for leaf in leaves})
         matches = cross_leaf_matches(index, [(leaf.path, seed_prompt(leaf, e)) for leaf, e in queries], limit)
@@ -191,12 +190,23 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
                                                             f"of the seed at {named}{more}")
 
 
+@lru_cache(maxsize=1)
 def _mtbench() -> list[tuple[int, str, int, str]]:
-    """(question_id, category, turn number, text) of every MT-Bench turn."""
+    """(question_id, category, turn number, text) of every MT-Bench turn (pinned: read once)."""
     from lab_hooks.assets import mtbench_questions
 
     return [(q["question_id"], q.get("category", "?"), n, text)
             for q in mtbench_questions() for n, text in enumerate(q["turns"], 1)]
+
+
+@lru_cache(maxsize=4)
+def _mtbench_ngrams(n: int) -> dict[tuple[str, ...], int]:
+    """Every n-word run of an MT-Bench turn -> the first turn holding it."""
+    grams: dict[tuple[str, ...], int] = {}
+    for turn_i, (*_, text) in enumerate(_mtbench()):
+        for gram in sim.ngrams(sim.words(text), n):
+            grams.setdefault(gram, turn_i)
+    return grams
 
 
 @taxonomy_check
@@ -219,10 +229,7 @@ def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterato
     for ti, turn_i, score in sim.join([vocab.encode(t) for *_, t in texts],
                                       [vocab.encode(t) for *_, t in turns], limit):
         near.setdefault(ti, (score, turn_i))
-    turn_ngrams: dict[tuple[str, ...], int] = {}
-    for turn_i, (*_, text) in enumerate(turns):
-        for gram in sim.ngrams(sim.words(text), n):
-            turn_ngrams.setdefault(gram, turn_i)
+    turn_ngrams = _mtbench_ngrams(n)
     for ti, (leaf, pos, what, text) in enumerate(texts):
         words = sim.words(text)
         shared = next((g for g in (tuple(words[i:i + n]) for i in range(len(words) - n + 1))

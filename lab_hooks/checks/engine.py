@@ -32,16 +32,16 @@ class Report:
         return sum(f.is_error for f in self.findings)
 
 
-def _taxonomy_name(file: Path, root: Path) -> str:
-    """The file's path below the root when it is inside it, else as given."""
-    rel = os.path.relpath(os.path.abspath(file), os.path.abspath(root))
-    return file.as_posix() if rel.startswith("..") else Path(rel).as_posix()
+def _taxonomy_name(file: Path, root: str) -> str:
+    """The file's path below the (absolute) root when it is inside it, else as given."""
+    path = os.path.abspath(file)
+    return path[len(root) + 1:].replace(os.sep, "/") if path.startswith(root + os.sep) else file.as_posix()
 
 
 def load_for_check(file: str, root: Path) -> Leaf:
     """Read and parse one leaf; `Leaf.file` stays as given so diagnostics point at it."""
     path = Path(file)
-    leaf = parse_leaf(read_bounded(path), _taxonomy_name(path, root), read_attribution(path))
+    leaf = parse_leaf(read_bounded(path), _taxonomy_name(path, os.path.abspath(root)), read_attribution(path))
     return dataclasses.replace(leaf, file=file)
 
 
@@ -56,8 +56,10 @@ def find_root(files: Sequence[str]) -> Path:
     return Path(".")
 
 
-def check_files(files: Sequence[str], root: str | Path | None = None, config: Config | None = None) -> Report:
-    """Check the files; `root` is the taxonomy root (found from the files when None)."""
+def check_files(files: Sequence[str], root: str | Path | None = None, config: Config | None = None,
+                taxonomy_wide: bool = True) -> Report:
+    """Check the files; `root` is the taxonomy root (found from the files when None).
+    Without `taxonomy_wide`, each leaf is judged on its own (no checks across leaves)."""
     load_checks()
     ctx = Context(Path(root) if root is not None else find_root(files), config or Config())
     report = Report(files=list(files))
@@ -70,7 +72,7 @@ def check_files(files: Sequence[str], root: str | Path | None = None, config: Co
     for leaf in ctx.checked:
         for check in LEAF_CHECKS:
             raw += _run(check, report, leaf.file, leaf, ctx)
-    for check in TAXONOMY_CHECKS:
+    for check in TAXONOMY_CHECKS if taxonomy_wide else ():
         raw += _run(check, report, "(taxonomy)", ctx.checked, ctx)
     for item in raw:
         if isinstance(item, Metric):

@@ -3,7 +3,7 @@
 Why not `jsonschema` on the hook path: importing it costs ~200 ms, more than the
 whole budget of a pre-commit run. This evaluator covers the keywords in
 `schemas/` and refuses any other (so a schema edit can never be silently
-ignored); tests/test_schemas.py checks it against `jsonschema` on every
+ignored); tests/test_corpus.py checks it against `jsonschema` on every
 version of the real-world corpus.
 """
 

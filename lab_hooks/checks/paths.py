@@ -44,18 +44,25 @@ def _leaf_dirs(ctx: Context) -> set[str]:
     return dirs | {os.path.dirname(os.path.abspath(leaf.file)) for leaf in ctx.checked}
 
 
+def _ancestors(folder: str) -> Iterator[str]:
+    """The folders above an absolute folder, nearest first (string slicing: this runs per leaf)."""
+    cut = folder.rfind(os.sep)
+    while cut > 0:
+        folder = folder[:cut]
+        yield folder
+        cut = folder.rfind(os.sep)
+
+
 @leaf_check
 def check_nesting(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
     dirs = ctx.memo("paths.leaf_dirs", lambda: _leaf_dirs(ctx))
     below = ctx.memo("paths.below", lambda: _below(dirs))
     own = os.path.dirname(os.path.abspath(leaf.file))
-    parent = os.path.dirname(own)
-    while parent != os.path.dirname(parent):
-        if parent in dirs:
-            yield NESTED_LEAF.at(leaf.file, (1, 1), f"inside the leaf folder {os.path.relpath(parent)}/; "
-                                                    "a leaf folder must not hold other leaves")
-            return
-        parent = os.path.dirname(parent)
+    parent = next((d for d in _ancestors(own) if d in dirs), None)
+    if parent is not None:
+        yield NESTED_LEAF.at(leaf.file, (1, 1), f"inside the leaf folder {os.path.relpath(parent)}/; "
+                                                "a leaf folder must not hold other leaves")
+        return
     if own in below:
         inner = sorted(below[own])
         more = f" and {len(inner) - 1} more" if len(inner) > 1 else ""
@@ -67,9 +74,7 @@ def _below(dirs: set[str]) -> dict[str, list[str]]:
     """Leaf folder -> the leaf folders strictly below it."""
     out: dict[str, list[str]] = {}
     for d in dirs:
-        parent = os.path.dirname(d)
-        while parent != os.path.dirname(parent):
+        for parent in _ancestors(d):
             if parent in dirs:
                 out.setdefault(parent, []).append(d)
-            parent = os.path.dirname(parent)
     return out

@@ -26,6 +26,7 @@ CHECK_MODULES = (
     "lab_hooks.checks.paths",
     "lab_hooks.checks.content",
     "lab_hooks.checks.duplicates",
+    "lab_hooks.checks.semantic",
 )
 
 Result = Iterable[Union[Finding, Metric]]

@@ -23,7 +23,7 @@ from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Example, Leaf
 from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
 # Bump when what is stored (tokenizer, normalizer, layout) changes: the index is rebuilt.
-FORMAT = 2
+FORMAT = 3
 SCHEMA = """
 CREATE TABLE leaves(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL,
                     size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, seeds TEXT NOT NULL);
@@ -34,7 +34,12 @@ CREATE INDEX postings_leaf ON postings(leaf);
 CREATE TABLE norms(norm TEXT NOT NULL, leaf INTEGER NOT NULL, seed INTEGER NOT NULL);
 CREATE INDEX norms_norm ON norms(norm);
 CREATE INDEX norms_leaf ON norms(leaf);
+CREATE TABLE embeddings(leaf INTEGER NOT NULL, seed INTEGER NOT NULL, vector BLOB NOT NULL,
+                        PRIMARY KEY(leaf, seed));
 """
+# Smaller taxonomies are indexed in memory on each run: reading them is as
+# fast as keeping a database for them, and leaves nothing in LAB_HOME.
+ON_DISK_FROM = 100
 Seed = tuple[int, int, str, int]  # line, col, prompt, its number of ROUGE tokens
 
 
@@ -79,9 +84,8 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def open_index(root: Path, location: Path | None = None) -> sqlite3.Connection:
-    """The root's index database; in memory when LAB_HOME is unusable (correct, only slower)."""
-    location = location or default_location(root)
+def open_index(location: Path) -> sqlite3.Connection:
+    """The index database at `location`; in memory when that is unusable (correct, only slower)."""
     try:
         location.parent.mkdir(parents=True, exist_ok=True)
         return _connect(location)
@@ -129,9 +133,14 @@ def scan(root: Path) -> dict[str, tuple[int, int]]:
 class SeedIndex:
     """The seed prompts of every leaf under a taxonomy root, kept current on disk."""
 
-    def __init__(self, root: Path, location: Path | None = None):
+    def __init__(self, root: Path, location: Path | None = None,
+                 files: Mapping[str, tuple[int, int]] | None = None):
         self.root = Path(root)
-        self.db = open_index(self.root, location)
+        self.files = scan(self.root) if files is None else files  # path -> (size, mtime_ns)
+        if location is None and len(self.files) < ON_DISK_FROM:
+            self.db = _connect(":memory:")
+        else:
+            self.db = open_index(location or default_location(self.root))
         self.paths: dict[int, str] = {}
 
     def refresh(self, parsed: Mapping[str, Leaf] = {}) -> None:
@@ -140,7 +149,7 @@ class SeedIndex:
         Only files whose size or mtime changed are read; `parsed` holds leaves
         this run already has (the ones being checked), reused instead of re-read.
         """
-        files = scan(self.root)
+        files = self.files
         known = {path: (leaf_id, size, mtime) for leaf_id, path, size, mtime in
                  self.db.execute("SELECT id, path, size, mtime_ns FROM leaves")}
         stale: list[tuple[str, int, int, list[Seed]]] = []
@@ -155,19 +164,24 @@ class SeedIndex:
                 except LeafError:
                     leaf = None  # reported when that file itself is checked
             stale.append((path, *stat, _seeds(leaf) if leaf else []))
-        gone = [entry[0] for path, entry in known.items() if path not in files]
+        gone = [path for path in known if path not in files]
         if stale or gone:
+            # Another hook process (pre-commit runs several) may have written since
+            # `known` was read: rows are dropped by path, inside the write lock.
             with _transaction(self.db):
-                for leaf_id in gone:
-                    self._drop(leaf_id)
+                for path in gone:
+                    self._drop(path)
                 for path, size, mtime, seeds in stale:
-                    if path in known:
-                        self._drop(known[path][0])
+                    self._drop(path)
                     self._add(path, size, mtime, seeds)
         self.paths = {leaf_id: path for leaf_id, path in self.db.execute("SELECT id, path FROM leaves")}
 
-    def _drop(self, leaf_id: int) -> None:
-        for table in ("postings", "norms"):
+    def _drop(self, path: str) -> None:
+        row = self.db.execute("SELECT id FROM leaves WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return
+        leaf_id = row[0]
+        for table in ("postings", "norms", "embeddings"):
             self.db.execute(f"DELETE FROM {table} WHERE leaf = ?", (leaf_id,))
         self.db.execute("DELETE FROM leaves WHERE id = ?", (leaf_id,))
 
@@ -207,6 +221,14 @@ class SeedIndex:
         for chunk in _chunks(sorted(set(values))):
             out += self.db.execute(sql.format(",".join("?" * len(chunk))), (*chunk, *more)).fetchall()
         return out
+
+    def embeddings(self) -> dict[tuple[int, int], bytes]:
+        """(leaf id, seed index) -> stored embedding (float32 bytes), for `--semantic`."""
+        return {(leaf, seed): vector for leaf, seed, vector in self.db.execute("SELECT * FROM embeddings")}
+
+    def store_embeddings(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
+        with _transaction(self.db):
+            self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
         self.db.close()

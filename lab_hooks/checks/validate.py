@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default=None,
                         help="the taxonomy repository's root (default: the folder holding the files' "
                              "compositional_skills/, foundational_skills/ or knowledge/)")
+    parser.add_argument("--semantic", action="store_true",
+                        help="also report paraphrased seeds (all-MiniLM-L6-v2 embeddings; needs the [ml] extra)")
     parser.add_argument("--base", metavar="REF",
                         help="also check the leaves the working tree changes since it forked from REF "
                              "(staged, unstaged, untracked; what a PR's validation job runs)")
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"lab-hooks validate: {exc}", file=sys.stderr)
         return 2
+    config.semantic = args.semantic
     report = check_files(files, root, config)
     out = render(report.findings, fmt, report.files, report.metrics)
     try:

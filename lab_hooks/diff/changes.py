@@ -26,7 +26,7 @@ from pathlib import Path
 import git
 from git.objects.fun import tree_entries_from_data
 
-from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Kind, git_blob_sha, taxonomy_path
+from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Kind, Leaf, git_blob_sha, taxonomy_path
 from lab_hooks.taxonomy.load import MAX_LEAF_BYTES, LeafError, parse_leaf, read_bounded
 
 ATTRIBUTION = "attribution.txt"
@@ -85,7 +85,7 @@ class TaxonomyDiff:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def read_leaf(self, change: LeafChange):
+    def read_leaf(self, change: LeafChange) -> Leaf:
         """The head side of a change as a Leaf (raises LeafError for unusable content)."""
         if change.blob_sha is None:
             raise ValueError(f"{change.path} was deleted: it has no head side")
@@ -118,7 +118,7 @@ def read_blob(repo: git.Repo, sha: str, limit: int = MAX_LEAF_BYTES) -> bytes:
     return repo.odb.stream(binsha).read()
 
 
-def leaf_from_blobs(repo: git.Repo, path: str, blob_sha: str, attribution_sha: str | None = None):
+def leaf_from_blobs(repo: git.Repo, path: str, blob_sha: str, attribution_sha: str | None = None) -> Leaf:
     """A Leaf parsed from git objects: the leaf's blob and its attribution.txt's blob."""
     attribution = None
     if attribution_sha:

@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from lab_hooks.diff.changes import DiffError, TaxonomyDiff, diff_taxonomy
+from lab_hooks.taxonomy.leaf import TOP_LEVELS
 
 _LETTER = {"added": "A", "modified": "M", "renamed": "R", "deleted": "D"}
 
@@ -56,4 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab-hooks diff: {exc}", file=sys.stderr)
         return 2
     print(_json(diff) if args.format == "json" else _text(diff))
+    top = diff.repo.working_tree_dir
+    if top and not any(Path(top, args.root, name).is_dir() for name in TOP_LEVELS):
+        print(f"lab-hooks diff: warning: no {', '.join(sorted(TOP_LEVELS))} folder in "
+              f"{Path(top, args.root)}; pass --root with the taxonomy's folder", file=sys.stderr)
     return 0

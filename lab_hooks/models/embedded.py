@@ -43,15 +43,15 @@ def embedded_checkpoint(name: str = DEFAULT_EMBEDDED) -> Path:
     if name not in EMBEDDED:
         raise ValueError(f"unknown embedded model {name!r} (known: {', '.join(EMBEDDED)})")
     model = EMBEDDED[name]
-    root = lab_home() / "models"
-    final = root / f"{name}-{PINS[model.asset].version}-c{_CONVERSION}"
-    if (final / _COMPLETE).is_file():
+    final = checkpoint_location(name)
+    if is_converted(name):
         return final
+    root = final.parent
     from filelock import FileLock
 
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / f"{name}.lock")):
-        if (final / _COMPLETE).is_file():  # another process converted it meanwhile
+        if is_converted(name):  # another process converted it meanwhile
             return final
         gguf_dir = asset_dir(model.asset)
         with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-") as tmp:
@@ -64,6 +64,15 @@ def embedded_checkpoint(name: str = DEFAULT_EMBEDDED) -> Path:
                 shutil.rmtree(final)
             os.rename(staging, final)
     return final
+
+
+def checkpoint_location(name: str) -> Path:
+    """Where the converted checkpoint of an embedded model lives (whether or not it exists yet)."""
+    return lab_home() / "models" / f"{name}-{PINS[EMBEDDED[name].asset].version}-c{_CONVERSION}"
+
+
+def is_converted(name: str) -> bool:
+    return (checkpoint_location(name) / _COMPLETE).is_file()
 
 
 def _convert(gguf_dir: Path, gguf_file: str, out: Path) -> None:

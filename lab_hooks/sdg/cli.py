@@ -144,9 +144,9 @@ def preview(argv: list[str]) -> int:
     """A few samples for one leaf on the embedded model, with why the others were dropped."""
     p = argparse.ArgumentParser(prog="lab-hooks preview", description="A quick local look at generated samples for one leaf.")
     p.add_argument("path", help="the leaf's qna.yaml (or its directory)")
-    p.add_argument("--seeds", type=int, default=3, help="use only the first N seeds (default 3)")
+    p.add_argument("--seeds", type=int, default=2, help="use only the first N seeds (default 2)")
     _common(p, 2)
-    p.set_defaults(max_tokens=96)
+    p.set_defaults(max_tokens=48)
     args = p.parse_args(argv)
     leaves = _load_leaves([args.path], Path(args.taxonomy))
     if not leaves:

@@ -139,6 +139,8 @@ def _sample_id(leaf: Leaf, pipeline_sha: str, teacher: str, seed: int, unit: str
 def _write(path: Path, data: str) -> None:
     """Atomically: a reader (or a resumed run) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a killed run's
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(data)

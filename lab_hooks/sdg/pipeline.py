@@ -8,6 +8,9 @@ A pipeline is a list of steps over samples (dicts of text fields):
 - `dedup`: drop samples whose `field` equals (normalized) or is ROUGE-L-close to
   one of the leaf's seed questions or an already kept sample's.
 `output` says how a surviving sample becomes a user/assistant exchange.
+A prompt is a system message, optional demonstration turns (`examples`: a
+user/assistant pair each, e.g. the seed and its answer: small teachers copy a
+demonstrated format far better than a described one) and the final user turn.
 Prompts are `string.Template`s (`${field}`), so leaf text is never interpreted.
 """
 
@@ -36,6 +39,7 @@ class Step:
     name: str
     type: str
     system: Template | None = None
+    examples: tuple[tuple[Template, Template], ...] = ()  # demonstration turns (user, assistant)
     user: Template | None = None
     parser: Callable[[str], dict | None] | None = None
     n: int | str = 1  # an int, or "samples_per_seed"
@@ -59,6 +63,9 @@ class Step:
         messages = []
         if self.system is not None:
             messages.append({"role": "system", "content": self.system.substitute(fields)})
+        for user, assistant in self.examples:
+            messages.append({"role": "user", "content": user.substitute(fields)})
+            messages.append({"role": "assistant", "content": assistant.substitute(fields)})
         messages.append({"role": "user", "content": self.user.substitute(fields)})
         return messages
 
@@ -90,8 +97,12 @@ def _step(raw: Any, where: str) -> Step:
     n = raw.get("n", 1)
     if not (n == "samples_per_seed" or (isinstance(n, int) and n >= 1)):
         raise PipelineError(f"{where} ({raw['name']}): n must be a positive int or samples_per_seed")
+    examples = prompt.get("examples") or []
+    if not all(isinstance(e, dict) and {"user", "assistant"} <= set(e) for e in examples):
+        raise PipelineError(f"{where} ({raw['name']}): each prompt example needs user and assistant")
     kw.update(
         system=Template(prompt["system"]) if prompt.get("system") else None,
+        examples=tuple((Template(e["user"]), Template(e["assistant"])) for e in examples),
         user=Template(prompt["user"]),
         parser=parser,
         n=n,

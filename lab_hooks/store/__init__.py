@@ -14,6 +14,9 @@ Directory artifacts (generated data, checkpoints, eval results), immutable once 
         atomically on clean exit (fsync, rename, THEN the manifest row)
 JSON records (fine-grained results: one SDG sample, one judgment), transactional:
     store.record_get(key) / record_get_many(keys) / record_put(key, value) / record_put_many({...})
+Dependencies: `deps=[keys]` on build/ensure/record_put (`record_put_many(items, deps={key: [...]})`)
+    says what an artifact or record needs (a replay record: the SDG data it lists); gc keeps
+    everything reachable from refs, recent runs and recent items, like git keeps reachable objects.
 Refs, the names of what is current ("main/checkpoint", "pr/12/checkpoint"):
     store.get_ref(name) / refs(prefix) / set_ref(name, key) / delete_refs(*names)
     store.set_refs({"main/checkpoint": c, "main/replay": r}, expect={...})  one transaction

@@ -29,6 +29,7 @@ def _ls(store: Store, args: argparse.Namespace) -> int:
         out = {
             "artifacts": [{**asdict(a), "path": str(a.path), "refs": refs_by_key.get(a.key, [])} for a in arts],
             "refs": store.refs(),
+            "records": store.record_count(),
         }
         print(json.dumps(out, indent=2))
         return 0
@@ -37,7 +38,8 @@ def _ls(store: Store, args: argparse.Namespace) -> int:
         names = f"  <- {', '.join(refs_by_key[a.key])}" if a.key in refs_by_key else ""
         print(f"{a.key[:12]}  {a.kind:<12} {when}  {a.nfiles:>5} files {_size(a.size):>10}{names}")
     total = sum(a.size for a in arts)
-    print(f"{len(arts)} artifacts, {_size(total)}; {len(store.refs())} refs; store at {store.home}")
+    print(f"{len(arts)} artifacts, {_size(total)}; {store.record_count():,} records; "
+          f"{len(store.refs())} refs; store at {store.home}")
     return 0
 
 

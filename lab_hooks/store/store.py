@@ -29,12 +29,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from lab_hooks.home import lab_home
 from lab_hooks.store.keys import canonical_json, is_key, sha256_file
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (
     key TEXT PRIMARY KEY, kind TEXT NOT NULL, meta TEXT NOT NULL,
@@ -52,9 +52,18 @@ CREATE TABLE IF NOT EXISTS run_uses (
     run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,
     PRIMARY KEY (run, key));
 CREATE INDEX IF NOT EXISTS run_uses_key ON run_uses(key);
+CREATE TABLE IF NOT EXISTS deps (parent TEXT NOT NULL, child TEXT NOT NULL, PRIMARY KEY (parent, child));
 """
-# What gc must keep: anything a ref names or a run started since `cutoff` used.
-_LIVE = "SELECT key FROM refs UNION SELECT u.key FROM run_uses u JOIN runs r ON r.id = u.run WHERE r.started >= :cutoff"
+# What gc must keep: anything a ref names, a run started since `cutoff` used, or
+# that was made since `cutoff`, and everything those depend on (a replay record
+# lists the data it replays).
+_LIVE = """WITH RECURSIVE live(key) AS (
+    SELECT key FROM (SELECT key FROM refs UNION
+                     SELECT u.key FROM run_uses u JOIN runs r ON r.id = u.run WHERE r.started >= :cutoff UNION
+                     SELECT key FROM artifacts WHERE created >= :cutoff UNION
+                     SELECT key FROM records WHERE created >= :cutoff)
+    UNION SELECT d.child FROM deps d JOIN live ON d.parent = live.key)
+  SELECT key FROM live"""
 DEFAULT_KEEP_DAYS = 7.0
 
 
@@ -160,7 +169,7 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, SCHEMA_VERSION):
+                if version > SCHEMA_VERSION:  # older ones only lack tables: CREATE IF NOT EXISTS adds them
                     raise StoreError(f"{self.home}: manifest schema v{version}, this lab-hooks reads v{SCHEMA_VERSION}")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -241,13 +250,14 @@ class Store:
         return Artifact(key, kind, json.loads(meta), created, size, nfiles, self._object_dir(key))
 
     @contextmanager
-    def build(self, key: str, *, kind: str, meta: dict | None = None) -> Iterator[Path]:
+    def build(self, key: str, *, kind: str, meta: dict | None = None, deps: Iterable[str] = ()) -> Iterator[Path]:
         """Yield an empty directory to write the artifact into; register it on clean exit.
 
         Holds the key's lock throughout, so two builders of one key take turns
         (different keys never wait for each other). The body always runs; use
         `ensure` to skip the work when the artifact exists. An exception in the
-        body discards everything written.
+        body discards everything written. `deps`: keys this artifact needs,
+        kept by gc as long as it is.
         """
         _check_key(key)
         meta_json = canonical_json(meta or {})
@@ -255,11 +265,12 @@ class Store:
             tmp = self._new_tmp(key)
             try:
                 yield tmp
-                self._commit(key, kind, meta_json, tmp)
+                self._commit(key, kind, meta_json, tmp, deps)
             finally:
                 _rmtree(tmp)
 
-    def ensure(self, key: str, build: Callable[[Path], None], *, kind: str, meta: dict | None = None) -> Path:
+    def ensure(self, key: str, build: Callable[[Path], None], *, kind: str, meta: dict | None = None,
+               deps: Iterable[str] = ()) -> Path:
         """The artifact `key`, calling `build(dir)` to make it if no process has.
 
         Concurrent callers with the same key: one builds, the others wait and
@@ -277,7 +288,7 @@ class Store:
             tmp = self._new_tmp(key)
             try:
                 build(tmp)
-                return self._commit(key, kind, meta_json, tmp)
+                return self._commit(key, kind, meta_json, tmp, deps)
             finally:
                 _rmtree(tmp)
 
@@ -289,7 +300,7 @@ class Store:
         tmp.mkdir()
         return tmp
 
-    def _commit(self, key: str, kind: str, meta_json: str, tmp: Path) -> Path:
+    def _commit(self, key: str, kind: str, meta_json: str, tmp: Path, deps: Iterable[str] = ()) -> Path:
         """Seal `tmp` as artifact `key` (caller holds the key's lock)."""
         files = []
         for path in sorted(tmp.rglob("*")):
@@ -327,6 +338,7 @@ class Store:
             db.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
                        (key, kind, meta_json, time.time(), size, len(files)))
             db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
+            _add_deps(db, key, deps)
 
         self._write(register)
         return final
@@ -348,14 +360,24 @@ class Store:
                 out[key] = json.loads(value)
         return out
 
-    def record_put(self, key: str, value: Any) -> None:
-        self.record_put_many({key: value})
+    def record_count(self) -> int:
+        return self._db().execute("SELECT count(*) FROM records").fetchone()[0]
 
-    def record_put_many(self, items: dict[str, Any]) -> None:
+    def record_put(self, key: str, value: Any, deps: Iterable[str] = ()) -> None:
+        """Store a JSON value; `deps` are keys it names that gc must keep while it lives."""
+        self.record_put_many({key: value}, {key: deps})
+
+    def record_put_many(self, items: dict[str, Any], deps: dict[str, Iterable[str]] | None = None) -> None:
         """Store JSON values under their keys, all in one transaction."""
         now = time.time()
         rows = [(_check_record_key(k), canonical_json(v), now) for k, v in items.items()]
-        self._write(lambda db: db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", rows))
+
+        def put(db: sqlite3.Connection) -> None:
+            db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", rows)
+            for parent, children in (deps or {}).items():
+                _add_deps(db, parent, children)
+
+        self._write(put)
 
     # -- refs --------------------------------------------------------------
 
@@ -449,6 +471,10 @@ class Store:
         for name, key in self.refs().items():
             if self.info(key) is None and self.record_get(key) is None:
                 problems.append(Problem(key, "", f"ref {name} names nothing in the store (rebuild it or delete the ref)"))
+        for parent, child in db.execute(
+                "SELECT parent, child FROM deps WHERE parent IN (SELECT key FROM artifacts UNION SELECT key FROM records)"
+                " AND child NOT IN (SELECT key FROM artifacts UNION SELECT key FROM records)"):
+            problems.append(Problem(child, "", f"missing, but {parent[:12]} depends on it (rebuild it)"))
         return problems
 
     def remove(self, key: str) -> bool:
@@ -495,6 +521,7 @@ class Store:
                     f"DELETE FROM artifacts WHERE key = :key AND key NOT IN ({_LIVE})",
                     {"key": key, "cutoff": cutoff}).rowcount)
                 if gone:
+                    self._write(lambda db: db.execute("DELETE FROM deps WHERE parent = ?", (key,)))
                     path = self._object_dir(key)
                     report.freed_bytes += _tree_size(path)
                     _rmtree(path)
@@ -506,6 +533,8 @@ class Store:
             report.runs = db.execute(f"SELECT count(*) {run_sql}", {"cutoff": cutoff}).fetchone()[0]
         else:
             report.records = self._write(lambda db: db.execute(f"DELETE {record_sql}", {"cutoff": cutoff}).rowcount)
+            self._write(lambda db: db.execute(
+                "DELETE FROM deps WHERE parent NOT IN (SELECT key FROM artifacts UNION SELECT key FROM records)"))
             report.runs = self._write(lambda db: db.execute(f"DELETE {run_sql}", {"cutoff": cutoff}).rowcount)
         for path in self.garbage():
             key = path.name.split(".")[0]
@@ -519,6 +548,10 @@ class Store:
                         report.freed_bytes += _tree_size(path)
                         _rmtree(path)
         return report
+
+
+def _add_deps(db: sqlite3.Connection, parent: str, children: Iterable[str]) -> None:
+    db.executemany("INSERT OR IGNORE INTO deps VALUES (?, ?)", [(parent, c) for c in children if c != parent])
 
 
 def _check_key(key: str) -> None:

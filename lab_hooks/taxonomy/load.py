@@ -55,7 +55,12 @@ def parse_leaf(content: bytes, file: str, attribution: str | None = None) -> Lea
 
 
 def read_bounded(path: Path, limit: int = MAX_LEAF_BYTES) -> bytes:
-    """A regular file's bytes; FIFOs, devices, symlinks and huge files are LeafErrors."""
+    """A regular file's bytes; FIFOs, devices, symlinks and huge files are LeafErrors.
+
+    Opened without following links and without blocking, then checked again on
+    the open descriptor, so a file swapped for a FIFO or a link after the first
+    look cannot hang or escape the check.
+    """
     try:
         st = os.lstat(path)
     except OSError as exc:
@@ -66,8 +71,21 @@ def read_bounded(path: Path, limit: int = MAX_LEAF_BYTES) -> bytes:
         raise LeafError("LH001", "not a regular file")
     if st.st_size > limit:
         raise LeafError("LH001", f"file is {st.st_size:,} bytes, over the {limit:,}-byte limit")
-    with open(path, "rb") as fh:
-        return fh.read(limit + 1)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise LeafError("LH001", f"cannot read: {exc.strerror}") from None
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LeafError("LH001", "not a regular file")
+        try:
+            content = fh.read(limit + 1)
+        except OSError as exc:
+            raise LeafError("LH001", f"cannot read: {exc.strerror}") from None
+    if len(content) > limit:
+        raise LeafError("LH001", f"file is over the {limit:,}-byte limit")
+    return content
 
 
 def read_attribution(leaf_file: Path) -> str | None:

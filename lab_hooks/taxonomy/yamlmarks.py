@@ -107,14 +107,15 @@ class _ParserError(YamlError):
 def load(text: str) -> Document:
     """Parse one YAML document. Raises YamlError with the parser's line:col.
 
-    libyaml rejects a few files that PyYAML's pure-Python parser (the one
-    InstructLab uses) accepts, e.g. a tab inside a block scalar; those are
-    parsed again with the pure-Python parser before they count as invalid.
+    libyaml rejects some tabs that PyYAML's pure-Python parser (the one
+    InstructLab uses) accepts, e.g. inside a block scalar; files that libyaml
+    rejects over a tab are parsed again with the pure-Python parser before
+    they count as invalid.
     """
     try:
         return _load(text, _Loader)
-    except _ParserError:
-        if _Loader is yaml.SafeLoader:
+    except _ParserError as exc:
+        if _Loader is yaml.SafeLoader or "tab" not in exc.message:
             raise
         return _load(text, yaml.SafeLoader)
 

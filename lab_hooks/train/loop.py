@@ -186,7 +186,7 @@ def train(samples: list[dict], init_checkpoint: Path | str, out_dir: Path | str,
 
     model.train()
     bar = tqdm(total=total_steps, initial=start, disable=rank != 0 or not config.progress, unit="step")
-    tokens_seen, began = 0, time.perf_counter()
+    tokens_seen, real, positions, began = 0, 0, 0, time.perf_counter()  # real/positions: padding check
     for step in range(start, total_steps):
         epoch, index = divmod(step, steps_per_epoch)
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed + epoch)).tolist()
@@ -198,12 +198,14 @@ def train(samples: list[dict], init_checkpoint: Path | str, out_dir: Path | str,
         loss_sum = torch.zeros((), device=device)
         for bin_ in bins:
             row = packed_row([share[i] for i in bin_])
-            ids, labels, positions = (torch.tensor([row[k]], device=device) for k in ("input_ids", "labels", "position_ids"))
+            ids, labels, pos = (torch.tensor([row[k]], device=device) for k in ("input_ids", "labels", "position_ids"))
+            positions += ids.numel()
             with _autocast(config, device):
-                logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0]
+                logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]
             loss = F.cross_entropy(logits[:-1].float(), labels[0, 1:], ignore_index=IGNORE, reduction="sum")
             (loss / step_trained).backward()
             loss_sum += loss.detach()
+            real += sum(len(share[i].input_ids) for i in bin_)
         if world > 1:  # data parallel: sum every process's share of the step's gradient
             for p in params:
                 if p.grad is None:
@@ -257,7 +259,7 @@ def train(samples: list[dict], init_checkpoint: Path | str, out_dir: Path | str,
         "world_size": world,
         "tokens_per_epoch": all_tokens,
         "trained_tokens_per_epoch": sum(s.trained_tokens for s in data),
-        "real_token_fraction": 1.0,  # packed rows carry no padding at all
+        "real_token_fraction": round(real / positions, 4) if positions else None,
         "loss_first": losses[0],
         "loss_last": losses[-1],
         "wall_s": round(wall, 3),

@@ -81,6 +81,8 @@ def train_candidate(
     """
     main_key = store.get_ref("main/checkpoint")
     init = store.get(main_key) if main_key else Path(student)
+    if init is None:
+        raise ValueError(f"main/checkpoint points at {main_key[:12]}, which is not in the store (run `lab-hooks store verify`)")
     parent = main_key or f"student:{Path(student).resolve()}"
     removed = list(removed)
     mixes = plan_pr(buffer, changed, removed, external, replay_ratio, config.seed)

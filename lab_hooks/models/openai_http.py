@@ -1,0 +1,149 @@
+"""Any OpenAI-compatible chat-completions server (vLLM, TGI, llama.cpp, a hosted API).
+
+Requests go out on a bounded thread pool, round-robin across the spec's replicas;
+a request's retries move on through the replicas, so a retry after a dead one lands elsewhere.
+Transient failures (connection errors, timeouts, 429/5xx, replies that are not a
+chat completion) are retried with exponential backoff; after the budget the whole
+batch fails with one line naming the input, so a partial batch is never returned
+as if it were complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from lab_hooks.models.types import BackendError, Completion, ContextLengthError, Conversation, SamplingParams
+
+DEFAULTS = {"concurrency": 8, "timeout": 120.0, "retries": 4, "backoff": 0.5, "api_key_env": "OPENAI_API_KEY"}
+FINISH_REASONS = ("stop", "length")
+
+
+class TransientError(Exception):
+    """A failure worth another attempt (maybe on another replica)."""
+
+
+class OpenAIBackend:
+    def __init__(self, spec: str, endpoints: list[str], model: str, concurrency: int = 8,
+                 timeout: float = 120.0, retries: int = 4, backoff: float = 0.5,
+                 api_key_env: str = "OPENAI_API_KEY"):
+        import httpx
+
+        self.spec = spec
+        self.model = model
+        self.endpoints = endpoints
+        self.concurrency = int(concurrency)
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+        key = os.environ.get(str(api_key_env), "")
+        self.client = httpx.Client(
+            timeout=httpx.Timeout(float(timeout), connect=min(float(timeout), 10.0)),
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            limits=httpx.Limits(max_connections=self.concurrency),
+        )
+
+    def chat(self, conversations: list[Conversation], params: SamplingParams) -> list[list[Completion]]:
+        from tqdm.auto import tqdm
+
+        # One request per completion: per-completion token counts, and n spreads over replicas.
+        jobs = [(index, k) for index in range(len(conversations)) for k in range(params.n)]
+        results: list[list[Completion | None]] = [[None] * params.n for _ in conversations]
+        with ThreadPoolExecutor(self.concurrency) as pool, \
+                tqdm(total=len(jobs), desc=self.spec, unit="req", disable=None) as bar:
+            futures = {pool.submit(self._complete, index, conversations[index], params, k): (index, k)
+                       for index, k in jobs}
+            try:
+                for future in as_completed(futures):
+                    index, k = futures[future]
+                    results[index][k] = future.result()
+                    bar.update()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return results  # type: ignore[return-value]  # every slot is filled, or we raised
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _complete(self, index: int, conversation: Conversation, params: SamplingParams, k: int) -> Completion:
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+        body = {
+            "model": self.model, "messages": conversation, "max_tokens": params.max_tokens,
+            "temperature": params.temperature, "top_p": params.top_p, "seed": params.seed + k, "n": 1,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        attempts = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff, max=30),
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+        )
+        with self._lock:
+            first = next(self._turn)
+        try:
+            for attempt in attempts:
+                with attempt:  # each retry moves on to the next replica
+                    endpoint = self.endpoints[(first + attempt.retry_state.attempt_number - 1) % len(self.endpoints)]
+                    return self._post(endpoint, index, conversation, body)
+        except TransientError as exc:
+            raise BackendError(f"{self.spec}: conversation {index} failed after {self.retries + 1} "
+                               f"attempts; last: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _post(self, endpoint: str, index: int, conversation: Conversation, body: dict) -> Completion:
+        import httpx
+
+        url = f"{endpoint}/chat/completions"
+        try:
+            response = self.client.post(url, json=body)
+        except httpx.TimeoutException:
+            raise TransientError(f"{url}: timed out") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"{url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(f"{url}: HTTP {response.status_code} {_excerpt(response.text)}")
+        if response.status_code >= 400:
+            message = _error_message(response)
+            if "context length" in message or "maximum context" in message or "max_tokens" in message:
+                raise ContextLengthError(index, conversation, f"{endpoint} refused it: {message}")
+            raise BackendError(f"{self.spec}: conversation {index}: {url}: HTTP {response.status_code} {message}")
+        return _parse_completion(url, response)
+
+
+def _parse_completion(url: str, response) -> Completion:
+    """A chat completion, or TransientError saying why the reply is not one."""
+    try:
+        reply = response.json()
+        choice = reply["choices"][0]
+        text = choice["message"]["content"]
+        reason = choice["finish_reason"]
+        usage = reply["usage"]
+        prompt_tokens, completion_tokens = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise TransientError(f"{url}: reply is not a chat completion ({type(exc).__name__}: "
+                             f"{_excerpt(response.text)})") from None
+    if not isinstance(text, str) or reason not in FINISH_REASONS:
+        raise TransientError(f"{url}: reply is not a finished chat completion (finish_reason {reason!r})")
+    return Completion(text, prompt_tokens, completion_tokens, reason)
+
+
+def _error_message(response) -> str:
+    try:
+        error = response.json().get("error", {})
+        message = error.get("message") if isinstance(error, dict) else None
+        return " ".join(str(message or response.json().get("message") or response.text).split())
+    except (ValueError, AttributeError):
+        return _excerpt(response.text)
+
+
+def _excerpt(text: str, width: int = 120) -> str:
+    text = " ".join(text.split())
+    return json.dumps(text if len(text) <= width else text[:width] + "…")

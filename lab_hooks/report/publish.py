@@ -1,0 +1,68 @@
+"""`lab-hooks comment`: post a run's results to its PR as the one sticky comment.
+
+The commenting job runs this with a `pull-requests: write` token and nothing
+else: it reads the results JSON that `lab-hooks pr` wrote, renders it again
+(every untrusted string escaped here, whatever the JSON holds), and creates or
+updates the comment that carries the marker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from lab_hooks.report.comment import MARKER, render_comment
+from lab_hooks.report.escape import log_safe
+from lab_hooks.report.github import API_URL, GitHub, GitHubError
+from lab_hooks.report.summary import set_outputs, write_step_summary
+
+MAX_RESULTS_BYTES = 50 * 1024 * 1024
+
+
+def post(run: dict, pr: int, repo: str, token: str, api_url: str = API_URL, **client_args) -> str:
+    """Render `run` and upsert the sticky comment; returns the comment's URL."""
+    with GitHub(token, repo, api_url, **client_args) as gh:
+        return gh.upsert_comment(pr, render_comment(run), MARKER).get("html_url", "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lab-hooks comment", description=__doc__.splitlines()[0])
+    p.add_argument("--results", required=True, help="results JSON written by `lab-hooks pr`")
+    p.add_argument("--pr", required=True, type=int, help="pull request number")
+    p.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME ($GITHUB_REPOSITORY)")
+    p.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL", API_URL))
+    p.add_argument("--token-env", default="GITHUB_TOKEN", help="environment variable holding the token")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        print(f"lab-hooks comment: ${args.token_env} is empty: pass the workflow's token", file=sys.stderr)
+        return 2
+    if not args.repo:
+        print("lab-hooks comment: --repo OWNER/NAME is required outside GitHub Actions", file=sys.stderr)
+        return 2
+    try:
+        if os.path.getsize(args.results) > MAX_RESULTS_BYTES:
+            raise ValueError(f"over {MAX_RESULTS_BYTES:,} bytes")
+        with open(args.results, encoding="utf-8") as f:
+            run = json.load(f)
+        if not isinstance(run, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        # lab-pr died before writing results: still say so on the PR
+        run = {"status": "failed", "failure": {"stage": "lab-pr job",
+                                               "reason": f"no usable results file ({type(e).__name__}: {e})"}}
+    try:
+        url = post(run, args.pr, args.repo, token, args.api_url)
+    except GitHubError as e:
+        print(f"lab-hooks comment: {log_safe(e)}", file=sys.stderr)
+        return 1
+    print(f"lab-hooks comment: {url}")
+    set_outputs({"comment-url": url})
+    write_step_summary(render_comment(run))
+    return 0

@@ -1,0 +1,55 @@
+"""A tiny OpenAI-compatible server that misbehaves on purpose, for the HTTP backend's fault tests.
+
+Run as `python tests/fake_openai_server.py MODE`; it prints its port, then serves.
+MODE: ok | flaky (500 on the first 2 requests) | error500 | garbage | slow | context.
+Every reply to POST /v1/chat/completions is logged to stdout as `served N`.
+"""
+
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODE = sys.argv[1]
+counter = {"n": 0}
+lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with lock:
+            counter["n"] += 1
+            n = counter["n"]
+        if MODE == "error500" or (MODE == "flaky" and n <= 2):
+            return self._send(500, b'{"error": {"message": "engine crashed"}}')
+        if MODE == "garbage":
+            return self._send(200, b"<html>502 Bad Gateway</html>")
+        if MODE == "context":
+            return self._send(400, json.dumps({"error": {"message": "This model's maximum context length "
+                                                         "is 2048 tokens. However, you requested 9000 tokens."}}).encode())
+        if MODE == "slow":
+            time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 5)
+        question = body["messages"][-1]["content"]
+        reply = {"choices": [{"message": {"role": "assistant", "content": f"echo: {question}"},
+                              "finish_reason": "stop"}],
+                 "usage": {"prompt_tokens": len(question.split()), "completion_tokens": 3}}
+        self._send(200, json.dumps(reply).encode())
+        print(f"served {n}", flush=True)
+
+    def _send(self, status, payload):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()

@@ -1,0 +1,88 @@
+"""The whole loop on the embedded model, tiny settings: promote main once, run a PR
+(generate → train with replay → MT-Bench quick + branch eval → comment), rerun it from
+the store, then merge and promote (the candidate is adopted, no compute)."""
+
+from __future__ import annotations
+
+import pytest
+from pr_repos import commit, git, init_repo, leaf_files
+
+from lab_hooks.pr import PrOptions, run_pr
+from lab_hooks.promote import promote
+from lab_hooks.report.comment import MARKER
+from lab_hooks.store import Store
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+HAIKU = "compositional_skills/writing/freeform/haiku"
+LIMERICKS = "compositional_skills/writing/freeform/limericks"
+LIMERICK_SEEDS = [
+    ("Write a limerick about a cat who plays the piano.", "A cat with a taste for the keys\nplayed Chopin with consummate ease."),
+    ("Compose a limerick about a forgetful wizard.", "A wizard who lived in the Dales\nkept forgetting the words to his spells."),
+    ("I need a limerick about Monday mornings.", "On Mondays the coffee runs thin\nand the inbox is bursting within."),
+    ("Give me a limerick about a giant pumpkin.", "A gardener grew, to his shock,\na pumpkin the size of a rock."),
+    ("Please write a limerick about a dancing robot.", "A robot was keen on the tango\nbut moved like a crate full of mango."),
+]
+TINY = dict(samples_per_seed=1, sdg_max_tokens=24, quick=1, progress=False,
+            train={"max_steps": 2, "batch_size": 4, "warmup_steps": 1, "max_seq_len": 256, "max_tokens": 512},
+            eval={"max_tokens": 8, "judge_max_tokens": 12, "resamples": 2000, "unchanged_sample": 1})
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, embedded_model_dir):
+    tmp = tmp_path_factory.mktemp("loop")
+    repo = init_repo(tmp / "repo", leaf_files(HAIKU, "Write haiku on everyday scenes."))
+    store = Store(tmp / "store")
+    first = promote(str(repo), "main", store=store, options=PrOptions(**TINY))
+    git(repo, "checkout", "-qb", "pr")
+    head = commit(repo, leaf_files(LIMERICKS, "Write limericks.", LIMERICK_SEEDS), "add limericks")
+    git(repo, "checkout", "-q", "main")
+    run = run_pr(PrOptions(repo=str(repo), base="main", head="pr", pr=3, out_dir=str(tmp / "out"), **TINY), store)
+    return {"tmp": tmp, "repo": repo, "store": store, "first": first, "run": run, "head": head}
+
+
+def test_first_promotion_trains_main_from_all_leaves(loop):
+    assert loop["first"]["action"] == "retrained"
+    store = loop["store"]
+    assert store.get(store.get_ref("main/checkpoint")) is not None
+    assert list(store.record_get(store.get_ref("main/replay"))["leaves"]) == [HAIKU]
+
+
+def test_pr_run_reports_every_stage(loop):
+    run = loop["run"]
+    assert run["status"] == "ok", run.get("failure")
+    assert [s["name"] for s in run["stages"]] == ["diff", "validate", "generate", "train", "evaluate"]
+    assert all(s["seconds"] >= 0 for s in run["stages"])
+    [leaf] = run["generation"]["leaves"]
+    assert leaf["leaf"] == LIMERICKS and leaf["candidates"] >= leaf["accepted"] > 0
+    [phase] = run["training"]["phases"]
+    assert phase["phase"] == 2 and phase["new_samples"] == leaf["accepted"]
+    assert phase["replay_samples"] > 0  # replay from main's haiku data
+    assert run["mtbench"]["quick"] == 1 and len(run["mtbench"]["categories"]) == 8
+    assert run["mtbench"]["smoke_judge"] is True
+    assert any(l["leaf"] == LIMERICKS for l in run["branch"]["leaves"])
+    from lab_hooks.report.comment import render_comment
+
+    body = render_comment(run)
+    for heading in ("Changed leaves", "Synthetic data", "Training", "MT-Bench", "Branch evaluation"):
+        assert f"### {heading}" in body
+    assert body.startswith(MARKER) and "```mermaid" in body
+
+
+def test_second_run_is_served_from_the_store(loop):
+    again = PrOptions(repo=str(loop["repo"]), base="main", head="pr", pr=3, out_dir=str(loop["tmp"] / "again"), **TINY)
+    rerun = run_pr(again, loop["store"])
+    assert rerun["status"] == "ok" and rerun["generation"]["teacher_calls"] == 0
+    stages = {s["name"]: s for s in rerun["stages"]}
+    assert stages["generate"]["status"] == stages["train"]["status"] == "cached"
+    assert all(row["cached"] for row in rerun["eval_results"]["timings"]["steps"] if "cached" in row)
+    assert rerun["mtbench"] == loop["run"]["mtbench"]  # same inputs and seed: identical numbers
+
+
+def test_merge_then_promote_adopts_the_candidate(loop):
+    repo, store = loop["repo"], loop["store"]
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR #3", "pr")
+    result = promote(str(repo), "main", store=store, options=PrOptions(**TINY))
+    assert result["action"] == "adopted" and result["pr"] == 3
+    assert store.get_ref("main/checkpoint") == loop["run"]["models"]["candidate_checkpoint"]
+    assert sorted(store.record_get(store.get_ref("main/replay"))["leaves"]) == [HAIKU, LIMERICKS]

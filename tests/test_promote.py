@@ -1,0 +1,122 @@
+"""Promotion on merge: adopt the PR's candidate when main's leaves are the PR head's,
+and switch main's checkpoint + replay buffer atomically (kill -9 at random points)."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+
+import pytest
+from pr_repos import commit, git, init_repo, leaf_files
+
+from lab_hooks.promote import (REPLAY_DATA, _candidate_key, adoptable, next_buffer, promote, switch,
+                               taxonomy_fingerprint)
+from lab_hooks.diff.changes import open_repo
+from lab_hooks.store import Store, artifact_key
+
+HAIKU = "compositional_skills/writing/freeform/haiku"
+ODES = "compositional_skills/writing/freeform/odes"
+
+
+def artifact(store: Store, name: str) -> str:
+    key = artifact_key("test", name=name)
+    with store.build(key, kind="test", meta={"name": name}) as tmp:
+        (tmp / "name").write_text(name)
+    return key
+
+
+@pytest.fixture
+def merged(tmp_path):
+    """main (haiku) promoted once; a PR adding odes ran and left its candidate; the PR merged."""
+    repo = init_repo(tmp_path / "repo", leaf_files(HAIKU, "Write haiku on everyday scenes."))
+    base = git(repo, "rev-parse", "HEAD")
+    store = Store(tmp_path / "store")
+    old = {"checkpoint": artifact(store, "main-ckpt"), "haiku": artifact(store, "haiku-data")}
+    switch(store, old["checkpoint"], base, {"compositional_skills/writing/freeform/haiku": old["haiku"]},
+           expect={"main/checkpoint": None, "main/replay": None})
+    git(repo, "checkout", "-qb", "pr")
+    head = commit(repo, leaf_files(ODES, "Write odes to ordinary things."), "add odes")
+    new = {"checkpoint": artifact(store, "pr-ckpt"), "odes": artifact(store, "odes-data")}
+    buffer = next_buffer({"compositional_skills/writing/freeform/haiku": old["haiku"]},
+                         [{"path": f"{ODES}/qna.yaml", "change": "added"}],
+                         {"compositional_skills/writing/freeform/odes": new["odes"]})
+    repo_obj = open_repo(repo)
+    store.record_put(_candidate_key(taxonomy_fingerprint(repo_obj, head)),
+                     {"checkpoint": new["checkpoint"], "parent": old["checkpoint"], "head": head, "pr": 7,
+                      "buffer": buffer})
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR #7", "pr")
+    return {"repo": repo, "store": store, "old": old, "new": new, "head": head, "base": base,
+            "path": tmp_path / "store"}
+
+
+def state(store: Store) -> tuple:
+    replay = store.get_ref("main/replay")
+    return store.get_ref("main/checkpoint"), store.record_get(replay)["commit"], sorted(store.refs(REPLAY_DATA))
+
+
+def test_fingerprint_is_the_leaves_trees_not_the_commit(merged):
+    repo = open_repo(merged["repo"])
+    main = repo.commit("main").hexsha
+    assert main != merged["head"]  # a merge commit, yet the same leaves
+    assert taxonomy_fingerprint(repo, main) == taxonomy_fingerprint(repo, merged["head"])
+    assert taxonomy_fingerprint(repo, merged["base"]) != taxonomy_fingerprint(repo, main)
+
+
+def test_merged_pr_candidate_is_adopted_with_its_buffer(merged):
+    store = merged["store"]
+    result = promote(str(merged["repo"]), "main", store=store)
+    assert result["action"] == "adopted" and result["pr"] == 7
+    checkpoint, commit_sha, data = state(store)
+    assert checkpoint == merged["new"]["checkpoint"]
+    assert commit_sha == git(merged["repo"], "rev-parse", "main")
+    assert data == [REPLAY_DATA + "compositional_skills/writing/freeform/haiku",
+                    REPLAY_DATA + "compositional_skills/writing/freeform/odes"]
+    assert promote(str(merged["repo"]), "main", store=store)["action"] == "current"
+
+
+def test_candidate_from_an_older_main_is_not_adopted(merged):
+    store = merged["store"]
+    candidate = {"checkpoint": merged["new"]["checkpoint"], "parent": merged["old"]["checkpoint"]}
+    assert adoptable(store, candidate, merged["old"]["checkpoint"])
+    assert not adoptable(store, candidate, artifact(store, "someone-else-promoted"))  # main moved since the PR ran
+    assert not adoptable(store, {**candidate, "checkpoint": "0" * 64}, merged["old"]["checkpoint"])  # gc'd
+    assert not adoptable(store, None, merged["old"]["checkpoint"])
+
+
+def test_deleted_and_modified_leaves_leave_the_buffer():
+    buffer = {"compositional_skills/a": "ka", "compositional_skills/b": "kb", "compositional_skills/c": "kc"}
+    changes = [{"path": "compositional_skills/a/qna.yaml", "change": "deleted"},
+               {"path": "compositional_skills/b/qna.yaml", "change": "modified"},
+               {"path": "compositional_skills/d/qna.yaml", "change": "renamed", "old_path": "compositional_skills/c/qna.yaml"}]
+    assert next_buffer(buffer, changes, {"compositional_skills/b": "kb2", "compositional_skills/d": "kd"}) == {
+        "compositional_skills/b": "kb2", "compositional_skills/d": "kd"}
+
+
+def test_kill_9_during_promotion_leaves_old_or_new_never_a_mix(merged):
+    store = merged["store"]
+    repo, path = merged["repo"], merged["path"]
+    old_state = state(store)
+    old_refs = {"main/checkpoint": store.get_ref("main/checkpoint"), "main/replay": store.get_ref("main/replay")}
+    script = ("import sys; from lab_hooks.promote import promote; from lab_hooks.store import Store; "
+              f"promote({str(repo)!r}, 'main', store=Store({str(path)!r}))")
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", script], check=True)
+    full = time.perf_counter() - began
+    new_state = state(store)
+    assert new_state != old_state and new_state[0] == merged["new"]["checkpoint"]
+    rng = random.Random(9)
+    for _ in range(20):
+        store.set_refs(old_refs)  # back to the pre-merge state
+        store.delete_refs(REPLAY_DATA + "compositional_skills/writing/freeform/odes")
+        assert state(store) == old_state
+        proc = subprocess.Popen([sys.executable, "-c", script])
+        time.sleep(rng.uniform(0.0, full * 1.2))
+        proc.kill()
+        proc.wait()
+        assert state(store) in (old_state, new_state)  # checkpoint, buffer and its data refs move together
+        assert store.verify() == []
+        subprocess.run([sys.executable, "-c", script], check=True)  # a rerun completes the switch
+        assert state(store) == new_state

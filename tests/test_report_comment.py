@@ -1,0 +1,161 @@
+"""The sticky comment: contents, escaping of untrusted text, GitHub's size limit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from markdown_it import MarkdownIt
+
+from lab_hooks.report.comment import GITHUB_LIMIT, MARKER, render_comment
+from lab_hooks.report.escape import log_safe, md_code, md_text
+from lab_hooks.report.summary import annotations, set_outputs, write_step_summary
+
+HOSTILE = ("Ping @org/team and @alice <img src=x onerror=alert(1)> <script>x</script> "
+           "[click](https://evil.example/x) ![pixel](https://evil.example/p.png) www.evil.example "
+           "**bold** `code` | pipe\n::set-output name=verdict::improved\n::add-mask::x &amp; <!-- -->")
+
+
+def full_run(**over) -> dict:
+    cats = {c: {"base": 5.0 + i / 10, "candidate": 5.2 + i / 10, "delta": 0.2, "ci": [-0.1, 0.5],
+                "verdict": "within noise"} for i, c in enumerate(["writing", "roleplay", "reasoning", "math"])}
+    run = {
+        "status": "ok", "version": "0.1.0", "repo": "acme/taxonomy", "pr": 7,
+        "base": {"ref": "main", "sha": "a" * 40}, "head": {"ref": "pr-7", "sha": "b" * 40},
+        "artifacts_url": "https://github.com/acme/taxonomy/actions/runs/42",
+        "stages": [{"name": "diff", "seconds": 0.12, "status": "ok"}, {"name": "generate", "seconds": 61.0, "status": "ok"},
+                   {"name": "train", "seconds": 120.5, "status": "cached"}],
+        "changed_leaves": [{"path": "compositional_skills/writing/freeform/haiku/qna.yaml", "change": "added",
+                            "kind": "compositional_skills", "blob_sha": "c" * 40}],
+        "generation": {"teacher": "embedded:smollm2-135m-instruct", "leaves": [
+            {"leaf": "compositional_skills/writing/freeform/haiku", "candidates": 40, "accepted": 12,
+             "dropped": {"question_judge": 20, "response_judge": 8}, "status": "ok"}]},
+        "training": {"method": "full", "phases": [{"phase": 2, "new_samples": 12, "replay_samples": 12,
+                                                   "replay_ratio": 1.0, "steps": 6, "loss_first": 2.5, "loss_last": 1.9}]},
+        "mtbench": {"quick": 1, "judge_error_rate": 0.125, "smoke_judge": True,
+                    "overall": {"base": 5.1, "candidate": 5.4, "delta": 0.3, "ci": [-0.2, 0.8], "verdict": "within noise"},
+                    "categories": cats},
+        "branch": {"leaves": [{"leaf": "compositional_skills/writing/freeform/haiku", "base": 3.0, "candidate": 4.5,
+                               "delta": 1.5, "ci": [0.5, 2.5], "verdict": "improved", "change": "new"}]},
+        "models": {"teacher": "embedded:smollm2-135m-instruct", "student": "embedded:smollm2-135m-instruct",
+                   "judge": "embedded:smollm2-135m-instruct"},
+        "seeds": {"sdg": 0, "train": 0, "bootstrap": 0},
+    }
+    run.update(over)
+    return run
+
+
+def html_of(markdown: str) -> str:
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+
+
+def test_full_comment_has_every_section():
+    body = render_comment(full_run())
+    assert body.startswith(MARKER)
+    for heading in ("Changed leaves", "Synthetic data", "Training", "MT-Bench", "Branch evaluation"):
+        assert f"### {heading}" in body
+    assert "40 → 12 (30 %)" in body and "`question_judge` (−20)" in body  # the filter that dropped most
+    assert "5.10 → 5.40 (+0.30, 95 % CI [-0.20, +0.80])" in body
+    assert "judge error rate 12.5 %" in body
+    assert "```mermaid\nxychart-beta" in body and "x-axis [math, reasoning, roleplay, writing]" in body
+    assert "| `generate` | ok | 61.0 s |" in body and "| **total** |  | 181.6 s |" in body
+    assert "lab-hooks `0.1.0`" in body
+    assert "(https://github.com/acme/taxonomy/actions/runs/42)" in body
+    assert "🟢 improved" in body and "`compositional_skills/writing/freeform/haiku` (new)" in body
+
+
+def test_failed_stage_says_which_and_why_with_linked_findings():
+    run = {"status": "failed", "repo": "acme/taxonomy", "head": {"ref": "pr", "sha": "b" * 40},
+           "failure": {"stage": "validate", "reason": "2 findings in the changed leaves",
+                       "findings": [{"file": "compositional_skills/x/qna.yaml", "line": 3, "col": 5,
+                                     "severity": "error", "code": "LH101", "message": "seed_examples: too short"},
+                                    {"file": "bad path/<x>.yaml", "line": 1, "col": 1, "severity": "error",
+                                     "code": "LH001", "message": HOSTILE}]},
+           "stages": [{"name": "diff", "seconds": 0.1, "status": "ok"}, {"name": "validate", "seconds": 0.2,
+                                                                         "status": "failed"}]}
+    body = render_comment(run)
+    assert "### ❌ Stage `validate` failed" in body
+    assert ("[`compositional_skills/x/qna.yaml:3:5`](https://github.com/acme/taxonomy/blob/"
+            + "b" * 40 + "/compositional_skills/x/qna.yaml#L3)") in body
+    assert "`bad path/<x>.yaml:1:1`" in body and "blob/" + "b" * 40 + "/bad" not in body  # shown, not linked
+    _assert_inert(body, allowed_links=1)
+
+
+def _assert_inert(body: str, allowed_links: int):
+    html = html_of(body)
+    assert "<img" not in html and "<script" not in html and "<!--" not in html.replace("<!-- lab-hooks", "")
+    assert len(re.findall(r"<a href", html)) == allowed_links
+    assert "evil.example/x\"" not in html
+    # no live mention: every @ is followed by a zero-width space (literal or entity)
+    assert not re.search(r"@(?!\u200b|&#8203;)[A-Za-z]", body)
+    # no autolink-able scheme or www. outside code spans (GitHub autolinks bare URLs in prose)
+    prose = re.sub(r"<code>.*?</code>", "", html, flags=re.S)
+    assert "https://evil" not in prose and "www.evil" not in prose and "evil" in html
+    # echoed to a job log, no line can be a workflow command
+    assert not any(line.lstrip().startswith("::") for line in body.splitlines())
+
+
+def test_hostile_text_everywhere_is_inert():
+    run = full_run()
+    run["changed_leaves"][0]["path"] = HOSTILE
+    run["generation"]["leaves"][0]["leaf"] = HOSTILE
+    run["generation"]["leaves"][0]["dropped"] = {HOSTILE: 30}
+    run["branch"]["leaves"][0]["leaf"] = HOSTILE
+    run["mtbench"]["categories"][HOSTILE] = {"base": 1, "candidate": 2, "delta": 1, "ci": [0, 2], "verdict": HOSTILE}
+    run["models"]["judge"] = HOSTILE
+    run["head"]["ref"] = HOSTILE
+    run["artifacts_url"] = "javascript:alert(1)"
+    body = render_comment(run)
+    _assert_inert(body, allowed_links=0)
+    assert "\n::" not in log_safe(HOSTILE) and not log_safe(HOSTILE).startswith("::")
+
+
+def test_escapers_render_as_the_literal_text():
+    text = "a *b* _c_ [d](e) <f> & `g` \\h"
+    html = html_of(md_text(text))
+    assert html.strip() == "<p>a *b* _c_ [d](e) &lt;f&gt; &amp; `g` \\h</p>"
+    assert html_of(md_code("x `y` z")).strip() == "<p><code>x `y` z</code></p>"
+    for leading in ("1. item", "- item", "+ item", "# heading", "=== x"):
+        assert html_of(md_text(leading)).strip() == f"<p>{leading}</p>"
+
+
+def test_size_limit_truncates_with_pointer_and_keeps_structure():
+    findings = [{"file": f"compositional_skills/l{i}/qna.yaml", "line": i, "col": 1, "severity": "error",
+                 "code": "LH999", "message": "x" * 300} for i in range(2_000)]
+    run = full_run(status="failed", failure={"stage": "validate", "reason": "many", "findings": findings})
+    body = render_comment(run)
+    assert len(body) <= GITHUB_LIMIT and body.startswith(MARKER)
+    assert "truncated" in body and "artifacts" in body
+    assert body.count("```") % 2 == 0 and body.count("<details>") == body.count("</details>")
+    small = render_comment(full_run(), limit=3_000)  # a cut inside the chart drops the whole chart
+    assert len(small) <= 3_000 and small.count("```") % 2 == 0
+
+
+def test_annotations_cannot_break_out():
+    [line] = annotations([{"file": "a,b:c.yaml", "line": 3, "col": 2, "severity": "error", "code": "LH1",
+                           "message": "bad\n::set-output name=x::y 100%"}])
+    assert line == "::error file=a%2Cb%3Ac.yaml,line=3,col=2,title=LH1::LH1 bad%0A::set-output name=x::y 100%25"
+    assert annotations([{"file": "f", "severity": "warning", "code": "LH2", "message": "m"}]) == [
+        "::warning file=f,line=1,col=1,title=LH2::LH2 m"]
+
+
+def test_step_summary_and_outputs(tmp_path, monkeypatch):
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    assert write_step_summary("# one\n") and write_step_summary("# two\n")
+    assert summary.read_text() == "# one\n# two\n"
+    assert set_outputs({"verdict": "improved\nx=y", "delta": "+0.3"})
+    text = output.read_text()
+    m = re.match(r"verdict<<(lab_hooks_[0-9a-f]{16})\nimproved\nx=y\n\1\ndelta<<(\w+)\n\+0\.3\n\2\n$", text)
+    assert m, text
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    assert not write_step_summary("x")
+
+
+@pytest.mark.parametrize("value", [None, "n/a", float("nan")])
+def test_odd_numbers_do_not_crash(value):
+    run = full_run()
+    run["mtbench"]["overall"]["delta"] = value
+    run["training"]["phases"][0]["loss_last"] = value
+    assert MARKER in render_comment(run)
