@@ -2,8 +2,9 @@
 
 `python store_writer.py HOME [BUILD_LOG]`: builds artifacts, puts records and
 swaps the pair of refs main/checkpoint + main/replay for each step. Prints
-"ready" once imported (the test kills it at random points after that) and
-"done" at the end. Every build appends a line to BUILD_LOG, if given.
+"ready" once imported, "step I" after each step (the test kills it at random
+points in the run, counted in steps so the kills land however fast the machine)
+and "done" at the end. Every build appends a line to BUILD_LOG, if given.
 """
 
 import os
@@ -42,6 +43,7 @@ def main(home: str, log: str | None) -> None:
                                    for n in range(25)})
             store.set_refs({"main/checkpoint": ckpt, "main/replay": replay})
             run.use(ckpt, replay)
+        print(f"step {i}", flush=True)
     print("done", flush=True)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from lab_hooks.store import Store, StoreError, artifact_key, sha256_tree
 from lab_hooks.store.cli import main as store_main
+from store_writer import STEPS
 
 WRITER = Path(__file__).with_name("store_writer.py")
 REPO = Path(__file__).resolve().parents[1]
@@ -234,11 +235,17 @@ def test_cli_reports_bad_home_in_one_line(tmp_path, capsys):
 
 # -- real processes --------------------------------------------------------
 
+def finished(proc) -> bool:
+    """The writer ran all its steps and exited cleanly."""
+    lines = proc.communicate(timeout=120)[0].split("\n")
+    return proc.returncode == 0 and lines[0] == "ready" and lines[-2:] == ["done", ""]
+
+
 def test_two_processes_at_once_build_each_key_once(tmp_path):
     home, log, solo = tmp_path / "store", tmp_path / "builds.log", tmp_path / "solo"
     alone = writer(solo)  # the reference, in its own store
     procs = [writer(home, str(log)) for _ in range(2)]
-    assert [p.communicate(timeout=120)[0].split() for p in procs] == [["ready", "done"]] * 2
+    assert all(finished(p) for p in procs)
     assert all(p.returncode == 0 for p in procs)
     builds = log.read_text().splitlines()
     kinds_steps = [" ".join(line.split()[:2]) for line in builds]
@@ -247,7 +254,7 @@ def test_two_processes_at_once_build_each_key_once(tmp_path):
     store = Store(home)
     assert store.verify() == [] and store.garbage() == []
 
-    assert alone.communicate(timeout=120)[0].split() == ["ready", "done"]
+    assert finished(alone)
     assert snapshot(store) == snapshot(Store(solo))
 
 
@@ -259,7 +266,9 @@ def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
     for _ in range(24):
         proc = writer(home)
         assert proc.stdout.readline() == "ready\n"
-        time.sleep(rng.uniform(0, 0.25))
+        for _ in range(rng.randrange(STEPS)):  # a random step, then a random moment inside it
+            proc.stdout.readline()
+        time.sleep(rng.uniform(0, 0.01))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -273,10 +282,10 @@ def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
         store.close()
     assert kills >= 20 and interrupted_builds  # some kills landed inside a build
 
-    assert writer(home).communicate(timeout=120)[0].split() == ["ready", "done"]
+    assert finished(writer(home))
     store = Store(home)
     assert store.verify() == [] and store.garbage() == []
-    assert uninterrupted.communicate(timeout=120)[0].split() == ["ready", "done"]
+    assert finished(uninterrupted)
     assert snapshot(store) == snapshot(Store(clean))
 
 
