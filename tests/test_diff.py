@@ -12,37 +12,13 @@ import pytest
 from lab_hooks.diff import DiffError, diff_taxonomy, leaf_from_blobs
 from lab_hooks.diff.cli import main as diff_main
 from lab_hooks.taxonomy.load import LeafError
-
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}).stdout.strip()
+from pr_repos import GIT_ENV, commit, git, write
 
 
 def skill(question: str, n: int = 5) -> str:
     seeds = "".join(f"  - question: {question} number {i}?\n    answer: Answer {i} about {question}.\n"
                     for i in range(n))
     return f"version: 3\ncreated_by: tester\ntask_description: {question}\nseed_examples:\n{seeds}"
-
-
-def write(repo: Path, files: dict[str, str | None]) -> None:
-    for path, text in files.items():
-        full = repo / path
-        if text is None:
-            full.unlink()
-        else:
-            full.parent.mkdir(parents=True, exist_ok=True)
-            full.write_text(text)
-
-
-def commit(repo: Path, files: dict[str, str | None], message: str = "change") -> str:
-    write(repo, files)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
-    return git(repo, "rev-parse", "HEAD")
 
 
 KNOWLEDGE = """version: 3
