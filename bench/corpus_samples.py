@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "instructlab-taxonomy-history"
@@ -48,3 +49,13 @@ def _sample(leaf: str, question: str, answer: str, context: str) -> dict:
         "metadata": {"dataset": leaf, "source": "corpus seed example"},
         "unmask": False,
     }
+
+
+def bench_inputs(model: Path | None, data: Path | None) -> tuple[Path, dict[str, list[dict]]]:
+    """The training benches' model (default: the embedded checkpoint) and per-leaf samples
+    (a JSON file of {leaf: samples}, default: the corpus's seeds)."""
+    if model is None:
+        from lab_hooks.models.embedded import embedded_checkpoint
+
+        model = embedded_checkpoint()
+    return model, json.loads(data.read_text()) if data else leaf_samples()

@@ -14,7 +14,6 @@ leaves can be given instead with --data FILE.json ({leaf: [samples]}).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -73,17 +72,10 @@ def run(work: Path) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-4)
     args = p.parse_args()
-    if args.model is None:
-        from lab_hooks.models.embedded import embedded_checkpoint
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from corpus_samples import bench_inputs
 
-        args.model = embedded_checkpoint()
-    if args.data:
-        datasets = json.loads(args.data.read_text())
-    else:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from corpus_samples import leaf_samples
-
-        datasets = leaf_samples()
+    args.model, datasets = bench_inputs(args.model, args.data)
     a_train, a_test = split(datasets[args.a], args.heldout, args.train, seed=0)
     b_train, b_test = split(datasets[args.b], args.heldout, args.train, seed=0)
     config = TrainConfig(batch_size=16, max_tokens=2048, learning_rate=args.lr, warmup_steps=2, epochs=args.epochs,

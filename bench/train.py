@@ -16,7 +16,6 @@ or --data FILE.json ({leaf: [samples]}).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -95,17 +94,10 @@ def run(work: Path) -> int:
     p.add_argument("--max-tokens", type=int, default=4096, help="tokens per packed row (ours)")
     p.add_argument("--skip-full", action="store_true", help="part 1 only")
     args = p.parse_args()
-    if args.model is None:
-        from lab_hooks.models.embedded import embedded_checkpoint
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from corpus_samples import bench_inputs
 
-        args.model = embedded_checkpoint()
-    if args.data:
-        datasets = json.loads(args.data.read_text())
-    else:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from corpus_samples import leaf_samples
-
-        datasets = leaf_samples()
+    args.model, datasets = bench_inputs(args.model, args.data)
     model = args.model
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {device}; model: {args.model}")

@@ -407,13 +407,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def train_settings(args: argparse.Namespace) -> dict:
+    """The training options `pr` and `promote` share, from their parsed flags."""
+    return {"method": args.method, **({"max_steps": args.max_steps} if args.max_steps else {})}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
     out = Path(args.results).parent if args.results else Path(args.out)
-    train = {"method": args.method, **({"max_steps": args.max_steps} if args.max_steps else {})}
+    train = train_settings(args)
     evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens),
                                     ("judge_max_tokens", args.judge_max_tokens)) if v}
     opts = PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,

@@ -30,7 +30,7 @@ from git import BadName
 
 from lab_hooks.diff import DiffError, LeafChange, diff_taxonomy, leaf_from_blobs
 from lab_hooks.diff.changes import open_repo
-from lab_hooks.pr import PrOptions, _generate, _Run, _Stop, materialize, removed_leaves, train_stage
+from lab_hooks.pr import PrOptions, _generate, _Run, _Stop, materialize, removed_leaves, train_settings, train_stage
 from lab_hooks.report.escape import log_safe
 from lab_hooks.store import Store, StoreError, artifact_key
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, taxonomy_path
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    train = {"method": args.method, **({"max_steps": args.max_steps} if args.max_steps else {})}
+    train = train_settings(args)
     opts = PrOptions(teacher=args.teacher, student=args.student, samples_per_seed=args.samples_per_seed,
                      seed=args.seed, replay_ratio=args.replay_ratio, train=train)
     try:
