@@ -299,9 +299,13 @@ def _evaluate(run: _Run, trained, leaves, root: Path, store):
         if leaf.name not in changed_names:
             unchanged.append(leaf)
     settings = Settings(**{"seed": opts.seed, "quick": opts.quick, **opts.eval})
+    # Checkpoints the store holds are known by their keys: no need to hash their files again.
+    ids = {"candidate": candidate_key}
+    if run.data["models"]["base_checkpoint"] != opts.student:  # main's checkpoint, not the untrained student
+        ids["base"] = run.data["models"]["base_checkpoint"]
     results = evaluate(base=base_spec, candidate=candidate_spec, judge=opts.judge, changed_leaves=leaves,
                        store=store, new_leaves=leaf_names(run.data["changed_leaves"], ("added",)),
-                       unchanged_leaves=unchanged, settings=settings, ids={"candidate": candidate_key})
+                       unchanged_leaves=unchanged, settings=settings, ids=ids)
     run.data["eval_results"] = results
     run.data.update(eval_summary(results))
     return results

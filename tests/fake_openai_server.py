@@ -1,7 +1,7 @@
 """A tiny OpenAI-compatible server that misbehaves on purpose, for the HTTP backend's fault tests.
 
 Run as `python tests/fake_openai_server.py MODE`; it prints its port, then serves.
-MODE: ok | flaky (500 on the first 2 requests) | error500 | garbage | slow | context.
+MODE: ok [ROOT] | flaky (500 on the first 2 requests) | error500 | garbage | slow | context.
 Every reply to POST /v1/chat/completions is logged to stdout as `served N`; it echoes the last
 message ("echo: …"), or "continue: …" when asked to continue it (vLLM's prefill fields).
 """
@@ -44,6 +44,13 @@ class Handler(BaseHTTPRequestHandler):
                  "usage": {"prompt_tokens": len(question.split()), "completion_tokens": 3}}
         self._send(200, json.dumps(reply).encode())
         print(f"served {n}", flush=True)
+
+    def do_GET(self):
+        """/v1/models lists model "m", served from the path in argv[2] (mode ok), as vLLM lists it."""
+        root = sys.argv[2] if MODE == "ok" and len(sys.argv) > 2 else "/weights/m"
+        card = {"id": "m", "object": "model", "created": time.time(), "owned_by": "fake", "root": root,
+                "permission": [{"id": f"modelperm-{time.time()}"}]}
+        self._send(200, json.dumps({"object": "list", "data": [card]}).encode())
 
     def _send(self, status, payload):
         self.send_response(status)

@@ -247,6 +247,31 @@ def test_smoke_test_judge_is_prefilled_and_the_judgment_kept_whole(store):
     assert judged["judgments"][0] == [["Rating: [[5]]"], ["Rating: [[5]]"]]
 
 
+def test_models_are_identified_by_their_files_pins_caller_or_name(tmp_path, store):
+    from lab_hooks.eval.run import identify
+    from lab_hooks.models import SpecError
+
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    first, source = identify(f"hf:{checkpoint}?batch_size=2")
+    assert source == "files" and len(first) == 64 and identify(f"vllm:{checkpoint}") == (first, "files")
+    (checkpoint / "model.safetensors").write_bytes(b"retrained")
+    assert identify(f"hf:{checkpoint}")[0] != first
+    assert identify("embedded:smollm2-135m-instruct") == identify("hf:smollm2-135m-instruct")
+    assert identify("embedded:smollm2-135m-instruct")[1] == "pinned"
+    with pytest.raises(SpecError, match="not a checkpoint dir"):
+        identify(f"hf:{tmp_path / 'nowhere'}")
+    results = evaluate(Model("test:base", "plain"), Model("test:cand", "good"), Judge(), [], store,
+                       settings=FAST, ids={"base": "main-checkpoint-key"})
+    assert results["models"]["base"] == {"spec": "test:base", "id": "main-checkpoint-key", "id_source": "caller"}
+    assert results["models"]["candidate"]["id_source"] == results["judge"]["id_source"] == "spec"
+    text = render(results)
+    assert "The base `test:base`" not in text
+    assert "The judge `test:judge` is identified by its spec, not by its weights" in text
+    assert not any(row["step"].startswith("load") for row in results["timings"]["steps"])
+
+
 def test_prefill_is_a_setting_and_part_of_the_judgment_key(store):
     def run(judge, **settings):
         return evaluate(Model("test:base", "plain"), Model("test:cand", "good"), judge, [], store,

@@ -55,6 +55,18 @@ def test_only_a_prefill_asks_the_server_to_continue_the_final_message(fake_serve
     assert [r[0].text for r in results] == ["echo: question 1", "continue: Rating: [["]
 
 
+def test_served_model_is_what_the_replicas_agree_to_serve(fake_server):
+    (_, url_a), (_, url_b), (_, url_c) = fake_server("ok"), fake_server("ok"), fake_server("ok", "/weights/new")
+    backend = load_backend(f"openai:{url_a},{url_b}?{QUICK}#m")
+    served = backend.served_model()
+    assert served == {"id": "m", "root": "/weights/m", "owned_by": "fake"}  # no timestamps
+    assert backend.served_model() == served
+    with pytest.raises(BackendError, match=r"replicas serve different models: .*/weights/new"):
+        load_backend(f"openai:{url_a},{url_c}?{QUICK}#m").served_model()
+    with pytest.raises(BackendError, match=r"serves no model 'other' \(it serves: m\)$"):
+        load_backend(f"openai:{url_a}?{QUICK}#other").served_model()
+
+
 def test_transient_500s_are_retried(fake_server):
     _, url = fake_server("flaky")
     results = load_backend(f"openai:{url}?{QUICK}&concurrency=1#m").chat(questions(3), SamplingParams())

@@ -60,6 +60,12 @@ def test_pr_run_reports_every_stage(loop):
     assert phase["replay_samples"] > 0  # replay from main's haiku data
     assert run["mtbench"]["quick"] == 1 and len(run["mtbench"]["categories"]) == 8
     assert run["mtbench"]["smoke_judge"] is True
+    # Both checkpoints are store artifacts, known by their keys: neither is hashed again.
+    models = run["eval_results"]["models"]
+    assert models["base"] == {"spec": models["base"]["spec"], "id": run["models"]["base_checkpoint"],
+                              "id_source": "caller"}
+    assert models["candidate"]["id"] == run["models"]["candidate_checkpoint"]
+    assert loop["store"].get_ref("main/checkpoint") == run["models"]["base_checkpoint"]
     assert any(l["leaf"] == LIMERICKS for l in run["branch"]["leaves"])
     from lab_hooks.report.comment import render_comment
 

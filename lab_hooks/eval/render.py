@@ -28,6 +28,16 @@ def _short(model_id: str) -> str:
     return model_id[:12] if len(model_id) == 64 else model_id
 
 
+def _trusted_by_name(results: dict) -> list[str]:
+    """A line for each model whose cached results are keyed by what it is called, not by its weights."""
+    named = [(role, m) for role, m in (*results["models"].items(), ("judge", results["judge"]))
+             if m["id_source"] in ("server", "spec")]
+    return [f"- The {role} `{m['spec']}` is identified by "
+            + ("its server's `/v1/models` entry" if m["id_source"] == "server" else "its spec")
+            + ", not by its weights: its cached answers/judgments are trusted by name (serve new weights "
+            "under a new name, or run with `--no-cache`)." for role, m in named]
+
+
 def render(results: dict) -> str:
     judge = results["judge"]
     lines = ["## Evaluation: candidate vs base", ""]
@@ -78,6 +88,7 @@ def render(results: dict) -> str:
         f"{judge['temperature']:g}, up to {judge['max_tokens']} tokens"
         + (f"; each judgment prefilled with `{judge['prefill']}` (the judge writes the rating only, "
            "no explanation)." if judge["prefill"] else "."),
+        *_trusted_by_name(results),
         f"- Δ = candidate − base; CI: {st['method']}, {st['resamples']:,} resamples, seed {results['seed']}, "
         f"{st['confidence'] * 100:g} %. Verdict *improved*/*regressed* only when the CI excludes 0; "
         f"*insufficient data* below {st['min_questions']} questions.",

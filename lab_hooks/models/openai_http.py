@@ -22,6 +22,7 @@ from lab_hooks.models.types import (
 
 DEFAULTS = {"concurrency": 8, "timeout": 120.0, "retries": 4, "backoff": 0.5, "api_key_env": "OPENAI_API_KEY"}
 FINISH_REASONS = ("stop", "length")
+MODEL_IDENTITY = ("id", "root", "parent", "max_model_len", "owned_by")  # of a /v1/models entry
 
 
 class TransientError(Exception):
@@ -72,6 +73,35 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self.client.close()
+
+    def served_model(self) -> dict:
+        """The server's `/v1/models` entry for our model, reduced to what names the weights
+        (`id`, `root` path, `parent`, `max_model_len`, `owned_by`; not timestamps), and the
+        same on every replica. It is what the server says, not a hash of the weights."""
+        import httpx
+
+        entries = []
+        for endpoint in self.endpoints:
+            url = f"{endpoint}/models"
+            try:
+                response = self.client.get(url)
+                response.raise_for_status()
+                listed = [m for m in response.json()["data"] if isinstance(m, dict)]
+            except httpx.HTTPError as exc:
+                raise BackendError(f"{self.spec}: {url}: cannot list the served models ({exc})") from None
+            except (ValueError, KeyError, TypeError):
+                raise BackendError(f"{self.spec}: {url}: reply is not a model list "
+                                   f"({_excerpt(response.text)})") from None
+            entry = next((m for m in listed if m.get("id") == self.model), None)
+            if entry is None:
+                served = ", ".join(str(m.get("id")) for m in listed) or "none"
+                raise BackendError(f"{self.spec}: {url} serves no model {self.model!r} (it serves: {served})")
+            entries.append({k: entry[k] for k in MODEL_IDENTITY if k in entry})
+        different = next((e for e in entries if e != entries[0]), None)
+        if different is not None:
+            raise BackendError(f"{self.spec}: the replicas serve different models: "
+                               f"{json.dumps(entries[0])} vs {json.dumps(different)}")
+        return entries[0]
 
     def _complete(self, index: int, conversation: Conversation, params: SamplingParams, k: int) -> Completion:
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
