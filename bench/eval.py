@@ -6,12 +6,14 @@ Two "PRs" against the same base in one run, on one fresh store:
 Candidates are the embedded model with seeded noise added to its weights (real,
 different checkpoints). Also prints tokens/s of answer generation.
 
-    nice python bench/eval.py --quick 1 --max-tokens 128 --judge-max-tokens 128
+    flock /work/wt/bench.lock .venv/bin/python bench/eval.py --quick 1 --max-tokens 32 --judge-max-tokens 16
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import shutil
 import sys
 import tempfile
@@ -39,8 +41,8 @@ def perturbed_checkpoint(source: Path, dest: Path, seed: int, scale: float = 0.0
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", type=int, default=1, help="MT-Bench questions per category (default 1)")
-    p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--judge-max-tokens", type=int, default=128)
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--judge-max-tokens", type=int, default=16, help="the embedded judge is prefilled: a few suffice")
     p.add_argument("--judge", default="embedded:smollm2-135m-instruct")
     args = p.parse_args()
 
@@ -48,6 +50,8 @@ def main() -> int:
     from lab_hooks.models.embedded import embedded_checkpoint
     from lab_hooks.store import Store
 
+    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     settings = Settings(quick=args.quick, max_tokens=args.max_tokens, judge_max_tokens=args.judge_max_tokens)
     base = embedded_checkpoint()
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
@@ -71,11 +75,15 @@ def main() -> int:
             print(f"  {row['step']:<28} {row['seconds']:8.1f} s{cached}{extra}")
         mt = results["mtbench"]["overall"]
         print(f"  overall base {mt['base']} candidate {mt['candidate']} delta {mt['delta']} ci {mt['ci']}")
+        errors = results["mtbench"]["errors"]
+        print(f"  judge errors (prefill {results['judge']['prefill']!r}): "
+              + ", ".join(f"{role} {e['errors']}/{e['judgments']}" for role, e in errors.items()))
     (_, cold, _), (_, warm, _) = runs
     rates = [row["tokens_per_s"] for _, _, r in runs for row in r["timings"]["steps"] if row.get("tokens_per_s")
              and row["step"].endswith("answers")]
     print(f"\nanchor (empty cache): {cold:.1f} s; base cached: {warm:.1f} s ({cold / warm:.2f}x faster)")
     print(f"answer generation: {min(rates):.1f}-{max(rates):.1f} tokens/s")
+    print("load average at the end " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
 

@@ -58,8 +58,14 @@ class Settings:
 
 
 def is_smoke_test_judge(spec: str) -> bool:
-    """The embedded 135M model can exercise the pipeline, not judge answers."""
-    return spec.startswith("embedded:")
+    """The embedded 135M model (however it is loaded) can exercise the pipeline, not judge answers."""
+    from lab_hooks.models import SpecError, parse_spec
+    from lab_hooks.models.embedded import EMBEDDED
+
+    try:
+        return parse_spec(spec).target in EMBEDDED
+    except SpecError:
+        return False
 
 
 def identify(spec: str) -> tuple[str, str]:
