@@ -35,6 +35,7 @@ from lab_hooks.report.escape import log_safe
 from lab_hooks.store import Store, StoreError, artifact_key
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, taxonomy_path
 from lab_hooks.taxonomy.load import LeafError
+from lab_hooks.train.replay import advanced_leaves, save_buffer
 
 CHECKPOINT_REF, BUFFER_REF = "main/checkpoint", "main/replay"  # as lab_hooks.train.replay reads them
 REPLAY_DATA = "main/replay-data/"
@@ -62,8 +63,6 @@ def _candidate_key(fingerprint: str) -> str:
 
 def next_buffer(buffer: dict[str, str], changes: list[dict], datasets: dict[str, str]) -> dict[str, str]:
     """Main's buffer once these changes merge: removed/modified leaves out, new datasets in."""
-    from lab_hooks.train.replay import advanced_leaves
-
     return advanced_leaves(buffer, datasets, removed_leaves(changes))
 
 
@@ -74,9 +73,10 @@ def _datasets(run: dict) -> dict[str, str]:
 def remember_candidate(store, diff, run: dict, trained) -> None:
     """Called by a successful PR run: what `promote` needs to adopt its candidate later."""
     _, _, checkpoint, buffer = trained
+    after = next_buffer(buffer, run["changed_leaves"], _datasets(run))
     store.record_put(_candidate_key(taxonomy_fingerprint(diff.repo, diff.head)), {
         "checkpoint": checkpoint, "parent": store.get_ref(CHECKPOINT_REF), "head": diff.head,
-        "pr": run.get("pr"), "buffer": next_buffer(buffer, run["changed_leaves"], _datasets(run))})
+        "pr": run.get("pr"), "buffer": after}, deps=[checkpoint, *after.values()])
 
 
 def _all_leaves(repo, commit: str) -> list[LeafChange]:
@@ -93,9 +93,7 @@ def _all_leaves(repo, commit: str) -> list[LeafChange]:
 
 def switch(store, checkpoint: str, commit: str, buffer: dict[str, str], expect: dict) -> str:
     """Point main at the new checkpoint and buffer in one transaction; returns the record key."""
-    value = {"leaves": dict(sorted(buffer.items())), "commit": commit}
-    record = artifact_key("replay", **value)
-    store.record_put(record, value)
+    record = save_buffer(store, buffer, commit=commit)
     refs = {CHECKPOINT_REF: checkpoint, BUFFER_REF: record}
     refs.update({REPLAY_DATA + leaf: key for leaf, key in buffer.items()})
     store.set_refs(refs, expect=expect)
