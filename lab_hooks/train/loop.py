@@ -200,9 +200,11 @@ def train(samples: list[dict], init_checkpoint: Path | str, out_dir: Path | str,
             row = packed_row([share[i] for i in bin_])
             ids, labels, pos = (torch.tensor([row[k]], device=device) for k in ("input_ids", "labels", "position_ids"))
             positions += ids.numel()
+            targets = labels[0, 1:]
+            trained = (targets != IGNORE).nonzero().squeeze(1)  # the LM head runs only where a token is trained
             with _autocast(config, device):
-                logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]
-            loss = F.cross_entropy(logits[:-1].float(), labels[0, 1:], ignore_index=IGNORE, reduction="sum")
+                logits = model(input_ids=ids, position_ids=pos, use_cache=False, logits_to_keep=trained).logits[0]
+            loss = F.cross_entropy(logits.float(), targets[trained], reduction="sum")
             (loss / step_trained).backward()
             loss_sum += loss.detach()
             real += sum(len(share[i].input_ids) for i in bin_)
