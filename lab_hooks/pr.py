@@ -337,29 +337,32 @@ def run_pr(opts: PrOptions, store=None) -> dict:
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="lab-hooks-pr-"))
-    total = 6
     store = store if store is not None else Store()
     try:
-        diff = run.stage("diff", 1, total, _diff, run)
-        if not diff.leaves:
-            _say("no taxonomy leaf changed: nothing to train", opts.progress)
-            return run.data
-        root, leaves = run.stage("validate", 2, total, _validate, run, diff, workdir)
-        if not leaves:
-            _say("the PR only deletes leaves: promotion drops them from the replay buffer", opts.progress)
-            return run.data
-        gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
-        trained = run.stage("train", 4, total, train_stage, run, gen, store)
-        run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
-        from lab_hooks.promote import remember_candidate  # promote imports this module
-
-        remember_candidate(store, diff, run.data, trained)
+        with store.run("pr", {"pr": opts.pr, "base": opts.base, "head": opts.head}):  # no gc meanwhile
+            _stages(run, store, out, workdir)
     except _Stop:
         pass
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         run.close()
     return run.data
+
+
+def _stages(run: _Run, store, out: Path, workdir: Path) -> None:
+    total = 6
+    diff = run.stage("diff", 1, total, _diff, run)
+    if not diff.leaves:
+        return _say("no taxonomy leaf changed: nothing to train", run.opts.progress)
+    root, leaves = run.stage("validate", 2, total, _validate, run, diff, workdir)
+    if not leaves:
+        return _say("the PR only deletes leaves: promotion drops them from the replay buffer", run.opts.progress)
+    gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
+    trained = run.stage("train", 4, total, train_stage, run, gen, store)
+    run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
+    from lab_hooks.promote import remember_run  # promote imports this module
+
+    remember_run(store, diff, run.data, trained)
 
 
 def write_report(run: dict, out_dir: Path, progress: bool = True) -> str:
