@@ -63,6 +63,13 @@ def test_full_comment_has_every_section():
     local = render_comment(full_run(artifacts_url=None, results_dir="demo-out"))
     assert local.endswith("Full results: `demo-out/results.json`; generated samples: `demo-out/sdg/`.\n")
     assert "```mermaid\nxychart-beta" in body and "x-axis [math, reasoning, roleplay, writing]" in body
+    run = full_run()
+    run["mtbench"]["categories"]["math"].update(base=None, delta=None)  # every judgment unparseable
+    assert "x-axis [reasoning, roleplay, writing]" in render_comment(run)
+    for c in run["mtbench"]["categories"].values():
+        c["candidate"] = None
+    body = render_comment(run)
+    assert "```mermaid" not in body and "| `math` | – | – |" in body  # the table still says so
     assert "| `generate` | ok | 61.0 s |" in body and "| **total** |  | 181.6 s |" in body
     assert "lab-hooks `0.1.0`" in body
     assert "(https://github.com/acme/taxonomy/actions/runs/42)" in body

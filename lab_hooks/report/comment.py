@@ -178,8 +178,9 @@ def _mtbench(run: dict) -> list[str]:
         rows.append([label, _num(c.get("base")), _num(c.get("candidate")), _signed(c.get("delta")),
                      _ci(c.get("ci")), _verdict(c.get("verdict"))])
     out += _table(["Category", "Base", "Candidate", "Δ", "95 % CI", "Verdict"], rows) + [""]
-    if cats:
-        out += _chart(cats)
+    scored = {name: c for name, c in cats.items() if c.get("base") is not None and c.get("candidate") is not None}
+    if scored:  # a category without scores is left out, not drawn as 0
+        out += _chart(scored)
     return out
 
 
