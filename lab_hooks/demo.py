@@ -35,8 +35,9 @@ PR_LEAF = Path(__file__).with_name("demo_pr")
 GIT_ENV = {"GIT_AUTHOR_NAME": "lab-hooks demo", "GIT_AUTHOR_EMAIL": "demo@lab-hooks.invalid",
            "GIT_COMMITTER_NAME": "lab-hooks demo", "GIT_COMMITTER_EMAIL": "demo@lab-hooks.invalid",
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-# Small enough for 2 CPU cores; the numbers in the comment are a smoke test.
-DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "1", "--max-steps", "4", "--judge-max-tokens", "64",
+# Small enough for 2 CPU cores; the numbers in the comment are a smoke test. The embedded
+# judge's answer is prefilled up to its rating, so 8 tokens hold "7]]".
+DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "1", "--max-steps", "4", "--judge-max-tokens", "8",
              "--answer-max-tokens", "64", "--sdg-max-tokens", "96"]
 
 

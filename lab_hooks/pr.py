@@ -311,21 +311,25 @@ def _evaluate(run: _Run, trained, leaves, root: Path, store):
     return results
 
 
+def judge_error_rate(errors: dict) -> float | None:
+    """Unparseable judgments over all judgments, both models together (None: none made)."""
+    judged = sum(e.get("judgments", 0) for e in errors.values())
+    return sum(e.get("errors", 0) for e in errors.values()) / judged if judged else None
+
+
 def eval_summary(results: dict) -> dict:
     """The comment's `mtbench` and `branch` sections from lab_hooks.eval's results JSON."""
     out = {}
     mt = results.get("mtbench")
     if mt:
-        errors = mt.get("errors", {})
-        judged = sum(e.get("judgments", 0) for e in errors.values())
-        failed = sum(e.get("errors", 0) for e in errors.values())
+        judge = results.get("judge") or {}
         out["mtbench"] = {"overall": mt["overall"], "categories": mt.get("categories", {}),
                           "quick": (mt.get("subset") or {}).get("quick"),
-                          "judge_error_rate": failed / judged if judged else None,
-                          "smoke_judge": (results.get("judge") or {}).get("smoke_test", False)}
+                          "judge_error_rate": judge_error_rate(mt.get("errors", {})),
+                          "smoke_judge": judge.get("smoke_test", False), "judge_prefill": judge.get("prefill")}
     branch = results.get("branch")
     if branch:
-        out["branch"] = {"leaves": branch.get("leaves", [])}
+        out["branch"] = {"leaves": branch.get("leaves", []), "judge_error_rate": judge_error_rate(branch.get("errors", {}))}
     return out
 
 
@@ -341,23 +345,10 @@ def run_pr(opts: PrOptions, store=None) -> dict:
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="lab-hooks-pr-"))
-    total = 6
     store = store if store is not None else Store()
     try:
-        diff = run.stage("diff", 1, total, _diff, run)
-        if not diff.leaves:
-            _say("no taxonomy leaf changed: nothing to train", opts.progress)
-            return run.data
-        root, leaves = run.stage("validate", 2, total, _validate, run, diff, workdir)
-        if not leaves:
-            _say("the PR only deletes leaves: promotion drops them from the replay buffer", opts.progress)
-            return run.data
-        gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
-        trained = run.stage("train", 4, total, train_stage, run, gen, store)
-        run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
-        from lab_hooks.promote import remember_candidate  # promote imports this module
-
-        remember_candidate(store, diff, run.data, trained)
+        with store.run("pr", {"pr": opts.pr, "base": opts.base, "head": opts.head}):  # no gc meanwhile
+            _stages(run, store, out, workdir)
     except _Stop:
         pass
     finally:
@@ -366,10 +357,28 @@ def run_pr(opts: PrOptions, store=None) -> dict:
     return run.data
 
 
+def _stages(run: _Run, store, out: Path, workdir: Path) -> None:
+    total = 6
+    diff = run.stage("diff", 1, total, _diff, run)
+    if not diff.leaves:
+        return _say("no taxonomy leaf changed: nothing to train", run.opts.progress)
+    root, leaves = run.stage("validate", 2, total, _validate, run, diff, workdir)
+    if not leaves:
+        return _say("the PR only deletes leaves: promotion drops them from the replay buffer", run.opts.progress)
+    gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
+    trained = run.stage("train", 4, total, train_stage, run, gen, store)
+    run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
+    from lab_hooks.promote import remember_run  # promote imports this module
+
+    remember_run(store, diff, run.data, trained)
+
+
 def write_report(run: dict, out_dir: Path, progress: bool = True) -> str:
     """results.json + comment.md in `out_dir`, the job summary and step outputs; the comment."""
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not run.get("artifacts_url"):  # a local run: the reader has the files right here
+        run["results_dir"] = str(out_dir)
     run["stages"].append({"name": "report", "status": "ok", "seconds": round(time.perf_counter() - start, 3)})
     comment = render_comment(run)
     (out_dir / "results.json").write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")

@@ -32,11 +32,15 @@ class UnitCache(Protocol):
 
 
 class CountingBackend:
-    """The teacher, counting what this process actually asked of it."""
+    """The teacher, counting what this process actually asked of it.
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
-        self.spec = backend.spec
+    Given a spec, the model is loaded on first use: a run served from the store
+    never loads it (for a vLLM teacher, a minute saved).
+    """
+
+    def __init__(self, backend: Backend | str):
+        self._backend = backend
+        self.spec = backend if isinstance(backend, str) else backend.spec
         self.calls = 0  # chat() invocations
         self.conversations = 0
         self.prompt_tokens = 0
@@ -55,7 +59,17 @@ class CountingBackend:
                 self.completion_tokens += c.completion_tokens
         return out
 
+    @property
+    def backend(self) -> Backend:
+        if isinstance(self._backend, str):
+            from lab_hooks.models import load_backend
+
+            self._backend = load_backend(self._backend)
+        return self._backend
+
     def __getattr__(self, name: str):  # tokenizer and friends of the wrapped backend
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self.backend, name)
 
 
