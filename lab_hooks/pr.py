@@ -304,7 +304,8 @@ def _evaluate(run: _Run, trained, leaves, root: Path, store):
                        unchanged_leaves=unchanged, settings=settings, ids={"candidate": candidate_key})
     run.data["eval_results"] = results
     run.data.update(eval_summary(results))
-    return results
+    steps = [row for row in results["timings"]["steps"] if "cached" in row]
+    return ("cached", results) if steps and all(row["cached"] for row in steps) else results
 
 
 def judge_error_rate(errors: dict) -> float | None:
@@ -410,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sdg-max-tokens", type=int, help="teacher tokens per generation (default: the pipeline's)")
     p.add_argument("--answer-max-tokens", type=int, help="MT-Bench answer tokens per turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=int, help="judge tokens per judgment (default 2048)")
+    p.add_argument("--unchanged-leaves", type=int,
+                   help="unchanged skill leaves the branch eval also asks, to catch regressions elsewhere (default 3)")
     p.add_argument("--out", default="lab-hooks-out", help="folder for results.json, comment.md and the data")
     p.add_argument("--results", help="where to write results.json (default: OUT/results.json)")
     p.add_argument("--no-progress", action="store_true")
@@ -428,8 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     out = Path(args.results).parent if args.results else Path(args.out)
     train = train_settings(args)
-    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens),
-                                    ("judge_max_tokens", args.judge_max_tokens)) if v}
+    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens), ("judge_max_tokens", args.judge_max_tokens),
+                                    ("unchanged_sample", args.unchanged_leaves)) if v is not None}
     opts = PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
                      student=args.student, judge=args.judge, quick=args.quick,
                      samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens, seed=args.seed,
