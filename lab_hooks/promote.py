@@ -36,6 +36,7 @@ from lab_hooks.report.escape import log_safe
 from lab_hooks.store import Store, StoreError, artifact_key
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, taxonomy_path
 from lab_hooks.taxonomy.load import LeafError
+from lab_hooks.train.replay import advanced_leaves, save_buffer
 
 CHECKPOINT_REF, BUFFER_REF = "main/checkpoint", "main/replay"  # as lab_hooks.train.replay reads them
 
@@ -62,8 +63,6 @@ def _candidate_key(fingerprint: str) -> str:
 
 def next_buffer(buffer: dict[str, str], changes: list[dict], datasets: dict[str, str]) -> dict[str, str]:
     """Main's buffer once these changes merge: removed/modified leaves out, new datasets in."""
-    from lab_hooks.train.replay import advanced_leaves
-
     return advanced_leaves(buffer, datasets, removed_leaves(changes))
 
 
@@ -101,8 +100,6 @@ def _all_leaves(repo, commit: str) -> list[LeafChange]:
 
 def switch(store, checkpoint: str, commit: str, buffer: dict[str, str], expect: dict) -> str:
     """Point main at the new checkpoint and buffer in one transaction; returns the record key."""
-    from lab_hooks.train.replay import save_buffer
-
     record = save_buffer(store, buffer, commit=commit)
     store.set_refs({CHECKPOINT_REF: checkpoint, BUFFER_REF: record}, expect=expect)
     return record

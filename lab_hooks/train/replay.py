@@ -56,9 +56,9 @@ def load_buffer(store: Store, ref: str = BUFFER_REF) -> dict[str, list[dict]]:
 
 
 def save_buffer(store: Store, leaves: Mapping[str, str], **about) -> str:
-    """Record a buffer ({leaf: sdg-leaf key}, plus `about` it, e.g. the commit it is
-    main's at); returns its key for `store.set_refs`. The datasets are the record's
-    dependencies: gc keeps them as long as the record lives."""
+    """Record a buffer ({leaf: sdg-leaf key}, plus `about` fields such as the commit it
+    belongs to); returns its key for `store.set_refs`. The record depends on every
+    dataset it lists, so `store gc` keeps them for as long as the record lives."""
     value = {"leaves": dict(sorted(leaves.items())), **about}
     key = artifact_key("replay", **value)
     store.record_put(key, value, deps=value["leaves"].values())
