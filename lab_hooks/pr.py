@@ -308,7 +308,8 @@ def _evaluate(run: _Run, trained, leaves, root: Path, store):
                        unchanged_leaves=unchanged, settings=settings, ids=ids)
     run.data["eval_results"] = results
     run.data.update(eval_summary(results))
-    return results
+    steps = [row for row in results["timings"]["steps"] if "cached" in row]
+    return ("cached", results) if steps and all(row["cached"] for row in steps) else results
 
 
 def judge_error_rate(errors: dict) -> float | None:
@@ -394,6 +395,19 @@ def write_report(run: dict, out_dir: Path, progress: bool = True) -> str:
     return comment
 
 
+def at_least(low: int):
+    """An argparse type: an integer >= low (a zero token budget is a usage error, not a crash later)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab-hooks pr", description="Run the PR loop: diff, validate, generate, "
                                 "train (phase 2 with replay; phase 1 for knowledge), evaluate, report.")
@@ -405,15 +419,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=EMBEDDED)
     p.add_argument("--student", default=EMBEDDED)
     p.add_argument("--judge", default=EMBEDDED)
-    p.add_argument("--quick", type=int, help="MT-Bench questions per category (default: all 80 questions)")
-    p.add_argument("--samples-per-seed", type=int, default=3)
+    p.add_argument("--quick", type=at_least(1), help="MT-Bench questions per category (default: all 80 questions)")
+    p.add_argument("--samples-per-seed", type=at_least(1), default=3)
     p.add_argument("--replay-ratio", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--max-steps", type=int, help="cap the optimizer steps per phase")
-    p.add_argument("--sdg-max-tokens", type=int, help="teacher tokens per generation (default: the pipeline's)")
-    p.add_argument("--answer-max-tokens", type=int, help="MT-Bench answer tokens per turn (default 1024)")
-    p.add_argument("--judge-max-tokens", type=int, help="judge tokens per judgment (default 2048)")
+    p.add_argument("--max-steps", type=at_least(1), help="cap the optimizer steps per phase")
+    p.add_argument("--sdg-max-tokens", type=at_least(1), help="teacher tokens per generation (default: the pipeline's)")
+    p.add_argument("--answer-max-tokens", type=at_least(1), help="MT-Bench answer tokens per turn (default 1024)")
+    p.add_argument("--judge-max-tokens", type=at_least(1), help="judge tokens per judgment (default 2048)")
+    p.add_argument("--unchanged-leaves", type=at_least(0),
+                   help="unchanged skill leaves the branch eval also asks, to catch regressions elsewhere (default 3)")
     p.add_argument("--out", default="lab-hooks-out", help="folder for results.json, comment.md and the data")
     p.add_argument("--results", help="where to write results.json (default: OUT/results.json)")
     p.add_argument("--no-progress", action="store_true")
@@ -432,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     out = Path(args.results).parent if args.results else Path(args.out)
     train = train_settings(args)
-    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens),
-                                    ("judge_max_tokens", args.judge_max_tokens)) if v}
+    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens), ("judge_max_tokens", args.judge_max_tokens),
+                                    ("unchanged_sample", args.unchanged_leaves)) if v is not None}
     opts = PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
                      student=args.student, judge=args.judge, quick=args.quick,
                      samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens, seed=args.seed,

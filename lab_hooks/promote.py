@@ -31,7 +31,8 @@ from git import BadName
 
 from lab_hooks.diff import DiffError, LeafChange, diff_taxonomy, leaf_from_blobs
 from lab_hooks.diff.changes import open_repo
-from lab_hooks.pr import PrOptions, _generate, _Run, _Stop, materialize, removed_leaves, train_settings, train_stage
+from lab_hooks.pr import (PrOptions, _generate, _Run, _Stop, at_least, materialize, removed_leaves, train_settings,
+                          train_stage)
 from lab_hooks.report.escape import log_safe
 from lab_hooks.store import Store, StoreError, artifact_key
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, taxonomy_path
@@ -63,7 +64,6 @@ def _candidate_key(fingerprint: str) -> str:
 
 def next_buffer(buffer: dict[str, str], changes: list[dict], datasets: dict[str, str]) -> dict[str, str]:
     """Main's buffer once these changes merge: removed/modified leaves out, new datasets in."""
-
     return advanced_leaves(buffer, datasets, removed_leaves(changes))
 
 
@@ -178,11 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", default=".")
     p.add_argument("--teacher", default="embedded:smollm2-135m-instruct")
     p.add_argument("--student", default="embedded:smollm2-135m-instruct")
-    p.add_argument("--samples-per-seed", type=int, default=3)
+    p.add_argument("--samples-per-seed", type=at_least(1), default=3)
     p.add_argument("--replay-ratio", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--max-steps", type=int)
+    p.add_argument("--max-steps", type=at_least(1))
     return p
 
 
