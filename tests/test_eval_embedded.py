@@ -1,12 +1,8 @@
 """`lab-hooks eval` end to end with the real embedded model as base, candidate and judge.
 
-Branch questions only, short answers and judgments: MT-Bench's judge prompts
-are ~700 tokens each, which costs minutes of CPU per run with a real model, so
-MT-Bench itself is covered by test_eval.py (real question/reference/prompt
-files, scripted backends) and bench/eval.py. The 135M judge rarely writes a
-usable `[[rating]]`, which exercises the error accounting; the point here is
-the real path (generation, judging, store, JSON, markdown), identical numbers
-on a rerun, and the cache.
+Branch questions only, short answers and judgments (MT-Bench with the real model
+is test_eval_mtbench_embedded.py). The point here is the real path (generation,
+prefilled judging, store, JSON, markdown), identical numbers on a rerun, and the cache.
 """
 
 import json
