@@ -239,7 +239,7 @@ def test_cross_leaf_matches_equal_brute_force_on_real_leaves(corpus_taxonomy, tm
     ctx = Context(corpus_taxonomy)
     index = SeedIndex(corpus_taxonomy, tmp_path / "index.sqlite")
     index.refresh()
-    assert set(index.paths.values()) == set(ctx.leaf_files()) and len(index.paths) > 350
+    assert set(index.paths.values()) == set(ctx.leaf_stats()) and len(index.paths) > 350
     seeds = index.seeds()
     refs = [(leaf_id, i, q) for leaf_id, ss in seeds.items() for i, (_, _, q, _) in enumerate(ss)]
     query_leaves = sorted(seeds)[::10]
