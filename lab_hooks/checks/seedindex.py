@@ -56,24 +56,28 @@ def default_location(root: Path) -> Path:
     return lab_home() / "seed-index" / f"{key}.sqlite"
 
 
-def _connect(location: Path | str) -> sqlite3.Connection:
+def _connect(location: Path | str, schema: str = SCHEMA, version: int = FORMAT) -> sqlite3.Connection:
+    """A connection whose tables are `schema` at `version` (PRAGMA user_version); any
+    other layout is dropped and rebuilt empty: these databases are caches."""
     db = sqlite3.connect(str(location), timeout=30, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    if db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
-        with _transaction(db):
-            if db.execute("PRAGMA user_version").fetchone()[0] == FORMAT:  # another process won
+    if db.execute("PRAGMA user_version").fetchone()[0] != version:
+        with transaction(db):
+            if db.execute("PRAGMA user_version").fetchone()[0] == version:  # another process won
                 return db
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
                 db.execute(f"DROP TABLE {name}")
-            for statement in SCHEMA.strip().split(";"):
+            for statement in schema.strip().split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA user_version={FORMAT}")
+            db.execute(f"PRAGMA user_version={version}")
     return db
 
 
-class _transaction:
+class transaction:
+    """`with transaction(db):` one write transaction, taken at once (BEGIN IMMEDIATE)."""
+
     def __init__(self, db: sqlite3.Connection):
         self.db = db
 
@@ -84,20 +88,20 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def open_index(location: Path) -> sqlite3.Connection:
-    """The index database at `location`; in memory when that is unusable (correct, only slower)."""
+def open_index(location: Path, schema: str = SCHEMA, version: int = FORMAT) -> sqlite3.Connection:
+    """The database at `location`; in memory when that is unusable (correct, only slower)."""
     try:
         location.parent.mkdir(parents=True, exist_ok=True)
-        return _connect(location)
+        return _connect(location, schema, version)
     except sqlite3.DatabaseError:  # a damaged file: it is only a cache
         try:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(location) + suffix).unlink(missing_ok=True)
-            return _connect(location)
+            return _connect(location, schema, version)
         except (OSError, sqlite3.DatabaseError):
-            return _connect(":memory:")
+            return _connect(":memory:", schema, version)
     except OSError:
-        return _connect(":memory:")
+        return _connect(":memory:", schema, version)
 
 
 def _seeds(leaf: Leaf) -> list[Seed]:
@@ -168,7 +172,7 @@ class SeedIndex:
         if stale or gone:
             # Another hook process (pre-commit runs several) may have written since
             # `known` was read: rows are dropped by path, inside the write lock.
-            with _transaction(self.db):
+            with transaction(self.db):
                 for path in gone:
                     self._drop(path)
                 for path, size, mtime, seeds in stale:
@@ -200,7 +204,7 @@ class SeedIndex:
             rows = self.db.execute("SELECT id, seeds FROM leaves")
         else:
             ids = sorted(set(leaf_ids))
-            rows = (row for chunk in _chunks(ids) for row in self.db.execute(
+            rows = (row for chunk in chunks(ids) for row in self.db.execute(
                 f"SELECT id, seeds FROM leaves WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         return {leaf_id: [tuple(s) for s in json.loads(seeds)] for leaf_id, seeds in rows}
 
@@ -218,7 +222,7 @@ class SeedIndex:
 
     def _in(self, sql: str, values: Iterable[str], more: tuple = ()) -> list[tuple]:
         out: list[tuple] = []
-        for chunk in _chunks(sorted(set(values))):
+        for chunk in chunks(sorted(set(values))):
             out += self.db.execute(sql.format(",".join("?" * len(chunk))), (*chunk, *more)).fetchall()
         return out
 
@@ -227,13 +231,14 @@ class SeedIndex:
         return {(leaf, seed): vector for leaf, seed, vector in self.db.execute("SELECT * FROM embeddings")}
 
     def store_embeddings(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
         self.db.close()
 
 
-def _chunks(values: list, size: int = 500) -> Iterable[list]:
+def chunks(values: list, size: int = 500) -> Iterable[list]:
+    """Slices of `values` small enough for one `IN (...)` of SQLite's."""
     for i in range(0, len(values), size):
         yield values[i:i + size]
