@@ -46,8 +46,9 @@ MIN_DIVERSITY = threshold("min_diversity", 0.3, "the least mean pairwise 1 - ROU
 CONTAMINATION_ROUGE_L = threshold("rouge_l_contamination", 0.7, "ROUGE-L F at which a seed matches an MT-Bench turn")
 CONTAMINATION_NGRAM = threshold("contamination_ngram", 13, "length in words of a run shared with MT-Bench that flags a seed")
 
-# Above this many query questions, matching loads the whole index into memory
-# and runs one prefix-filtered join instead of looking candidates up per token.
+# Above this many query questions (or for a small taxonomy's transient index),
+# matching loads the whole index into memory and runs one prefix-filtered join
+# instead of looking candidates up per token.
 BULK_QUERIES = 200
 
 
@@ -104,7 +105,7 @@ def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], lim
                 exact[(qi, leaf_id, seed)] = True
     vocab = sim.Vocabulary()
     tokens = [sim.rouge_tokens(q) for _, q in queries]
-    if len(queries) > BULK_QUERIES:
+    if index.transient or len(queries) > BULK_QUERIES:
         near = _near_in_memory(index, tokens, vocab, limit)
     else:
         near = _near_by_postings(index, tokens, vocab, limit)

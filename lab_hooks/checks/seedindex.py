@@ -141,7 +141,10 @@ class SeedIndex:
                  files: Mapping[str, tuple[int, int]] | None = None):
         self.root = Path(root)
         self.files = scan(self.root) if files is None else files  # path -> (size, mtime_ns)
-        if location is None and len(self.files) < ON_DISK_FROM:
+        # A small taxonomy's index lives for one run and is read whole (`seeds()`):
+        # it keeps no postings, since nothing looks its seeds up by token.
+        self.transient = location is None and len(self.files) < ON_DISK_FROM
+        if self.transient:
             self.db = _connect(":memory:")
         else:
             self.db = open_index(location or default_location(self.root))
@@ -193,8 +196,9 @@ class SeedIndex:
         cur = self.db.execute("INSERT INTO leaves(path, size, mtime_ns, seeds) VALUES (?, ?, ?, ?)",
                               (path, size, mtime, json.dumps(seeds, ensure_ascii=False)))
         leaf_id = cur.lastrowid
-        self.db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?)", (
-            (token, leaf_id, i, n) for i, (_, _, q, n) in enumerate(seeds) for token in set(rouge_tokens(q))))
+        if not self.transient:
+            self.db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?)", (
+                (token, leaf_id, i, n) for i, (_, _, q, n) in enumerate(seeds) for token in set(rouge_tokens(q))))
         self.db.executemany("INSERT INTO norms VALUES (?, ?, ?)", (
             (norm, leaf_id, i) for i, (_, _, q, _) in enumerate(seeds) if (norm := normalize(q))))
 
@@ -209,10 +213,12 @@ class SeedIndex:
         return {leaf_id: [tuple(s) for s in json.loads(seeds)] for leaf_id, seeds in rows}
 
     def document_frequency(self, tokens: Iterable[str]) -> dict[str, int]:
+        """Token -> how many seed prompts hold it (not `transient`: it keeps no postings)."""
         return dict(self._in("SELECT token, COUNT(*) FROM postings WHERE token IN ({}) GROUP BY token", tokens))
 
     def holding(self, tokens: Iterable[str], shortest: float, longest: float) -> set[tuple[int, int]]:
-        """(leaf id, seed index) of every seed prompt holding one of the tokens, of a length in bounds."""
+        """(leaf id, seed index) of every seed prompt holding one of the tokens, of a length
+        in bounds (not `transient`: it keeps no postings)."""
         return set(self._in("SELECT leaf, seed FROM postings WHERE token IN ({}) AND length BETWEEN ? AND ?",
                             tokens, (shortest, longest)))
 
