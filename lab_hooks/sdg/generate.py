@@ -18,6 +18,7 @@ import os
 import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,9 +299,16 @@ def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *,
     out_dir = Path(out_dir)
     args = {"samples_per_seed": samples_per_seed, "seed": seed, "max_tokens": max_tokens,
             "batch_size": batch_size, "progress": progress}
-    results = [generate_leaf(leaf, args, counting, store, out_dir, taxonomy_root, documents_dir,
-                            pipelines or {})
-               for leaf in sorted(leaves, key=lambda lf: lf.name)]
+    ordered = sorted(leaves, key=lambda lf: lf.name)
+
+    def one(leaf: Leaf) -> LeafResult:
+        return generate_leaf(leaf, args, counting, store, out_dir, taxonomy_root, documents_dir, pipelines or {})
+
+    if counting.concurrent and len(ordered) > 1:  # a server: every leaf's batches in flight together
+        with ThreadPoolExecutor(len(ordered), thread_name_prefix="sdg-leaf") as pool:
+            results = list(pool.map(one, ordered))
+    else:  # an in-process model: one leaf after another (the engine batches within a step)
+        results = [one(leaf) for leaf in ordered]
     kinds = {leaf.name: "knowledge" if leaf.kind is Kind.KNOWLEDGE else "skills" for leaf in leaves}
     mixes, recipes = mix(results, kinds, mix_config or MixConfig(), out_dir)
     return GenerateResult(
