@@ -22,10 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-from lab_hooks.train.data import IGNORE, first_fit_decreasing, packed_row, prepare  # noqa: E402
-from lab_hooks.train.loop import TrainConfig, train  # noqa: E402
+from lab_hooks.train.data import first_fit_decreasing, packed_row, prepare  # noqa: E402
+from lab_hooks.train.loop import TrainConfig, row_loss, train  # noqa: E402
 from lab_hooks.train.mix import plan_pr  # noqa: E402
 
 LEAF_A = "compositional_skills/extraction/information/phonetic/alphabet/nato"
@@ -41,13 +40,9 @@ def heldout_loss(checkpoint: Path, samples: list[dict]) -> float:
     data = prepare(samples, tokenizer, 4096, 1).samples
     total, count = 0.0, 0
     for bin_ in first_fit_decreasing([len(s.input_ids) for s in data], 2048):
-        row = packed_row([data[i] for i in bin_])
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([row["input_ids"]]),
-                           position_ids=torch.tensor([row["position_ids"]]), use_cache=False).logits[0]
-        labels = torch.tensor(row["labels"][1:])
-        total += F.cross_entropy(logits[:-1], labels, ignore_index=IGNORE, reduction="sum").item()
-        count += int((labels != IGNORE).sum())
+            loss, n = row_loss(model, packed_row([data[i] for i in bin_]), torch.device("cpu"))
+        total, count = total + loss.item(), count + n
     return total / count
 
 

@@ -7,7 +7,10 @@
    real-token fraction (tokens that are not padding / tokens computed).
 2. Incremental phase 2 for a PR that modifies 5 % of the leaves (its leaves' data + replay
    of ratio 1.0 from the others) vs full retraining on every leaf, same config: tokens
-   processed and wall time.
+   processed and wall time. A PR's price depends on which leaves it touches, so `--prs`
+   PRs are drawn (seeds 0, 1, ...) and the tokens each would process are counted exactly
+   (tokenized, not trained); the spread is printed and the median PR is the one trained
+   and timed against the full retrain.
 
 Data: real contributors' seed examples from the shared corpus (bench/corpus_samples.py),
 or --data FILE.json ({leaf: [samples]}).
@@ -25,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
 
 from lab_hooks.train.data import prepare  # noqa: E402
 from lab_hooks.train.loop import TrainConfig, train  # noqa: E402
@@ -77,6 +81,45 @@ def timed_train(samples, model_dir, out, config) -> dict:
                       "tokens_processed": summary["tokens_per_epoch"] * config.epochs}
 
 
+def throughput(subset: list[dict], model: Path, work: Path, config: TrainConfig, args) -> None:
+    anchor = hf_trainer(subset, model, work / "hf", config)
+    ours = timed_train(subset, model, work / "ours", config)
+    print(f"\n1. {len(subset)} samples (longer than {args.max_seq_len} tokens dropped), "
+          f"{args.batch_size} per step, one epoch")
+    print(f"   HF Trainer + padding: {anchor['tokens_per_s']:9.1f} tokens/s, real tokens {anchor['real_token_fraction']:.1%}")
+    print(f"   lab-hooks packed:     {ours['tokens_per_s']:9.1f} tokens/s, real tokens {ours['real_token_fraction']:.1%}")
+    print(f"   speed-up: {ours['tokens_per_s'] / anchor['tokens_per_s']:.2f}x")
+
+
+def incremental_vs_full(leaves: dict[str, list[dict]], model: Path, work: Path, config: TrainConfig, args) -> None:
+    pool = [s for rows in leaves.values() for s in rows]
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    length = {s.sample_id: len(s.input_ids)
+              for s in prepare(pool, tokenizer, config.max_seq_len, config.min_trained_tokens).samples}
+    full_tokens = sum(length.get(s["id"], 0) for s in pool) * config.epochs
+    size = max(1, round(0.05 * len(leaves)))
+    prs = []
+    for seed in range(args.prs):
+        touched = sorted(random.Random(seed).sample(sorted(leaves), size))
+        (mix,) = plan_pr(leaves, {n: leaves[n] for n in touched}, removed=touched, ratio=1.0, seed=0)
+        prs.append((full_tokens / (sum(length.get(s["id"], 0) for s in mix.samples) * config.epochs), seed, touched, mix))
+    prs.sort(key=lambda pr: pr[0])
+    ratios = [pr[0] for pr in prs]
+    ratio, seed, touched, mix = prs[len(prs) // 2]
+    print(f"\n2. PRs modifying {size} of {len(leaves)} leaves ({size / len(leaves):.0%}), {args.per_leaf} samples each, "
+          f"replay ratio 1.0; tokens counted for {len(prs)} random PRs: full / incremental "
+          f"min {ratios[0]:.1f}x, median {ratio:.1f}x, max {ratios[-1]:.1f}x")
+    print(f"   trained: the median PR (seed {seed}): {', '.join(touched)}")
+    full = timed_train(pool, model, work / "full", config)
+    incremental = timed_train(mix.samples, model, work / "incremental", config)
+    for name, timed, n in (("full retrain", full, len(pool)), ("incremental", incremental, len(mix.samples))):
+        print(f"   {name:13s} {n:4d} samples {timed['tokens_processed']:8d} tokens "
+              f"loop {timed['wall_s']:7.1f} s  end-to-end {timed['end_to_end_s']:7.1f} s")
+    print(f"   cheaper by: {full['tokens_processed'] / incremental['tokens_processed']:.1f}x tokens, "
+          f"{full['wall_s'] / incremental['wall_s']:.1f}x loop wall, "
+          f"{full['end_to_end_s'] / incremental['end_to_end_s']:.1f}x end-to-end wall")
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as work:
         return run(Path(work))
@@ -87,12 +130,13 @@ def run(work: Path) -> int:
     p.add_argument("--model", type=Path, help="HF dir (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--data", type=Path, help="{leaf: [samples]} JSON (default: the shared corpus's seeds)")
     p.add_argument("--leaves", type=int, default=40)
-    p.add_argument("--per-leaf", type=int, default=12)
+    p.add_argument("--per-leaf", type=int, default=8)
     p.add_argument("--throughput-samples", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8, help="samples per optimizer step (both trainers)")
     p.add_argument("--max-seq-len", type=int, default=512, help="longer samples are dropped (both trainers)")
     p.add_argument("--max-tokens", type=int, default=4096, help="tokens per packed row (ours)")
-    p.add_argument("--skip-full", action="store_true", help="part 1 only")
+    p.add_argument("--prs", type=int, default=25, help="random 5%% PRs whose tokens are counted (part 2)")
+    p.add_argument("--part", type=int, choices=(1, 2), help="run only this part (default: both)")
     args = p.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from corpus_samples import bench_inputs
@@ -106,29 +150,10 @@ def run(work: Path) -> int:
 
     leaves = pick_leaves(datasets, args.leaves, args.per_leaf, seed=0)
     pool = [s for rows in leaves.values() for s in rows]
-    subset = random.Random(1).sample(pool, min(args.throughput_samples, len(pool)))
-    anchor = hf_trainer(subset, model, work / "hf", config)
-    ours = timed_train(subset, model, work / "ours", config)
-    print(f"\n1. {len(subset)} samples (longer than {args.max_seq_len} tokens dropped), "
-          f"{args.batch_size} per step, one epoch")
-    print(f"   HF Trainer + padding: {anchor['tokens_per_s']:9.1f} tokens/s, real tokens {anchor['real_token_fraction']:.1%}")
-    print(f"   lab-hooks packed:     {ours['tokens_per_s']:9.1f} tokens/s, real tokens {ours['real_token_fraction']:.1%}")
-    print(f"   speed-up: {ours['tokens_per_s'] / anchor['tokens_per_s']:.2f}x")
-    if args.skip_full:
-        return 0
-
-    touched = sorted(random.Random(2).sample(sorted(leaves), max(1, round(0.05 * len(leaves)))))
-    (mix,) = plan_pr(leaves, {n: leaves[n] for n in touched}, removed=touched, ratio=1.0, seed=0)
-    full = timed_train(pool, model, work / "full", config)
-    incremental = timed_train(mix.samples, model, work / "incremental", config)
-    print(f"\n2. PR modifying {len(touched)} of {len(leaves)} leaves ({len(touched) / len(leaves):.0%}), "
-          f"{args.per_leaf} samples each, replay ratio 1.0")
-    for name, run, n in (("full retrain", full, len(pool)), ("incremental", incremental, len(mix.samples))):
-        print(f"   {name:13s} {n:4d} samples {run['tokens_processed']:8d} tokens "
-              f"loop {run['wall_s']:7.1f} s  end-to-end {run['end_to_end_s']:7.1f} s")
-    print(f"   cheaper by: {full['tokens_processed'] / incremental['tokens_processed']:.1f}x tokens, "
-          f"{full['wall_s'] / incremental['wall_s']:.1f}x loop wall, "
-          f"{full['end_to_end_s'] / incremental['end_to_end_s']:.1f}x end-to-end wall")
+    if args.part != 2:
+        throughput(random.Random(1).sample(pool, min(args.throughput_samples, len(pool))), model, work, config, args)
+    if args.part != 1:
+        incremental_vs_full(leaves, model, work, config, args)
     return 0
 
 

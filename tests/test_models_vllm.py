@@ -8,16 +8,21 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 QUESTIONS = [[{"role": "user", "content": "What is the capital of France?"}],
              [{"role": "user", "content": "Count from 1 to 10, one number per line."}]]
+PREFILL = QUESTIONS[0] + [{"role": "assistant", "content": "The capital of France is"}]
 LONG = [{"role": "user", "content": "Summarize: " + "lorem ipsum dolor " * 1000}]
 
 
 def test_offline_engine_answers_like_transformers(vllm_backend, hf_backend):
     greedy = SamplingParams(max_tokens=10)
-    engine, reference = vllm_backend.chat(QUESTIONS, greedy), hf_backend.chat(QUESTIONS, greedy)
+    asked = QUESTIONS + [PREFILL]
+    engine, reference = vllm_backend.chat(asked, greedy), hf_backend.chat(asked, greedy)
     assert "Paris" in engine[0][0].text and engine[0][0].finish_reason == "stop"
     assert engine[0][0].text == reference[0][0].text
     assert [r[0].prompt_tokens for r in engine] == [r[0].prompt_tokens for r in reference]
     assert (engine[1][0].finish_reason, engine[1][0].completion_tokens) == ("length", 10)
+    # A prefill is continued (its own call to llm.chat), in its place in the batch.
+    assert "Paris" in engine[2][0].text and engine[2][0].text == reference[2][0].text
+    assert engine[2][0].prompt_tokens == reference[2][0].prompt_tokens
 
 
 def test_offline_engine_stop_strings_seeded_sampling_and_context(vllm_backend):
@@ -33,8 +38,8 @@ def test_offline_engine_stop_strings_seeded_sampling_and_context(vllm_backend):
 def test_http_backend_against_live_vllm_server(vllm_server, vllm_backend):
     backend = load_backend(f"openai:{vllm_server}?timeout=120#smollm2")
     greedy = SamplingParams(max_tokens=10)
-    served = backend.chat(QUESTIONS, greedy)
-    offline = vllm_backend.chat(QUESTIONS, greedy)
+    served = backend.chat(QUESTIONS + [PREFILL], greedy)
+    offline = vllm_backend.chat(QUESTIONS + [PREFILL], greedy)
     assert [r[0].text for r in served] == [r[0].text for r in offline]
     assert [(r[0].prompt_tokens, r[0].completion_tokens, r[0].finish_reason) for r in served] == \
         [(r[0].prompt_tokens, r[0].completion_tokens, r[0].finish_reason) for r in offline]

@@ -161,6 +161,17 @@ def first_run(teacher, taxonomy, tmp_path_factory):
     store.close()
 
 
+def test_a_teacher_named_by_spec_is_loaded_on_first_use_only():
+    """A rerun served from the store never pays for loading the teacher."""
+    from lab_hooks.models.types import SamplingParams, SpecError
+
+    lazy = CountingBackend("hf:/no/such/checkpoint")
+    assert lazy.spec == "hf:/no/such/checkpoint" and lazy.calls == 0
+    assert not lazy.concurrent and CountingBackend("openai:http://127.0.0.1:9/v1#m").concurrent  # nothing loaded
+    with pytest.raises(SpecError, match="not a checkpoint dir"):
+        lazy.chat([[{"role": "user", "content": "hi"}]], SamplingParams())
+
+
 def test_every_leaf_gets_messages_records_and_stats(first_run):
     result, counting, _, _, out = first_run
     assert counting.calls > 0 and result.calls == counting.calls

@@ -242,3 +242,33 @@ def test_cli_reports_a_broken_dataset_in_one_line(student, tmp_path, capsys, mon
     assert main(["train", "--base", "main", "--data", str(data), "--student", f"hf:{student}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks train: ") and err.count("\n") == 1
+
+
+def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
+    """Main's buffer record depends on the datasets it lists: `store gc` keeps them and the
+    checkpoint, and deletes only the data the PR replaced, which nothing live names."""
+    from lab_hooks.store import Store, artifact_key
+    from lab_hooks.train.pr import train_candidate
+    from lab_hooks.train.replay import BUFFER_REF, CHECKPOINT_REF, advanced_leaves, buffer_leaves, load_buffer, save_buffer
+
+    store = Store(tmp_path / "store")
+
+    def dataset(rows: list[dict]) -> str:
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        key = artifact_key("sdg-leaf", data=text)
+        store.ensure(key, lambda out: (out / "messages.jsonl").write_text(text), kind="sdg-leaf")
+        return key
+
+    a, b = "compositional_skills/a", "compositional_skills/b"
+    old_b = dataset(SAMPLES[16:32])
+    store.set_refs({BUFFER_REF: save_buffer(store, {a: dataset(SAMPLES[:16]), b: old_b})})
+    new_b = SAMPLES[32:48]
+    key, checkpoint, _ = train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=student,
+                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False))
+    buffer = advanced_leaves(buffer_leaves(store), {b: dataset(new_b)}, removed=[b])
+    store.set_refs({CHECKPOINT_REF: key, BUFFER_REF: save_buffer(store, buffer)})
+
+    assert store.gc(keep_days=0).artifacts == [old_b]
+    assert store.get(key) == checkpoint and (checkpoint / "model.safetensors").is_file()
+    assert load_buffer(store) == {a: SAMPLES[:16], b: new_b}
+    assert not store.verify()

@@ -41,7 +41,11 @@ def select_files(args: argparse.Namespace) -> list[str]:
         top = open_repo(".").working_tree_dir
         root = os.path.relpath(os.path.abspath(args.root), top) if args.root else ""
         changes = changed_leaves(top, args.base, root=root)
-        files += [os.path.join(top, c.path) for c in changes if c.status != "deleted"]
+        # Relative to the working directory, like the paths a user or pre-commit passes: at
+        # the repository's top (Actions, pre-commit) that is the repo-relative path that
+        # GitHub annotations and the PR comment's links need, and a leaf named both ways
+        # is checked once.
+        files += [os.path.relpath(os.path.join(top, c.path)) for c in changes if c.status != "deleted"]
     return list(dict.fromkeys(files))
 
 

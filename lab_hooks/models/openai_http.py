@@ -18,7 +18,9 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from lab_hooks.models.types import BackendError, Completion, ContextLengthError, Conversation, SamplingParams
+from lab_hooks.models.types import (
+    BackendError, Completion, ContextLengthError, Conversation, SamplingParams, is_prefill, template_options,
+)
 
 DEFAULTS = {"concurrency": 32, "timeout": 120.0, "retries": 4, "backoff": 0.5, "api_key_env": "OPENAI_API_KEY"}
 FINISH_REASONS = ("stop", "length")
@@ -85,6 +87,8 @@ class OpenAIBackend:
         }
         if params.stop:
             body["stop"] = list(params.stop)
+        if is_prefill(conversation):  # vLLM's server honours these; plain OpenAI has no prefill
+            body.update(template_options(conversation))
         attempts = Retrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=wait_exponential(multiplier=self.backoff, max=30),

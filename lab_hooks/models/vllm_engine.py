@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab_hooks.models.types import BackendError, Completion, Conversation, SamplingParams, SpecError, check_fits
+from lab_hooks.models.types import (
+    BackendError, Completion, Conversation, SamplingParams, SpecError, check_fits, is_prefill, template_options,
+)
 
 
 def engine_defaults(options: dict, model: Path) -> dict:
@@ -56,11 +58,19 @@ class VLLMBackend:
         from vllm import SamplingParams as VLLMSampling
 
         lengths = [len(self.tokenizer.encode(self.tokenizer.apply_chat_template(
-            c, add_generation_prompt=True, tokenize=False), add_special_tokens=False)) for c in conversations]
+            c, tokenize=False, **template_options(c)), add_special_tokens=False)) for c in conversations]
         check_fits(conversations, lengths, params.max_tokens, self.context_length)
         sampling = VLLMSampling(n=params.n, temperature=params.temperature, top_p=params.top_p,
                                 max_tokens=params.max_tokens, seed=params.seed, stop=list(params.stop))
-        outputs = self.llm.chat(conversations, sampling, use_tqdm=True)
+        # llm.chat takes its template flags per call: new turns and prefills go in one call each.
+        outputs = [None] * len(conversations)
+        for prefill in (False, True):
+            group = [i for i, c in enumerate(conversations) if is_prefill(c) == prefill]
+            if group:
+                batch = [conversations[i] for i in group]
+                for i, output in zip(group, self.llm.chat(batch, sampling, use_tqdm=True,
+                                                          **template_options(batch[0]))):
+                    outputs[i] = output
         results = []
         for index, output in enumerate(outputs):
             finished = [o for o in output.outputs if o.finish_reason in ("stop", "length")]

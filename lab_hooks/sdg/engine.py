@@ -40,14 +40,15 @@ class UnitCache(Protocol):
 class CountingBackend:
     """The teacher, counting what this process actually asked of it.
 
-    `seconds` is the wall time during which at least one call was in flight, so
-    calls that overlap (a `concurrent` teacher) are not counted twice.
+    Given a spec, the model is loaded on first use: a run served from the store
+    never loads it (for a vLLM teacher, a minute saved). `seconds` is the wall
+    time during which at least one call was in flight, so calls that overlap (a
+    `concurrent` teacher) are not counted twice.
     """
 
-    def __init__(self, backend: Backend):
-        self.backend = backend
-        self.spec = backend.spec
-        self.concurrent = bool(getattr(backend, "concurrent", False))
+    def __init__(self, backend: Backend | str):
+        self._backend = backend
+        self.spec = backend if isinstance(backend, str) else backend.spec
         self.calls = 0  # chat() invocations
         self.conversations = 0
         self.prompt_tokens = 0
@@ -57,10 +58,21 @@ class CountingBackend:
         self._in_flight = 0
         self._busy_since = 0.0
 
+    @property
+    def concurrent(self) -> bool:
+        """Whether chat() may run in several threads at once: a server, known from its spec
+        without loading anything (an in-process model never is)."""
+        if isinstance(self._backend, str):
+            from lab_hooks.models import parse_spec
+
+            return parse_spec(self._backend).kind == "openai"
+        return bool(getattr(self._backend, "concurrent", False))
+
     def chat(self, conversations: list, params: SamplingParams) -> list[list[Completion]]:
+        backend = self.backend  # loaded (once) before the clock starts
         self._enter()
         try:
-            out = self.backend.chat(conversations, params)
+            out = backend.chat(conversations, params)
         finally:
             self._leave()
         with self._lock:
@@ -84,7 +96,18 @@ class CountingBackend:
             if not self._in_flight:
                 self.seconds += time.perf_counter() - self._busy_since
 
+    @property
+    def backend(self) -> Backend:
+        with self._lock:  # concurrent leaves: one load
+            if isinstance(self._backend, str):
+                from lab_hooks.models import load_backend
+
+                self._backend = load_backend(self._backend)
+        return self._backend
+
     def __getattr__(self, name: str):  # tokenizer and friends of the wrapped backend
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self.backend, name)
 
 

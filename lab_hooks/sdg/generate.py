@@ -296,10 +296,6 @@ def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *,
     shipped pipelines by name (a taxonomy's own prompts).
     """
     start = time.perf_counter()
-    if isinstance(teacher, str):
-        from lab_hooks.models import load_backend
-
-        teacher = load_backend(teacher)
     counting = teacher if isinstance(teacher, CountingBackend) else CountingBackend(teacher)
     calls0, p0, c0, s0 = counting.calls, counting.prompt_tokens, counting.completion_tokens, counting.seconds
     if documents_dir is None:

@@ -139,6 +139,15 @@ def _load_model(init_checkpoint: Path, config: TrainConfig, device: torch.device
     return tokenizer, model.to(device)
 
 
+def row_loss(model, row: dict, device: torch.device) -> tuple[torch.Tensor, int]:
+    """(summed loss, count) over a packed row's trained tokens; the LM head runs only there."""
+    ids, labels, pos = (torch.tensor([row[k]], device=device) for k in ("input_ids", "labels", "position_ids"))
+    targets = labels[0, 1:]
+    trained = (targets != IGNORE).nonzero().squeeze(1)
+    logits = model(input_ids=ids, position_ids=pos, use_cache=False, logits_to_keep=trained).logits[0]
+    return F.cross_entropy(logits.float(), targets[trained], reduction="sum"), len(trained)
+
+
 def train(samples: list[dict], init_checkpoint: Path | str, out_dir: Path | str, config: TrainConfig) -> tuple[Path, dict]:
     """Train one phase; returns (HF checkpoint dir, summary). Reruns resume or return the result."""
     init_checkpoint, out_dir = Path(init_checkpoint), Path(out_dir)
@@ -198,11 +207,9 @@ def train(samples: list[dict], init_checkpoint: Path | str, out_dir: Path | str,
         loss_sum = torch.zeros((), device=device)
         for bin_ in bins:
             row = packed_row([share[i] for i in bin_])
-            ids, labels, pos = (torch.tensor([row[k]], device=device) for k in ("input_ids", "labels", "position_ids"))
-            positions += ids.numel()
+            positions += len(row["input_ids"])
             with _autocast(config, device):
-                logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0]
-            loss = F.cross_entropy(logits[:-1].float(), labels[0, 1:], ignore_index=IGNORE, reduction="sum")
+                loss, _ = row_loss(model, row, device)
             (loss / step_trained).backward()
             loss_sum += loss.detach()
             real += sum(len(share[i].input_ids) for i in bin_)

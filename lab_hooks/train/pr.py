@@ -96,6 +96,8 @@ def train_candidate(
     checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external, replay_ratio=replay_ratio)
     summary = {"parent": parent, "config": asdict(config), **summary}
     if is_main_process:
+        # A checkpoint is self-contained (a full HF dir): its parent is provenance in meta,
+        # not a gc dependency, so main's line of ancestors does not pin every old checkpoint.
         meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
         with store.build(key, kind="checkpoint", meta=meta) as tmp:
             shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)

@@ -55,11 +55,13 @@ def load_buffer(store: Store, ref: str = BUFFER_REF) -> dict[str, list[dict]]:
     return buffer
 
 
-def save_buffer(store: Store, leaves: Mapping[str, str]) -> str:
-    """Record a buffer ({leaf: sdg-leaf key}); returns its key for `store.set_refs`."""
-    value = {"leaves": dict(sorted(leaves.items()))}
+def save_buffer(store: Store, leaves: Mapping[str, str], **about) -> str:
+    """Record a buffer ({leaf: sdg-leaf key}, plus `about` fields such as the commit it
+    belongs to); returns its key for `store.set_refs`. The record depends on every
+    dataset it lists, so `store gc` keeps them for as long as the record lives."""
+    value = {"leaves": dict(sorted(leaves.items())), **about}
     key = artifact_key("replay", **value)
-    store.record_put(key, value)
+    store.record_put(key, value, deps=value["leaves"].values())
     return key
 
 
