@@ -1,6 +1,6 @@
 """`make demo` timed: a first run on an empty store, then the same demo again.
 
-    .venv/bin/python bench/demo.py
+    .venv/bin/python bench/demo.py [--out DIR]   # DIR/first, DIR/second: each run's comment.md, results.json
 
 The store starts empty (a fresh LAB_HOME whose `assets` and `models` link to
 the warm cache, so "warm setup" means: venv built, model converted). Prints,
@@ -10,6 +10,7 @@ load average when it started, since other work on the machine stretches wall tim
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import subprocess
@@ -34,7 +35,11 @@ def run_demo(env: dict, out: Path) -> tuple[float, float, float, int]:
     return time.perf_counter() - wall0, cpu_seconds() - cpu0, load, rc
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", help="keep each run's comment.md and results.json here (default: a temp dir)")
+    args = p.parse_args(argv)
+    print(f"uptime: {os.popen('uptime').read().strip()}", flush=True)
     sys.path.insert(0, str(ROOT))
     from lab_hooks.home import lab_home
     from lab_hooks.models.embedded import embedded_checkpoint
@@ -47,8 +52,9 @@ def main() -> int:
         for name in ("assets", "models"):
             (home / name).symlink_to(warm / name)
         env = {**os.environ, "LAB_HOME": str(home)}
-        for label in ("first run (empty store)", "second run (same demo)"):
-            wall, cpu, load, rc = run_demo(env, Path(tmp) / "out")
+        out = Path(args.out) if args.out else Path(tmp) / "out"
+        for name, label in (("first", "first run (empty store)"), ("second", "second run (same demo)")):
+            wall, cpu, load, rc = run_demo(env, out / name)
             print(f"{label}: wall {wall:.1f} s, CPU {cpu:.1f} s, load average at start {load:.1f}, exit {rc}")
             if rc != 0:
                 return rc

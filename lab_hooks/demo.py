@@ -34,10 +34,15 @@ LEAF = Path("compositional_skills/writing/freeform/haiku")
 PR_LEAF = Path(__file__).with_name("demo_pr")
 GIT_ENV = {"GIT_AUTHOR_NAME": "lab-hooks demo", "GIT_AUTHOR_EMAIL": "demo@lab-hooks.invalid",
            "GIT_COMMITTER_NAME": "lab-hooks demo", "GIT_COMMITTER_EMAIL": "demo@lab-hooks.invalid",
-           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-# Small enough for 2 CPU cores; the numbers in the comment are a smoke test.
-DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "1", "--max-steps", "4", "--judge-max-tokens", "64",
-             "--answer-max-tokens", "64", "--sdg-max-tokens", "96"]
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+           # fixed dates: the same commits every run, so a rerun prints the same comment
+           "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+# Small enough for 2 CPU cores; the numbers in the comment are a smoke test. Answers dominate
+# the time (MT-Bench's 16 turns plus the branch eval's questions, for base and candidate):
+# 32 tokens each, one unchanged control leaf. The embedded judge's answer is prefilled up
+# to its rating, so 8 tokens hold "7]]".
+DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "1", "--max-steps", "4", "--judge-max-tokens", "8",
+             "--answer-max-tokens", "32", "--unchanged-leaves", "1", "--sdg-max-tokens", "96"]
 
 
 def break_leaf(text: str) -> str:

@@ -304,7 +304,14 @@ def _evaluate(run: _Run, trained, leaves, root: Path, store):
                        unchanged_leaves=unchanged, settings=settings, ids={"candidate": candidate_key})
     run.data["eval_results"] = results
     run.data.update(eval_summary(results))
-    return results
+    steps = [row for row in results["timings"]["steps"] if "cached" in row]
+    return ("cached", results) if steps and all(row["cached"] for row in steps) else results
+
+
+def judge_error_rate(errors: dict) -> float | None:
+    """Unparseable judgments over all judgments, both models together (None: none made)."""
+    judged = sum(e.get("judgments", 0) for e in errors.values())
+    return sum(e.get("errors", 0) for e in errors.values()) / judged if judged else None
 
 
 def eval_summary(results: dict) -> dict:
@@ -312,16 +319,14 @@ def eval_summary(results: dict) -> dict:
     out = {}
     mt = results.get("mtbench")
     if mt:
-        errors = mt.get("errors", {})
-        judged = sum(e.get("judgments", 0) for e in errors.values())
-        failed = sum(e.get("errors", 0) for e in errors.values())
+        judge = results.get("judge") or {}
         out["mtbench"] = {"overall": mt["overall"], "categories": mt.get("categories", {}),
                           "quick": (mt.get("subset") or {}).get("quick"),
-                          "judge_error_rate": failed / judged if judged else None,
-                          "smoke_judge": (results.get("judge") or {}).get("smoke_test", False)}
+                          "judge_error_rate": judge_error_rate(mt.get("errors", {})),
+                          "smoke_judge": judge.get("smoke_test", False), "judge_prefill": judge.get("prefill")}
     branch = results.get("branch")
     if branch:
-        out["branch"] = {"leaves": branch.get("leaves", [])}
+        out["branch"] = {"leaves": branch.get("leaves", []), "judge_error_rate": judge_error_rate(branch.get("errors", {}))}
     return out
 
 
@@ -337,23 +342,10 @@ def run_pr(opts: PrOptions, store=None) -> dict:
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="lab-hooks-pr-"))
-    total = 6
     store = store if store is not None else Store()
     try:
-        diff = run.stage("diff", 1, total, _diff, run)
-        if not diff.leaves:
-            _say("no taxonomy leaf changed: nothing to train", opts.progress)
-            return run.data
-        root, leaves = run.stage("validate", 2, total, _validate, run, diff, workdir)
-        if not leaves:
-            _say("the PR only deletes leaves: promotion drops them from the replay buffer", opts.progress)
-            return run.data
-        gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
-        trained = run.stage("train", 4, total, train_stage, run, gen, store)
-        run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
-        from lab_hooks.promote import remember_candidate  # promote imports this module
-
-        remember_candidate(store, diff, run.data, trained)
+        with store.run("pr", {"pr": opts.pr, "base": opts.base, "head": opts.head}):  # no gc meanwhile
+            _stages(run, store, out, workdir)
     except _Stop:
         pass
     finally:
@@ -362,10 +354,28 @@ def run_pr(opts: PrOptions, store=None) -> dict:
     return run.data
 
 
+def _stages(run: _Run, store, out: Path, workdir: Path) -> None:
+    total = 6
+    diff = run.stage("diff", 1, total, _diff, run)
+    if not diff.leaves:
+        return _say("no taxonomy leaf changed: nothing to train", run.opts.progress)
+    root, leaves = run.stage("validate", 2, total, _validate, run, diff, workdir)
+    if not leaves:
+        return _say("the PR only deletes leaves: promotion drops them from the replay buffer", run.opts.progress)
+    gen = run.stage("generate", 3, total, _generate, run, leaves, root, store, out)
+    trained = run.stage("train", 4, total, train_stage, run, gen, store)
+    run.stage("evaluate", 5, total, _evaluate, run, trained, leaves, root, store)
+    from lab_hooks.promote import remember_run  # promote imports this module
+
+    remember_run(store, diff, run.data, trained)
+
+
 def write_report(run: dict, out_dir: Path, progress: bool = True) -> str:
     """results.json + comment.md in `out_dir`, the job summary and step outputs; the comment."""
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not run.get("artifacts_url"):  # a local run: the reader has the files right here
+        run["results_dir"] = str(out_dir)
     run["stages"].append({"name": "report", "status": "ok", "seconds": round(time.perf_counter() - start, 3)})
     comment = render_comment(run)
     (out_dir / "results.json").write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
@@ -381,6 +391,19 @@ def write_report(run: dict, out_dir: Path, progress: bool = True) -> str:
     return comment
 
 
+def at_least(low: int):
+    """An argparse type: an integer >= low (a zero token budget is a usage error, not a crash later)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab-hooks pr", description="Run the PR loop: diff, validate, generate, "
                                 "train (phase 2 with replay; phase 1 for knowledge), evaluate, report.")
@@ -392,15 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=EMBEDDED)
     p.add_argument("--student", default=EMBEDDED)
     p.add_argument("--judge", default=EMBEDDED)
-    p.add_argument("--quick", type=int, help="MT-Bench questions per category (default: all 80 questions)")
-    p.add_argument("--samples-per-seed", type=int, default=3)
+    p.add_argument("--quick", type=at_least(1), help="MT-Bench questions per category (default: all 80 questions)")
+    p.add_argument("--samples-per-seed", type=at_least(1), default=3)
     p.add_argument("--replay-ratio", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--max-steps", type=int, help="cap the optimizer steps per phase")
-    p.add_argument("--sdg-max-tokens", type=int, help="teacher tokens per generation (default: the pipeline's)")
-    p.add_argument("--answer-max-tokens", type=int, help="MT-Bench answer tokens per turn (default 1024)")
-    p.add_argument("--judge-max-tokens", type=int, help="judge tokens per judgment (default 2048)")
+    p.add_argument("--max-steps", type=at_least(1), help="cap the optimizer steps per phase")
+    p.add_argument("--sdg-max-tokens", type=at_least(1), help="teacher tokens per generation (default: the pipeline's)")
+    p.add_argument("--answer-max-tokens", type=at_least(1), help="MT-Bench answer tokens per turn (default 1024)")
+    p.add_argument("--judge-max-tokens", type=at_least(1), help="judge tokens per judgment (default 2048)")
+    p.add_argument("--unchanged-leaves", type=at_least(0),
+                   help="unchanged skill leaves the branch eval also asks, to catch regressions elsewhere (default 3)")
     p.add_argument("--out", default="lab-hooks-out", help="folder for results.json, comment.md and the data")
     p.add_argument("--results", help="where to write results.json (default: OUT/results.json)")
     p.add_argument("--no-progress", action="store_true")
@@ -419,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     out = Path(args.results).parent if args.results else Path(args.out)
     train = train_settings(args)
-    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens),
-                                    ("judge_max_tokens", args.judge_max_tokens)) if v}
+    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens), ("judge_max_tokens", args.judge_max_tokens),
+                                    ("unchanged_sample", args.unchanged_leaves)) if v is not None}
     opts = PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
                      student=args.student, judge=args.judge, quick=args.quick,
                      samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens, seed=args.seed,

@@ -3,9 +3,10 @@
 Main's state in the store is two refs that always move together, in one
 transaction (`Store.set_refs`, a compare-and-swap): `main/checkpoint` (a
 checkpoint artifact) and `main/replay` (a record {"leaves": {leaf name: SDG
-artifact key}, "commit": the promoted sha}, read by lab_hooks.train.replay),
-plus one `main/replay-data/<leaf>` ref per dataset so `store gc` keeps them.
-A kill -9 leaves all old or all new.
+artifact key}, "commit": the promoted sha}, read by lab_hooks.train.replay).
+The buffer record and a PR's candidate record name their checkpoint and datasets
+as store dependencies, so `store gc` keeps whatever main's state (or a candidate
+waiting for its merge) needs. A kill -9 leaves all old or all new.
 
 - When a PR run's head had exactly the taxonomy main has now (the same git tree
   sha for every leaf directory) and was trained from main's current
@@ -30,7 +31,8 @@ from git import BadName
 
 from lab_hooks.diff import DiffError, LeafChange, diff_taxonomy, leaf_from_blobs
 from lab_hooks.diff.changes import open_repo
-from lab_hooks.pr import PrOptions, _generate, _Run, _Stop, materialize, removed_leaves, train_settings, train_stage
+from lab_hooks.pr import (PrOptions, _generate, _Run, _Stop, at_least, materialize, removed_leaves, train_settings,
+                          train_stage)
 from lab_hooks.report.escape import log_safe
 from lab_hooks.store import Store, StoreError, artifact_key
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, taxonomy_path
@@ -38,7 +40,6 @@ from lab_hooks.taxonomy.load import LeafError
 from lab_hooks.train.replay import advanced_leaves, save_buffer
 
 CHECKPOINT_REF, BUFFER_REF = "main/checkpoint", "main/replay"  # as lab_hooks.train.replay reads them
-REPLAY_DATA = "main/replay-data/"
 
 
 def _leaf_blobs(repo, commit: str):
@@ -70,13 +71,20 @@ def _datasets(run: dict) -> dict[str, str]:
     return {r["leaf"]: r["artifact"] for r in run["generation"]["leaves"] if r["status"] == "ok"}
 
 
-def remember_candidate(store, diff, run: dict, trained) -> None:
-    """Called by a successful PR run: what `promote` needs to adopt its candidate later."""
+def remember_run(store, diff, run: dict, trained) -> None:
+    """Called by a successful PR run: its candidate, for `promote` to adopt after the merge."""
     _, _, checkpoint, buffer = trained
-    after = next_buffer(buffer, run["changed_leaves"], _datasets(run))
-    store.record_put(_candidate_key(taxonomy_fingerprint(diff.repo, diff.head)), {
-        "checkpoint": checkpoint, "parent": store.get_ref(CHECKPOINT_REF), "head": diff.head,
-        "pr": run.get("pr"), "buffer": after}, deps=[checkpoint, *after.values()])
+    remember_candidate(store, diff.repo, diff.head, checkpoint, next_buffer(buffer, run["changed_leaves"], _datasets(run)),
+                       run.get("pr"))
+
+
+def remember_candidate(store, repo, head: str, checkpoint: str, buffer: dict[str, str], pr: int | None) -> None:
+    """What `promote` needs to adopt a PR head's candidate: the checkpoint, the main
+    checkpoint it was trained from, and main's buffer after the merge. The checkpoint
+    and the buffer's datasets are its dependencies: gc keeps them while it lives."""
+    store.record_put(_candidate_key(taxonomy_fingerprint(repo, head)), {
+        "checkpoint": checkpoint, "parent": store.get_ref(CHECKPOINT_REF), "head": head, "pr": pr,
+        "buffer": buffer}, deps=[checkpoint, *buffer.values()])
 
 
 def _all_leaves(repo, commit: str) -> list[LeafChange]:
@@ -94,12 +102,7 @@ def _all_leaves(repo, commit: str) -> list[LeafChange]:
 def switch(store, checkpoint: str, commit: str, buffer: dict[str, str], expect: dict) -> str:
     """Point main at the new checkpoint and buffer in one transaction; returns the record key."""
     record = save_buffer(store, buffer, commit=commit)
-    refs = {CHECKPOINT_REF: checkpoint, BUFFER_REF: record}
-    refs.update({REPLAY_DATA + leaf: key for leaf, key in buffer.items()})
-    store.set_refs(refs, expect=expect)
-    stale = [name for name in store.refs(REPLAY_DATA) if name[len(REPLAY_DATA):] not in buffer]
-    if stale:  # after the switch: a crash here only keeps some old data alive a little longer
-        store.delete_refs(*stale)
+    store.set_refs({CHECKPOINT_REF: checkpoint, BUFFER_REF: record}, expect=expect)
     return record
 
 
@@ -117,16 +120,17 @@ def promote(repo_path: str, ref: str, store=None, options: PrOptions | None = No
         head = repo.commit(ref).hexsha
     except (ValueError, BadName):
         raise PromoteError(f"{ref}: no such branch or commit in {repo.working_tree_dir}") from None
-    old_checkpoint, old_replay = store.get_ref(CHECKPOINT_REF), store.get_ref(BUFFER_REF)
-    expect = {CHECKPOINT_REF: old_checkpoint, BUFFER_REF: old_replay}
-    state = (store.record_get(old_replay) if old_replay else None) or {}
-    if state.get("commit") == head:
-        return {"action": "current", "commit": head, "checkpoint": old_checkpoint}
-    candidate = store.record_get(_candidate_key(taxonomy_fingerprint(repo, head)))
-    if adoptable(store, candidate, old_checkpoint):
-        switch(store, candidate["checkpoint"], head, candidate["buffer"], expect)
-        return {"action": "adopted", "commit": head, "checkpoint": candidate["checkpoint"], "pr": candidate["pr"]}
-    return _retrain(repo, head, state, store, options or PrOptions(), expect)
+    with store.run("promote", {"ref": ref, "commit": head}):  # no gc meanwhile
+        old_checkpoint, old_replay = store.get_ref(CHECKPOINT_REF), store.get_ref(BUFFER_REF)
+        expect = {CHECKPOINT_REF: old_checkpoint, BUFFER_REF: old_replay}
+        state = (store.record_get(old_replay) if old_replay else None) or {}
+        if state.get("commit") == head:
+            return {"action": "current", "commit": head, "checkpoint": old_checkpoint}
+        candidate = store.record_get(_candidate_key(taxonomy_fingerprint(repo, head)))
+        if adoptable(store, candidate, old_checkpoint):
+            switch(store, candidate["checkpoint"], head, candidate["buffer"], expect)
+            return {"action": "adopted", "commit": head, "checkpoint": candidate["checkpoint"], "pr": candidate["pr"]}
+        return _retrain(repo, head, state, store, options or PrOptions(), expect)
 
 
 def _retrain(repo, head: str, state: dict, store, opts: PrOptions, expect: dict) -> dict:
@@ -174,11 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", default=".")
     p.add_argument("--teacher", default="embedded:smollm2-135m-instruct")
     p.add_argument("--student", default="embedded:smollm2-135m-instruct")
-    p.add_argument("--samples-per-seed", type=int, default=3)
+    p.add_argument("--samples-per-seed", type=at_least(1), default=3)
     p.add_argument("--replay-ratio", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--max-steps", type=int)
+    p.add_argument("--max-steps", type=at_least(1))
     return p
 
 

@@ -2,7 +2,8 @@
 
 Run as `python tests/fake_openai_server.py MODE`; it prints its port, then serves.
 MODE: ok | flaky (500 on the first 2 requests) | error500 | garbage | slow | context.
-Every reply to POST /v1/chat/completions is logged to stdout as `served N`.
+Every reply to POST /v1/chat/completions is logged to stdout as `served N`; it echoes the last
+message ("echo: …"), or "continue: …" when asked to continue it (vLLM's prefill fields).
 """
 
 import json
@@ -35,7 +36,10 @@ class Handler(BaseHTTPRequestHandler):
         if MODE == "slow":
             time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 5)
         question = body["messages"][-1]["content"]
-        reply = {"choices": [{"message": {"role": "assistant", "content": f"echo: {question}"},
+        # vLLM's prefill fields: continue the final message instead of starting a turn.
+        prefill = body.get("continue_final_message") and body.get("add_generation_prompt") is False
+        text = f"{'continue' if prefill else 'echo'}: {question}"
+        reply = {"choices": [{"message": {"role": "assistant", "content": text},
                               "finish_reason": "stop"}],
                  "usage": {"prompt_tokens": len(question.split()), "completion_tokens": 3}}
         self._send(200, json.dumps(reply).encode())

@@ -236,6 +236,17 @@ def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, caps
     files = json.loads(capsys.readouterr().out)["files"]
     assert {Path(f["file"]).parent.name for f in files} == {"new_broken", "untracked"}
     assert all(f["findings"] for f in files)
+    assert {f["file"] for f in files} == {"writing/new_broken/qna.yaml", "writing/untracked/qna.yaml"}
+    monkeypatch.chdir(repo)  # where Actions and pre-commit run: annotations need repo-relative paths
+    named = "compositional_skills/writing/new_broken/qna.yaml"
+    assert validate_main([named, "--base", "main", "--format", "github"]) == 1
+    out = capsys.readouterr().out
+    files = {line.split("file=")[1].split(",")[0] for line in out.splitlines()}
+    assert files == {named, "compositional_skills/writing/untracked/qna.yaml"}, out
+    assert str(repo) not in out
+    assert validate_main([named, "--format", "github"]) == 1
+    alone = capsys.readouterr().out.splitlines()
+    assert [line for line in out.splitlines() if f"file={named}," in line] == alone  # named twice, checked once
     assert validate_main(["--base", "no-such-ref"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1

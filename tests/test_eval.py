@@ -15,8 +15,11 @@ import lab_hooks.eval as eval_pkg
 
 from lab_hooks.assets import mtbench_data_dir
 from lab_hooks.eval import Settings, evaluate, render
+from lab_hooks.eval.judge import RATING_PREFILL
+from lab_hooks.eval.questions import mtbench_set
+from lab_hooks.eval.run import judge_answers
 from lab_hooks.eval.cli import main
-from lab_hooks.models.types import Completion
+from lab_hooks.models.types import Completion, is_prefill
 from lab_hooks.store import Store
 from lab_hooks.taxonomy.load import parse_leaf
 
@@ -57,7 +60,10 @@ def judged_answer(prompt):
 
 
 class Judge:
-    """Rates an answer 3 + 2 per 'good' in it; an answer saying 'broken' gets no rating."""
+    """Rates an answer 3 + 2 per 'good' in it; an answer saying 'broken' gets no rating.
+
+    Asked to continue a prefilled answer, it writes what follows the prefill, as the backends do.
+    """
 
     spec = "test:judge"
 
@@ -69,7 +75,13 @@ class Judge:
         out = []
         for conv in conversations:
             answer = judged_answer(conv[1]["content"])
-            text = "I cannot say." if "broken" in answer else f"Fine. Rating: [[{3 + 2 * answer.count('good')}]]"
+            rating = None if "broken" in answer else 3 + 2 * answer.count("good")
+            if rating is None:
+                text = "I cannot say."
+            elif is_prefill(conv):  # the conversation ends in "Rating: [["
+                text = f"{rating}]]"
+            else:
+                text = f"Fine. Rating: [[{rating}]]"
             out.append([Completion(text, 100, 5, "stop")] * params.n)
         return out
 
@@ -214,6 +226,41 @@ def test_embedded_judge_is_called_a_smoke_test():
 
 class _EmbeddedJudge(Judge):
     spec = "embedded:smollm2-135m-instruct"
+
+
+def test_smoke_test_judge_is_prefilled_and_the_judgment_kept_whole(store):
+    judge = _EmbeddedJudge()
+    results = evaluate(Model("test:base", "plain broken"), Model("test:cand", "good"), judge, [], store,
+                       settings=FAST)
+    assert results["judge"]["prefill"] == RATING_PREFILL == "Rating: [["
+    asked = [conv for convs, _ in judge.calls for conv in convs]
+    assert len(asked) == 32 and all(conv[-1] == {"role": "assistant", "content": "Rating: [["} for conv in asked)
+    mt = results["mtbench"]
+    assert mt["overall"]["candidate"] == 5.0  # the judge wrote "5]]"; prefill + continuation parse
+    assert mt["errors"]["base"] == {"judgments": 16, "errors": 16, "rate": 1.0}  # "Rating: [[I cannot say."
+    assert "prefilled with `Rating: [[`" in render(results)
+    check_schema(results)
+    # What is kept is the whole judgment: prefill + what the judge wrote.
+    qset = mtbench_set(mtbench_data_dir(), 1, 0)
+    answers = {qset.name: [["good", "good"] for _ in qset.questions]}
+    judged = judge_answers(_EmbeddedJudge(), [qset], answers, FAST, RATING_PREFILL)[qset.name]
+    assert judged["judgments"][0] == [["Rating: [[5]]"], ["Rating: [[5]]"]]
+
+
+def test_prefill_is_a_setting_and_part_of_the_judgment_key(store):
+    def run(judge, **settings):
+        return evaluate(Model("test:base", "plain"), Model("test:cand", "good"), judge, [], store,
+                        settings=Settings(quick=1, resamples=2000, **settings))
+
+    default = run(Judge())
+    assert default["judge"]["prefill"] is None  # a real judge explains first, as in FastChat
+    judge = Judge()
+    prefilled = run(judge, judge_prefill=True)
+    assert prefilled["judge"]["prefill"] == RATING_PREFILL and len(judge.calls) == 2  # judged again, base too
+    assert prefilled["mtbench"]["overall"]["delta"] == default["mtbench"]["overall"]["delta"] == 2.0
+    embedded = _EmbeddedJudge()
+    assert run(embedded, judge_prefill=False)["judge"]["prefill"] is None
+    assert all(conv[-1]["role"] == "user" for convs, _ in embedded.calls for conv in convs)
 
 
 @pytest.mark.parametrize("argv,message", [

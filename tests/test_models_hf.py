@@ -40,3 +40,13 @@ def test_an_input_that_cannot_fit_is_named_before_any_generation(hf_backend):
     message = str(exc.value)
     assert message.startswith("conversation 1 ('Summarize this: lorem ipsum") and "8192" in message
     assert "\n" not in message and exc.value.index == 1
+
+
+def test_a_prefilled_answer_is_continued_not_restarted(hf_backend):
+    question = ask("What is the capital of France?")
+    prefill = question + [{"role": "assistant", "content": "The capital of France is"}]
+    assert hf_backend.tokenizer.decode(hf_backend.prompt_ids(prefill)).endswith("assistant\nThe capital of France is")
+    answer, continued = hf_backend.chat([question, prefill], SamplingParams(max_tokens=6))
+    assert answer == hf_backend.chat([question], SamplingParams(max_tokens=6))[0]
+    assert "Paris" in continued[0].text and "capital" not in continued[0].text
+    assert continued[0].prompt_tokens == len(hf_backend.prompt_ids(prefill))

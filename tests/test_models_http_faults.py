@@ -48,6 +48,13 @@ def test_replicas_share_the_load_and_a_dead_one_is_routed_around(fake_server):
     assert sum(served) == 12 and min(served) >= 4  # round-robin, dead replica's share retried
 
 
+def test_only_a_prefill_asks_the_server_to_continue_the_final_message(fake_server):
+    _, url = fake_server("ok")
+    prefill = ask("question 0") + [{"role": "assistant", "content": "Rating: [["}]
+    results = load_backend(f"openai:{url}?{QUICK}#m").chat([ask("question 1"), prefill], SamplingParams())
+    assert [r[0].text for r in results] == ["echo: question 1", "continue: Rating: [["]
+
+
 def test_transient_500s_are_retried(fake_server):
     _, url = fake_server("flaky")
     results = load_backend(f"openai:{url}?{QUICK}&concurrency=1#m").chat(questions(3), SamplingParams())

@@ -74,7 +74,7 @@ def test_second_run_is_served_from_the_store(loop):
     rerun = run_pr(again, loop["store"])
     assert rerun["status"] == "ok" and rerun["generation"]["teacher_calls"] == 0
     stages = {s["name"]: s for s in rerun["stages"]}
-    assert stages["generate"]["status"] == stages["train"]["status"] == "cached"
+    assert stages["generate"]["status"] == stages["train"]["status"] == stages["evaluate"]["status"] == "cached"
     assert all(row["cached"] for row in rerun["eval_results"]["timings"]["steps"] if "cached" in row)
     assert rerun["mtbench"] == loop["run"]["mtbench"]  # same inputs and seed: identical numbers
 

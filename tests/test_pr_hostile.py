@@ -123,5 +123,5 @@ def test_validate_mode_annotates_the_changed_leaves(runner):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
-    assert errors and all(f"{HOSTILE_DIR}/qna.yaml," in e for e in errors)
+    assert errors and all(e.startswith(f"::error file={HOSTILE_DIR}/qna.yaml,") for e in errors)  # repo-relative
     assert not any(line.startswith("::set-output") for line in result.stdout.splitlines())

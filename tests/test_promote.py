@@ -11,8 +11,7 @@ import time
 import pytest
 from pr_repos import commit, git, init_repo, leaf_files
 
-from lab_hooks.promote import (REPLAY_DATA, _candidate_key, adoptable, next_buffer, promote, switch,
-                               taxonomy_fingerprint)
+from lab_hooks.promote import adoptable, next_buffer, promote, remember_candidate, switch, taxonomy_fingerprint
 from lab_hooks.diff.changes import open_repo
 from lab_hooks.store import Store, artifact_key
 
@@ -42,10 +41,7 @@ def merged(tmp_path):
     buffer = next_buffer({"compositional_skills/writing/freeform/haiku": old["haiku"]},
                          [{"path": f"{ODES}/qna.yaml", "change": "added"}],
                          {"compositional_skills/writing/freeform/odes": new["odes"]})
-    repo_obj = open_repo(repo)
-    store.record_put(_candidate_key(taxonomy_fingerprint(repo_obj, head)),
-                     {"checkpoint": new["checkpoint"], "parent": old["checkpoint"], "head": head, "pr": 7,
-                      "buffer": buffer})
+    remember_candidate(store, open_repo(repo), head, new["checkpoint"], buffer, pr=7)
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR #7", "pr")
     return {"repo": repo, "store": store, "old": old, "new": new, "head": head, "base": base,
@@ -54,7 +50,8 @@ def merged(tmp_path):
 
 def state(store: Store) -> tuple:
     replay = store.get_ref("main/replay")
-    return store.get_ref("main/checkpoint"), store.record_get(replay)["commit"], sorted(store.refs(REPLAY_DATA))
+    record = store.record_get(replay)
+    return store.get_ref("main/checkpoint"), record["commit"], sorted(record["leaves"])
 
 
 def test_fingerprint_is_the_leaves_trees_not_the_commit(merged):
@@ -72,8 +69,7 @@ def test_merged_pr_candidate_is_adopted_with_its_buffer(merged):
     checkpoint, commit_sha, data = state(store)
     assert checkpoint == merged["new"]["checkpoint"]
     assert commit_sha == git(merged["repo"], "rev-parse", "main")
-    assert data == [REPLAY_DATA + "compositional_skills/writing/freeform/haiku",
-                    REPLAY_DATA + "compositional_skills/writing/freeform/odes"]
+    assert data == ["compositional_skills/writing/freeform/haiku", "compositional_skills/writing/freeform/odes"]
     assert promote(str(merged["repo"]), "main", store=store)["action"] == "current"
 
 
@@ -110,13 +106,39 @@ def test_kill_9_during_promotion_leaves_old_or_new_never_a_mix(merged):
     rng = random.Random(9)
     for _ in range(20):
         store.set_refs(old_refs)  # back to the pre-merge state
-        store.delete_refs(REPLAY_DATA + "compositional_skills/writing/freeform/odes")
         assert state(store) == old_state
         proc = subprocess.Popen([sys.executable, "-c", script])
         time.sleep(rng.uniform(0.0, full * 1.2))
         proc.kill()
         proc.wait()
-        assert state(store) in (old_state, new_state)  # checkpoint, buffer and its data refs move together
+        assert state(store) in (old_state, new_state)  # checkpoint and buffer move together
         assert store.verify() == []
         subprocess.run([sys.executable, "-c", script], check=True)  # a rerun completes the switch
         assert state(store) == new_state
+
+
+def age(store: Store, days: float = 30) -> None:
+    """Make every artifact and record `days` old, as if made by runs long ago."""
+    db = store._db()
+    db.execute("UPDATE artifacts SET created = created - ?", (days * 86400,))
+    db.execute("UPDATE records SET created = created - ?", (days * 86400,))
+
+
+def test_gc_keeps_what_main_and_a_waiting_candidate_need(merged):
+    """main's buffer record keeps its data; a PR's candidate record keeps its checkpoint
+    and data while it waits for the merge, even when those were made long before it."""
+    store = merged["store"]
+    age(store)
+    loose = artifact(store, "loose")
+    age(store)
+    remember_candidate(store, open_repo(merged["repo"]), merged["head"], merged["new"]["checkpoint"],
+                       store.record_get(store.get_ref("main/replay"))["leaves"] | {
+                           "compositional_skills/writing/freeform/odes": merged["new"]["odes"]}, pr=7)
+    report = store.gc()
+    assert report.artifacts == [loose]  # only what nothing needs
+    assert all(store.get(k) for k in (*merged["old"].values(), *merged["new"].values()))
+    assert promote(str(merged["repo"]), "main", store=store)["action"] == "adopted"
+    age(store)  # the old main and the adopted candidate's record are history now
+    report = store.gc()
+    assert report.artifacts == [merged["old"]["checkpoint"]] and report.records == 2  # old buffer, candidate
+    assert all(store.get(k) for k in (*merged["new"].values(), merged["old"]["haiku"])) and store.verify() == []

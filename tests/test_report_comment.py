@@ -32,10 +32,11 @@ def full_run(**over) -> dict:
              "dropped": {"question_judge": 20, "response_judge": 8}, "status": "ok"}]},
         "training": {"method": "full", "phases": [{"phase": 2, "new_samples": 12, "replay_samples": 12,
                                                    "replay_ratio": 1.0, "steps": 6, "loss_first": 2.5, "loss_last": 1.9}]},
-        "mtbench": {"quick": 1, "judge_error_rate": 0.125, "smoke_judge": True,
+        "mtbench": {"quick": 1, "judge_error_rate": 0.125, "smoke_judge": True, "judge_prefill": "Rating: [[",
                     "overall": {"base": 5.1, "candidate": 5.4, "delta": 0.3, "ci": [-0.2, 0.8], "verdict": "within noise"},
                     "categories": cats},
-        "branch": {"leaves": [{"leaf": "compositional_skills/writing/freeform/haiku", "base": 3.0, "candidate": 4.5,
+        "branch": {"judge_error_rate": 0.25, "leaves": [{"leaf": "compositional_skills/writing/freeform/haiku",
+                                                          "n_questions": 6, "base": 3.0, "candidate": 4.5,
                                "delta": 1.5, "ci": [0.5, 2.5], "verdict": "improved", "change": "new"}]},
         "models": {"teacher": "embedded:smollm2-135m-instruct", "student": "embedded:smollm2-135m-instruct",
                    "judge": "embedded:smollm2-135m-instruct"},
@@ -56,8 +57,19 @@ def test_full_comment_has_every_section():
         assert f"### {heading}" in body
     assert "40 → 12 (30 %)" in body and "`question_judge` (−20)" in body  # the filter that dropped most
     assert "5.10 → 5.40 (+0.30, 95 % CI [-0.20, +0.80])" in body
-    assert "judge error rate 12.5 %" in body
+    assert "judge error rate 12.5 %" in body and "Judge error rate 25.0 %" in body  # MT-Bench, branch
+    assert "embedded 135M model, its answers prefilled with `Rating: [[`" in body
+    assert "| `compositional_skills/writing/freeform/haiku` (new) | 6 | 3.00 |" in body
+    local = render_comment(full_run(artifacts_url=None, results_dir="demo-out"))
+    assert local.endswith("Full results: `demo-out/results.json`; generated samples: `demo-out/sdg/`.\n")
     assert "```mermaid\nxychart-beta" in body and "x-axis [math, reasoning, roleplay, writing]" in body
+    run = full_run()
+    run["mtbench"]["categories"]["math"].update(base=None, delta=None)  # every judgment unparseable
+    assert "x-axis [reasoning, roleplay, writing]" in render_comment(run)
+    for c in run["mtbench"]["categories"].values():
+        c["candidate"] = None
+    body = render_comment(run)
+    assert "```mermaid" not in body and "| `math` | – | – |" in body  # the table still says so
     assert "| `generate` | ok | 61.0 s |" in body and "| **total** |  | 181.6 s |" in body
     assert "lab-hooks `0.1.0`" in body
     assert "(https://github.com/acme/taxonomy/actions/runs/42)" in body

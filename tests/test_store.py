@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_hooks.store import Store, StoreError, artifact_key, sha256_tree
+from lab_hooks.store import Store, StoreBusy, StoreError, artifact_key, sha256_tree
 from lab_hooks.store.cli import main as store_main
 from store_writer import STEPS
 
@@ -223,6 +223,31 @@ def test_gc_keeps_refs_recent_runs_and_recent_artifacts(store, capsys):
     db.execute("UPDATE runs SET started = started - 30 * 86400")
     assert store.gc().artifacts == [used] and store.gc().runs == 0
     assert store.get(referenced) and store.verify() == []
+
+
+def test_gc_waits_for_no_job_and_a_killed_job_does_not_block_it(store, capsys):
+    """A job (a pr or promote run) holds the store while it runs: gc refuses, in one
+    line with exit 1, rather than delete what the job found but has not named yet."""
+    loose = store.ensure(artifact_key("x", name="old cache"), lambda out: (out / "f").write_text("x"), kind="x").name
+    store._db().execute("UPDATE artifacts SET created = created - 30 * 86400")
+    job = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from lab_hooks.store import Store\n"
+         f"with Store({str(store.home)!r}).run('pr', {{'pr': 1}}):\n    print('ready', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert job.stdout.readline() == "ready\n"
+        with pytest.raises(StoreBusy, match="a job .pr, promote. is using the store"):
+            store.gc()
+        assert store_main(["--home", str(store.home), "gc"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("lab-hooks store: ") and err.count("\n") == 1
+        assert store.gc(dry_run=True).artifacts == [loose] and store.get(loose)  # looking is fine
+        with store.run("promote"):  # jobs run beside each other
+            pass
+    finally:
+        job.kill()
+        job.wait()
+    assert store.gc().artifacts == [loose]  # the kernel dropped the dead job's lock
 
 
 def test_cli_reports_bad_home_in_one_line(tmp_path, capsys):

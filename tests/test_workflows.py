@@ -92,3 +92,23 @@ def test_only_the_comment_job_can_write():
         if name != "lab-comment":
             assert "write" not in yaml.safe_dump(wf.get("permissions")) + yaml.safe_dump(
                 [j.get("permissions") for j in wf["jobs"].values()]), name
+
+
+def test_install_pins_every_workflow_to_a_full_sha(tmp_path):
+    """The examples carry one placeholder; install.sh makes them usable as they are."""
+    install = ROOT / "examples" / "workflows" / "install.sh"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    result = subprocess.run(["bash", str(install), "acme/lab-hooks", str(tmp_path), "HEAD"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    installed = sorted((tmp_path / ".github" / "workflows").glob("*.yml"))
+    assert [p.name for p in installed] == sorted(p.name for p in (ROOT / "examples" / "workflows").glob("*.yml"))
+    for path in installed:
+        text = path.read_text()
+        assert f"uses: acme/lab-hooks@{head} # lab-hooks " in text and "OWNER" not in text and "0" * 40 not in text
+    lint = subprocess.run([tool("actionlint"), "-config-file", str(ROOT / ".github" / "actionlint.yaml"),  # lab-gpu
+                           *map(str, installed)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    for args, says in ((["acme", str(tmp_path)], "expected OWNER/REPO"), (["a/b", str(tmp_path / "no")], "no such directory"),
+                       (["a/b", str(tmp_path), "no-such-tag"], "not a commit")):
+        bad = subprocess.run(["bash", str(install), *args], capture_output=True, text=True)
+        assert bad.returncode == 2 and says in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr

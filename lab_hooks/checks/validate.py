@@ -11,9 +11,13 @@ from lab_hooks.checks.findings import FORMATS, render, summary_line
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # argparse builds a help formatter for every add_argument, and the default one
+    # imports shutil for the terminal's width: a fixed width while the arguments are
+    # added keeps that off the hook's start-up; help and usage errors get the real one.
     parser = argparse.ArgumentParser(
         prog="lab-hooks validate",
         description="Check taxonomy leaves (qna.yaml) for schema, lint, path and content problems.",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=80),
     )
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="qna.yaml files, attribution.txt files (check the leaf beside them) or directories")
@@ -27,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", metavar="REF",
                         help="also check the leaves the working tree changes since it forked from REF "
                              "(staged, unstaged, untracked; what a PR's validation job runs)")
+    parser.formatter_class = argparse.HelpFormatter
     return parser
 
 
@@ -41,7 +46,11 @@ def select_files(args: argparse.Namespace) -> list[str]:
         top = open_repo(".").working_tree_dir
         root = os.path.relpath(os.path.abspath(args.root), top) if args.root else ""
         changes = changed_leaves(top, args.base, root=root)
-        files += [os.path.join(top, c.path) for c in changes if c.status != "deleted"]
+        # Relative to the working directory, like the paths a user or pre-commit passes: at
+        # the repository's top (Actions, pre-commit) that is the repo-relative path that
+        # GitHub annotations and the PR comment's links need, and a leaf named both ways
+        # is checked once.
+        files += [os.path.relpath(os.path.join(top, c.path)) for c in changes if c.status != "deleted"]
     return list(dict.fromkeys(files))
 
 

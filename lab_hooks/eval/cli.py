@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--judge-repeats", type=int, default=1, metavar="K", help="judgments per answer (judge noise)")
     p.add_argument("--judge-temperature", type=float, metavar="T",
                    help="default 0, or 0.7 with --judge-repeats > 1")
+    p.add_argument("--judge-prefill", action=argparse.BooleanOptionalAction,
+                   help="start each judgment with 'Rating: [[' so the judge writes only the number "
+                        "(default: on for the embedded smoke-test judge, off for others, which explain first)")
     p.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="per answer turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=int, default=2048, metavar="N", help="per judgment (default 2048)")
     p.add_argument("--resamples", type=int, default=10_000, metavar="B", help="bootstrap resamples (default 10000)")
@@ -90,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             store = Store(args.store)
         settings = Settings(seed=args.seed, quick=args.quick, max_tokens=args.max_tokens,
                             judge_max_tokens=args.judge_max_tokens, judge_repeats=args.judge_repeats,
-                            judge_temperature=args.judge_temperature, unchanged_sample=args.unchanged_sample,
-                            resamples=args.resamples)
+                            judge_temperature=args.judge_temperature, judge_prefill=args.judge_prefill,
+                            unchanged_sample=args.unchanged_sample, resamples=args.resamples)
         results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
                            new_leaves=branch.new, unchanged_leaves=branch.unchanged,
                            settings=settings, mtbench=not args.no_mtbench)

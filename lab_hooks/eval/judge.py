@@ -22,6 +22,10 @@ NEED_REF_CATEGORIES = frozenset({"math", "reasoning", "coding", "arena-hard-200"
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 _RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
 RATING_RANGE = (1.0, 10.0)
+# The judge prompts' own example of the output ("Rating: [[5]]") up to the number. Prefilled
+# as the start of the judge's answer, it leaves a small judge only the number to write
+# (and no explanation): the embedded 135M model never gets to a `[[rating]]` on its own.
+RATING_PREFILL = "Rating: [["
 
 
 @dataclass(frozen=True)
@@ -59,12 +63,14 @@ def judge_conversation(
     answers: list[str],
     turn: int,
     references: list[str] | None = None,
+    prefill: str | None = None,
 ) -> list[dict]:
     """The chat a judge sees to rate `answers[turn - 1]`: system + one user message.
 
     As in FastChat's `run_judge_single`: turn 1 shows only the first exchange,
     turn 2 the whole conversation; reference-based prompts get the reference
-    answer of every turn shown.
+    answer of every turn shown. With `prefill`, the judge's answer starts with it
+    (the backend continues that assistant message).
     """
     prompt = prompts[prompt_name(category, turn)]
     fields: dict[str, str] = {}
@@ -78,10 +84,11 @@ def judge_conversation(
         fields.update(question_1=questions[0], question_2=questions[1], answer_1=answers[0], answer_2=answers[1])
     else:
         fields.update(question=questions[0], answer=answers[0])
-    return [
+    chat = [
         {"role": "system", "content": prompt.system_prompt},
         {"role": "user", "content": prompt.prompt_template.format(**fields)},
     ]
+    return chat + [{"role": "assistant", "content": prefill}] if prefill else chat
 
 
 def parse_rating(judgment: str) -> float | None:

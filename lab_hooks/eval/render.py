@@ -75,7 +75,9 @@ def render(results: dict) -> str:
         f"`{models['candidate']['spec']}` ({_short(models['candidate']['id'])}); answers up to "
         f"{results['generation']['max_tokens']} tokens per turn.",
         f"- Judge `{judge['spec']}`: {judge['repeats']} judgment(s) per answer at temperature "
-        f"{judge['temperature']:g}, up to {judge['max_tokens']} tokens.",
+        f"{judge['temperature']:g}, up to {judge['max_tokens']} tokens"
+        + (f"; each judgment prefilled with `{judge['prefill']}` (the judge writes the rating only, "
+           "no explanation)." if judge["prefill"] else "."),
         f"- Δ = candidate − base; CI: {st['method']}, {st['resamples']:,} resamples, seed {results['seed']}, "
         f"{st['confidence'] * 100:g} %. Verdict *improved*/*regressed* only when the CI excludes 0; "
         f"*insufficient data* below {st['min_questions']} questions.",

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lab_hooks.eval import stats
-from lab_hooks.eval.judge import judge_conversation, load_judge_prompts, parse_rating
+from lab_hooks.eval.judge import RATING_PREFILL, judge_conversation, load_judge_prompts, parse_rating
 from lab_hooks.eval.questions import QuestionSet, leaf_set, mtbench_set, sample_leaves
 from lab_hooks.models.types import Backend, SamplingParams
 
@@ -36,6 +36,7 @@ class Settings:
     judge_max_tokens: int = 2048  # FastChat's default
     judge_repeats: int = 1
     judge_temperature: float | None = None  # None: 0 (FastChat), or REPEAT_TEMPERATURE with repeats
+    judge_prefill: bool | None = None  # start judgments with RATING_PREFILL; None: for a smoke-test judge only
     unchanged_sample: int = 3  # unchanged skill leaves asked too, to catch regressions elsewhere
     resamples: int = stats.RESAMPLES
 
@@ -44,6 +45,15 @@ class Settings:
         if self.judge_temperature is not None:
             return self.judge_temperature
         return REPEAT_TEMPERATURE if self.judge_repeats > 1 else 0.0
+
+    def rating_prefill(self, judge_spec: str) -> str | None:
+        """What the judge's answer starts with, if anything.
+
+        A real judge explains first, as FastChat asks (the explanation is worth
+        reading); the embedded one never reaches a `[[rating]]` unless prefilled.
+        """
+        wanted = is_smoke_test_judge(judge_spec) if self.judge_prefill is None else self.judge_prefill
+        return RATING_PREFILL if wanted else None
 
 
 def is_smoke_test_judge(spec: str) -> bool:
@@ -142,8 +152,12 @@ def generate_answers(backend: Backend, sets: list[QuestionSet], max_tokens: int,
 # -- judgments ---------------------------------------------------------------
 
 
-def judge_answers(judge: Backend, sets: list[QuestionSet], answers: dict, settings: Settings) -> dict:
-    """{set name: {"ratings": [[[rating|None per repeat] per turn] per question], "judgments": texts}}."""
+def judge_answers(judge: Backend, sets: list[QuestionSet], answers: dict, settings: Settings,
+                  prefill: str | None = None) -> dict:
+    """{set name: {"ratings": [[[rating|None per repeat] per turn] per question], "judgments": texts}}.
+
+    A judgment text is the whole of the judge's answer: the prefill and what the judge wrote after it.
+    """
     requests, where = [], []
     for s in sets:
         prompts = load_judge_prompts(s.judge_prompts)
@@ -151,18 +165,18 @@ def judge_answers(judge: Backend, sets: list[QuestionSet], answers: dict, settin
             for turn in range(1, len(q.turns) + 1):
                 requests.append(judge_conversation(
                     prompts, q.category, list(q.turns), answers[s.name][qi], turn,
-                    list(q.references) if q.references else None))
+                    list(q.references) if q.references else None, prefill))
                 where.append((s.name, qi))
     params = SamplingParams(temperature=settings.judge_temp, max_tokens=settings.judge_max_tokens,
                             n=settings.judge_repeats, seed=settings.seed)
     out = {s.name: {"ratings": [[] for _ in s.questions], "judgments": [[] for _ in s.questions]} for s in sets}
-    for (name, qi), texts in zip(where, _judge_texts(judge, requests, params)):
+    for (name, qi), texts in zip(where, _judge_texts(judge, requests, params, prefill or "")):
         out[name]["judgments"][qi].append(texts)
         out[name]["ratings"][qi].append([parse_rating(t) for t in texts])
     return out
 
 
-def _judge_texts(judge: Backend, requests: list, params: SamplingParams) -> list[list[str]]:
+def _judge_texts(judge: Backend, requests: list, params: SamplingParams, prefill: str) -> list[list[str]]:
     """The judge's texts per request; one too long for its context is a judge error, not a crash."""
     from lab_hooks.models.types import ContextLengthError
 
@@ -175,7 +189,7 @@ def _judge_texts(judge: Backend, requests: list, params: SamplingParams) -> list
             texts[pending.pop(exc.index)] = [f"(not judged: {exc})"] * params.n
             continue
         for i, c in zip(pending, completions):
-            texts[i] = [completion.text for completion in c]
+            texts[i] = [prefill + completion.text for completion in c]
         break
     return texts
 
@@ -251,7 +265,7 @@ def evaluate(
                  data / "mt_bench_branch" / "judge_prompts.jsonl", settings)
     generation = {"max_tokens": settings.max_tokens, "temperatures": TEMPERATURES}
     judging = {"temperature": settings.judge_temp, "repeats": settings.judge_repeats,
-               "max_tokens": settings.judge_max_tokens}
+               "max_tokens": settings.judge_max_tokens, "prefill": settings.rating_prefill(specs["judge"])}
 
     def answers_key(role: str, s: QuestionSet) -> str:
         return artifact_key("eval-answers", model=ids[role], questions=s.hash, generation=generation,
@@ -287,7 +301,7 @@ def evaluate(
         model = backends(specs["judge"]) if missing else None
         with steps.step(f"{role} judgments", cached=not missing):
             if missing:
-                new = judge_answers(model, missing, answers, settings)
+                new = judge_answers(model, missing, answers, settings, judging["prefill"])
                 judged.update(new)
                 save({jkeys[name]: j for name, j in new.items()})
         ratings[role] = {name: j["ratings"] for name, j in judged.items()}

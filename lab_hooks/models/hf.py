@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab_hooks.models.types import Completion, Conversation, SamplingParams, check_fits
+from lab_hooks.models.types import Completion, Conversation, SamplingParams, check_fits, template_options
 
 DEFAULTS = {"batch_size": 16, "dtype": "auto", "device": "auto"}
 
@@ -36,7 +36,7 @@ class TransformersBackend:
             self.context_length = self.tokenizer.model_max_length
 
     def prompt_ids(self, conversation: Conversation) -> list[int]:
-        text = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+        text = self.tokenizer.apply_chat_template(conversation, tokenize=False, **template_options(conversation))
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def chat(self, conversations: list[Conversation], params: SamplingParams) -> list[list[Completion]]:

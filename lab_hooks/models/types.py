@@ -31,8 +31,24 @@ class Backend(Protocol):
     spec: str
 
     def chat(self, conversations: list[Conversation], params: SamplingParams) -> list[list[Completion]]:
-        """One list of `params.n` completions per conversation, in order."""
+        """One list of `params.n` completions per conversation, in order.
+
+        A conversation that ends in an assistant message is a prefill: the model goes on
+        writing that message (no new turn starts) and each completion is the continuation only.
+        """
         ...
+
+
+def is_prefill(conversation: Conversation) -> bool:
+    """Whether a conversation asks the model to continue its final (assistant) message."""
+    return bool(conversation) and conversation[-1].get("role") == "assistant"
+
+
+def template_options(conversation: Conversation) -> dict[str, bool]:
+    """The chat-template flags (transformers, vLLM, vLLM's server) that start a new assistant
+    turn, or that continue the final message of a prefill."""
+    prefill = is_prefill(conversation)
+    return {"add_generation_prompt": not prefill, "continue_final_message": prefill}
 
 
 class BackendError(Exception):

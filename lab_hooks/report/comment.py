@@ -13,8 +13,10 @@ Keys (all optional except `status`; a stage that did not run has no key):
     training: {method, phases: [{phase, new_samples, replay_samples, replay_ratio,
                steps, loss_first, loss_last, dropped}]}
     mtbench: {quick, judge_error_rate, overall: {base, candidate, delta, ci, verdict},
-              categories: {name: {base, candidate, delta, ci, verdict}}, smoke_judge}
-    branch: {leaves: [{leaf, change: new|modified|unchanged, base, candidate, delta, ci, verdict}]}
+              categories: {name: {base, candidate, delta, ci, verdict}}, smoke_judge, judge_prefill}
+    branch: {judge_error_rate,
+             leaves: [{leaf, change: new|modified|unchanged, n_questions, base, candidate, delta, ci, verdict}]}
+    results_dir: where results.json and the generated samples are (a local run, no artifacts_url)
     models: {teacher, student, judge, base_checkpoint, candidate_checkpoint}
     seeds: {name: int}
 
@@ -164,12 +166,11 @@ def _mtbench(run: dict) -> list[str]:
     notes = []
     if mt.get("quick"):
         notes.append(f"quick subset: {int(mt['quick'])} question(s) per category")
-    if mt.get("judge_error_rate") is not None:
-        notes.append(f"judge error rate {100 * float(mt['judge_error_rate']):.1f} % (unparseable judgments excluded)")
+    notes += _judge_notes(mt)
     if mt.get("smoke_judge"):
-        notes.append("the judge is the embedded 135M model: a smoke test, not a measurement")
-    if notes:
-        out += ["; ".join(notes).capitalize() + ".", ""]
+        prefill = f", its answers prefilled with {md_code(mt['judge_prefill'], 30)}" if mt.get("judge_prefill") else ""
+        notes.append(f"the judge is the embedded 135M model{prefill}: a smoke test, not a measurement")
+    out += _sentence(notes)
     rows = []
     cats = mt.get("categories") or {}
     for name, c in [("overall", mt.get("overall") or {})] + sorted(cats.items()):
@@ -177,9 +178,19 @@ def _mtbench(run: dict) -> list[str]:
         rows.append([label, _num(c.get("base")), _num(c.get("candidate")), _signed(c.get("delta")),
                      _ci(c.get("ci")), _verdict(c.get("verdict"))])
     out += _table(["Category", "Base", "Candidate", "Δ", "95 % CI", "Verdict"], rows) + [""]
-    if cats:
-        out += _chart(cats)
+    scored = {name: c for name, c in cats.items() if c.get("base") is not None and c.get("candidate") is not None}
+    if scored:  # a category without scores is left out, not drawn as 0
+        out += _chart(scored)
     return out
+
+
+def _judge_notes(section: dict) -> list[str]:
+    rate = section.get("judge_error_rate")
+    return [] if rate is None else [f"judge error rate {100 * float(rate):.1f} % (unparseable judgments excluded)"]
+
+
+def _sentence(notes: list[str]) -> list[str]:
+    return [notes[0][:1].upper() + "; ".join(notes)[1:] + ".", ""] if notes else []
 
 
 def _chart(cats: dict) -> list[str]:
@@ -200,11 +211,11 @@ def _branch(run: dict) -> list[str]:
     if not br or not br.get("leaves"):
         return []
     tags = {"new": " (new)", "unchanged": " (unchanged, control)"}
-    rows = [[md_code(l.get("leaf", "?")) + tags.get(l.get("change"), ""),
+    rows = [[md_code(l.get("leaf", "?")) + tags.get(l.get("change"), ""), _num(l.get("n_questions"), ".0f"),
              _num(l.get("base")), _num(l.get("candidate")), _signed(l.get("delta")), _ci(l.get("ci")),
              _verdict(l.get("verdict"))] for l in br["leaves"]]
-    return (["### Branch evaluation (the PR's leaves)", ""]
-            + _table(["Leaf", "Base", "Candidate", "Δ", "95 % CI", "Verdict"], rows) + [""])
+    return (["### Branch evaluation (the PR's leaves)", ""] + _sentence(_judge_notes(br))
+            + _table(["Leaf", "Questions", "Base", "Candidate", "Δ", "95 % CI", "Verdict"], rows) + [""])
 
 
 def _details(run: dict) -> list[str]:
@@ -229,6 +240,9 @@ def _footer(run: dict) -> list[str]:
     url = run.get("artifacts_url")
     if url and str(url).startswith(("https://", "http://")) and " " not in url and ")" not in url:
         return [f"[Full results (JSON) and generated samples]({url})"]
+    local = run.get("results_dir")
+    if local:
+        return [f"Full results: {md_code(f'{local}/results.json')}; generated samples: {md_code(f'{local}/sdg/')}."]
     return ["Full results (JSON) and generated samples are in this run's artifacts."]
 
 

@@ -20,7 +20,7 @@ Dependencies: `deps=[keys]` on build/ensure/record_put (`record_put_many(items, 
 Refs, the names of what is current ("main/checkpoint", "pr/12/checkpoint"):
     store.get_ref(name) / refs(prefix) / set_ref(name, key) / delete_refs(*names)
     store.set_refs({"main/checkpoint": c, "main/replay": r}, expect={...})  one transaction
-Runs, so gc keeps what recent jobs used:
+Runs, so gc keeps what recent jobs used (and does not run beside a running one):
     with store.run("pr", {"pr": 12}) as run: run.use(key, ...)
 Maintenance (`lab-hooks store ls|verify|gc`): store.verify() -> [Problem], store.gc(keep_days).
 
@@ -29,9 +29,9 @@ Keys of artifacts are sha256 hex (`artifact_key`); record keys are any string
 """
 
 from lab_hooks.store.keys import artifact_key, canonical_json, sha256_file, sha256_tree
-from lab_hooks.store.store import Artifact, GcReport, Problem, Run, Store, StoreError
+from lab_hooks.store.store import Artifact, GcReport, Problem, Run, Store, StoreBusy, StoreError
 
 __all__ = [
-    "Artifact", "GcReport", "Problem", "Run", "Store", "StoreError",
+    "Artifact", "GcReport", "Problem", "Run", "Store", "StoreBusy", "StoreError",
     "artifact_key", "canonical_json", "sha256_file", "sha256_tree",
 ]

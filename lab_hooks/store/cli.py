@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from lab_hooks.store.store import DEFAULT_KEEP_DAYS, Store, StoreError
+from lab_hooks.store.store import DEFAULT_KEEP_DAYS, Store, StoreBusy, StoreError
 
 
 def _size(n: int) -> str:
@@ -60,7 +60,11 @@ def _verify(store: Store, args: argparse.Namespace) -> int:
 
 
 def _gc(store: Store, args: argparse.Namespace) -> int:
-    report = store.gc(keep_days=args.keep_days, dry_run=args.dry_run)
+    try:
+        report = store.gc(keep_days=args.keep_days, dry_run=args.dry_run)
+    except StoreBusy as exc:  # not an error of the store: a job runs; a cron gc tries again later
+        print(f"lab-hooks store: {exc}", file=sys.stderr)
+        return 1
     verb = "would delete" if args.dry_run else "deleted"
     for key in report.artifacts:
         print(f"{verb} artifact {key[:12]}")

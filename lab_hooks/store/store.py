@@ -6,6 +6,7 @@ Layout under the store's home (default `LAB_HOME/store`):
     objects/ab/<key>/       one complete artifact per key (files made read-only)
     tmp/<key>.<pid>.<rnd>/  artifacts being built
     locks/<key>.lock        one flock per key: builders of the same key take turns
+    locks/jobs.lock         shared by every running job (`run`), exclusive for `gc`
 
 The manifest is the only truth about completeness: a directory under objects/
 counts only once its row is in `artifacts`, and the row is written after the
@@ -65,10 +66,15 @@ _LIVE = """WITH RECURSIVE live(key) AS (
     UNION SELECT d.child FROM deps d JOIN live ON d.parent = live.key)
   SELECT key FROM live"""
 DEFAULT_KEEP_DAYS = 7.0
+JOBS_LOCK = "jobs"  # locks/jobs.lock: not a key, so never taken for garbage
 
 
 class StoreError(Exception):
     """Misuse or an inconsistent store; the message is one line for the user."""
+
+
+class StoreBusy(StoreError):
+    """`gc` found a job running: it may be about to name something gc would delete."""
 
 
 @dataclass(frozen=True)
@@ -203,15 +209,15 @@ class Store:
     # -- locks -------------------------------------------------------------
 
     @contextmanager
-    def _key_lock(self, key: str, blocking: bool = True) -> Iterator[bool]:
-        """An exclusive flock on the key's lock file; the kernel drops it when we die.
+    def _key_lock(self, key: str, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
+        """A flock on `locks/<key>.lock` (exclusive unless `shared`); the kernel drops it when we die.
 
         With blocking=False, yields False instead of waiting for a holder.
         """
         fd = os.open(self.locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
                     raise
@@ -425,18 +431,24 @@ class Store:
 
     @contextmanager
     def run(self, kind: str, meta: dict | None = None) -> Iterator[Run]:
-        """Record a job; keys passed to `run.use` stay live for gc's keep window."""
+        """Record a job; keys passed to `run.use` stay live for gc's keep window.
+
+        While it runs, the job holds the store's jobs lock (shared): `gc` does not
+        run beside it, so nothing the job found in the store, and has not yet named
+        in a ref or a dependency, disappears under it (old cached data included).
+        """
         meta_json = canonical_json(meta or {})
-        run_id = self._write(lambda db: db.execute(
-            "INSERT INTO runs (kind, meta, started, status) VALUES (?, ?, ?, 'running')",
-            (kind, meta_json, time.time())).lastrowid)
-        status = "failed"
-        try:
-            yield Run(run_id, self)
-            status = "ok"
-        finally:
-            self._write(lambda db: db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?",
-                                              (time.time(), status, run_id)))
+        with self._key_lock(JOBS_LOCK, shared=True):
+            run_id = self._write(lambda db: db.execute(
+                "INSERT INTO runs (kind, meta, started, status) VALUES (?, ?, ?, 'running')",
+                (kind, meta_json, time.time())).lastrowid)
+            status = "failed"
+            try:
+                yield Run(run_id, self)
+                status = "ok"
+            finally:
+                self._write(lambda db: db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?",
+                                                  (time.time(), status, run_id)))
 
     # -- maintenance -------------------------------------------------------
 
@@ -503,8 +515,18 @@ class Store:
 
         Artifacts and records younger than `keep_days` are kept too, so a job
         that has just built something but not yet set a ref never loses it.
-        Keys being built right now (lock held) are skipped.
+        Keys being built right now (lock held) are skipped. StoreBusy while a
+        job (`run`) is running: it may still be about to name what looks dead.
         """
+        if dry_run:
+            return self._gc(keep_days, dry_run)
+        with self._key_lock(JOBS_LOCK, blocking=False) as held:
+            if not held:
+                raise StoreBusy(f"{self.home}: a job (pr, promote) is using the store; gc deletes nothing "
+                                "while one runs: try again when it has finished")
+            return self._gc(keep_days, dry_run)
+
+    def _gc(self, keep_days: float, dry_run: bool) -> GcReport:
         cutoff = time.time() - keep_days * 86400
         report = GcReport()
         db = self._db()
