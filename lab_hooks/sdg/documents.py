@@ -41,11 +41,11 @@ class DocumentError(Exception):
 
 @dataclass(frozen=True)
 class GitTree:
-    """The commit that leaves were read from: their in-repo documents come from its tree."""
+    """The commit that leaves were read from: their in-repo documents come from its tree
+    (the taxonomy is the repository's root, as for `lab_hooks.diff.diff_taxonomy`)."""
 
     repo: Any  # git.Repo
     commit: str
-    root: str = ""  # the taxonomy's folder inside the repository ("" = its root)
 
 
 def _install(src: Path, dest: Path) -> None:
@@ -126,8 +126,7 @@ def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, ca
     repo = str(document.get("repo") or "")
     patterns = document.get("patterns")
     if not repo:
-        return leaf_dir if tree is None else _export(tree, posixpath.join(tree.root, Path(leaf_dir).as_posix()),
-                                                     patterns, cache)
+        return leaf_dir if tree is None else _export(tree, Path(leaf_dir).as_posix(), patterns, cache)
     if repo.startswith("-") or "::" in repo:
         raise DocumentError(f"document.repo {repo!r} is not a URL or a path")
     if re.match(r"https?://", repo) or (repo.startswith("file://") and os.environ.get("LAB_HOOKS_ALLOW_FILE_REPOS") == "1"):
@@ -136,7 +135,7 @@ def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, ca
         raise DocumentError(f"document.repo {repo!r}: only https:// repositories are fetched")
     folder = in_repo_folder(repo)
     if folder is not None and tree is not None:
-        return _export(tree, posixpath.join(tree.root, folder), patterns, cache)
+        return _export(tree, folder, patterns, cache)
     local = local_document_dir(repo, taxonomy_root or leaf_dir) if folder is not None else None
     if local is None:
         raise DocumentError(f"document.repo {repo!r} is neither an https URL nor a folder inside the taxonomy")
