@@ -102,18 +102,19 @@ def incremental_vs_full(leaves: dict[str, list[dict]], model: Path, work: Path, 
     for seed in range(args.prs):
         touched = sorted(random.Random(seed).sample(sorted(leaves), size))
         (mix,) = plan_pr(leaves, {n: leaves[n] for n in touched}, removed=touched, ratio=1.0, seed=0)
-        prs.append((full_tokens / (sum(length.get(s["id"], 0) for s in mix.samples) * config.epochs), seed, touched, mix))
-    prs.sort(key=lambda pr: pr[0])
-    ratios = [pr[0] for pr in prs]
-    ratio, seed, touched, mix = prs[len(prs) // 2]
+        prs.append((sum(length.get(s["id"], 0) for s in mix.samples) * config.epochs, seed, touched, mix))
+    prs.sort(key=lambda pr: -pr[0])
+    ratios = [full_tokens / pr[0] for pr in prs]
+    _, seed, touched, mix = prs[len(prs) // 2]
     print(f"\n2. PRs modifying {size} of {len(leaves)} leaves ({size / len(leaves):.0%}), {args.per_leaf} samples each, "
           f"replay ratio 1.0; tokens counted for {len(prs)} random PRs: full / incremental "
-          f"min {ratios[0]:.1f}x, median {ratio:.1f}x, max {ratios[-1]:.1f}x")
+          f"min {ratios[0]:.1f}x, median {ratios[len(prs) // 2]:.1f}x, max {ratios[-1]:.1f}x, "
+          f"full / mean incremental {full_tokens * len(prs) / sum(pr[0] for pr in prs):.1f}x")
     print(f"   trained: the median PR (seed {seed}): {', '.join(touched)}")
     full = timed_train(pool, model, work / "full", config)
     incremental = timed_train(mix.samples, model, work / "incremental", config)
-    for name, timed, n in (("full retrain", full, len(pool)), ("incremental", incremental, len(mix.samples))):
-        print(f"   {name:13s} {n:4d} samples {timed['tokens_processed']:8d} tokens "
+    for name, timed in (("full retrain", full), ("incremental", incremental)):
+        print(f"   {name:13s} {timed['samples']:4d} samples trained {timed['tokens_processed']:8d} tokens "
               f"loop {timed['wall_s']:7.1f} s  end-to-end {timed['end_to_end_s']:7.1f} s")
     print(f"   cheaper by: {full['tokens_processed'] / incremental['tokens_processed']:.1f}x tokens, "
           f"{full['wall_s'] / incremental['wall_s']:.1f}x loop wall, "

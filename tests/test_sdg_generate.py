@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -166,6 +167,7 @@ def test_a_teacher_named_by_spec_is_loaded_on_first_use_only():
 
     lazy = CountingBackend("hf:/no/such/checkpoint")
     assert lazy.spec == "hf:/no/such/checkpoint" and lazy.calls == 0
+    assert not lazy.concurrent and CountingBackend("openai:http://127.0.0.1:9/v1#m").concurrent  # nothing loaded
     with pytest.raises(SpecError, match="not a checkpoint dir"):
         lazy.chat([[{"role": "user", "content": "hi"}]], SamplingParams())
 
@@ -315,3 +317,41 @@ def test_kill_9_at_random_points_then_resume_gives_identical_outputs(teacher, ta
     _, status = os.waitpid(_fork(_generate_in(teacher, taxonomy, home, out)), 0)
     assert status == 0
     assert tree(out) == expected
+
+
+class SerializedTeacher:
+    """The embedded model behind a lock, declared `concurrent`: the engine's threads really
+    overlap and their batches finish in any order, while each batch's completions are the
+    model's alone (its sampling seed is process-global, hence the lock)."""
+
+    concurrent = True
+
+    def __init__(self, backend):
+        self.backend, self.spec = backend, backend.spec
+        self._model, self._count = threading.Lock(), threading.Lock()
+        self.waiting = self.most_waiting = 0
+
+    def chat(self, conversations, params):
+        with self._count:
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+        try:
+            with self._model:
+                return self.backend.chat(conversations, params)
+        finally:
+            with self._count:
+                self.waiting -= 1
+
+
+def test_concurrent_leaves_and_batches_write_what_a_sequential_run_writes(teacher, taxonomy, tmp_path):
+    leaves = [leaf for leaf in leaves_of(taxonomy) if "knowledge" not in leaf.path]
+    serialized = SerializedTeacher(teacher)
+    for backend, name in ((teacher, "sequential"), (serialized, "concurrent")):
+        store = Store(tmp_path / name / "store")
+        try:
+            generate_leaves(leaves, backend, store, out_dir=tmp_path / name / "out", taxonomy_root=taxonomy,
+                            samples_per_seed=1, max_tokens=8, batch_size=1)  # a batch per seed
+        finally:
+            store.close()
+    assert serialized.most_waiting >= 3  # two leaves and several batches of a step were in flight together
+    assert tree(tmp_path / "concurrent" / "out") == tree(tmp_path / "sequential" / "out")

@@ -33,9 +33,23 @@ def ids(mix) -> list[str]:
 
 
 def test_even_quotas_fill_small_strata_then_share_the_rest():
-    assert even_quotas({"a": 40, "b": 3, "c": 40}, 30) == {"b": 3, "a": 14, "c": 13}
+    quotas = even_quotas({"a": 40, "b": 3, "c": 40}, 30)
+    assert quotas["b"] == 3 and sorted((quotas["a"], quotas["c"])) == [13, 14]
     assert even_quotas({"a": 2, "b": 3}, 30) == {"a": 2, "b": 3}
     assert even_quotas({"a": 5}, 0) == {"a": 0}
+
+
+def test_more_leaves_than_replay_samples_each_pr_replays_other_leaves():
+    """Which leaves get a sample follows the seed (and so the PR), not the alphabet."""
+    sizes = {f"l{i:02d}": 10 for i in range(40)}
+    picks = [frozenset(k for k, q in even_quotas(sizes, 4, str(seed)).items() if q) for seed in range(20)]
+    assert all(len(p) == 4 for p in picks)
+    assert len(frozenset().union(*picks)) > 30  # not the same four every time
+    assert even_quotas(sizes, 4, "x") == even_quotas(sizes, 4, "x")
+    buffer = {skill(f"l{i:02d}"): samples(skill(f"l{i:02d}"), 10) for i in range(40)}
+    replayed = [set(plan_pr(buffer, {skill(f"new{n}"): samples(skill(f"new{n}"), 4)})[0].recipe["replay"])
+                for n in range(10)]
+    assert len(set().union(*replayed)) > 20
 
 
 def test_skill_pr_trains_phase_two_on_new_leaf_plus_equal_replay():

@@ -9,15 +9,16 @@ the evaluation set. All similarity is ROUGE-L as `rouge-score` computes it
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
-from statistics import fmean
 from typing import Iterator, Sequence
 
 from lab_hooks.checks import similarity as sim
 from lab_hooks.checks.context import Context
 from lab_hooks.checks.findings import ERROR, WARNING, Finding, Metric
+from lab_hooks.checks.mtbench_index import MTBenchIndex
 from lab_hooks.checks.registry import leaf_check, rule, taxonomy_check, threshold
 from lab_hooks.checks.seedindex import SeedIndex, seed_prompt
 from lab_hooks.taxonomy.leaf import Example, Leaf
@@ -34,7 +35,7 @@ DUPLICATE_ACROSS = rule("LH604", "duplicate-across-leaves", ERROR,
 SIMILAR_ACROSS = rule("LH605", "similar-across-leaves", WARNING,
                       "a seed question has ROUGE-L >= `rouge_l_near_duplicate` with one of another leaf")
 CONTAMINATION = rule("LH606", "mtbench-contamination", ERROR,
-                     "a seed question or answer has ROUGE-L >= `rouge_l_contamination` (0.7) or shares a "
+                     "a seed question, answer or context has ROUGE-L >= `rouge_l_contamination` (0.7) or shares a "
                      "`contamination_ngram`-word (13) run with an MT-Bench question (either turn)")
 MTBENCH_UNAVAILABLE = rule("LH607", "mtbench-unavailable", WARNING,
                            "the MT-Bench questions are not cached and cannot be fetched: contamination not checked")
@@ -45,8 +46,9 @@ MIN_DIVERSITY = threshold("min_diversity", 0.3, "the least mean pairwise 1 - ROU
 CONTAMINATION_ROUGE_L = threshold("rouge_l_contamination", 0.7, "ROUGE-L F at which a seed matches an MT-Bench turn")
 CONTAMINATION_NGRAM = threshold("contamination_ngram", 13, "length in words of a run shared with MT-Bench that flags a seed")
 
-# Above this many query questions, matching loads the whole index into memory
-# and runs one prefix-filtered join instead of looking candidates up per token.
+# Above this many query questions (or for a small taxonomy's transient index),
+# matching loads the whole index into memory and runs one prefix-filtered join
+# instead of looking candidates up per token.
 BULK_QUERIES = 200
 
 
@@ -73,7 +75,7 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
         yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
                                f"seed (question + answer) is a near-duplicate of the seed at line "
                                f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
-    diversity = fmean(1 - score for _, _, score in scores)
+    diversity = math.fsum(1 - score for _, _, score in scores) / len(scores)  # statistics.fmean, without importing it
     yield Metric(leaf.file, "diversity", round(diversity, 4))
     floor = ctx.threshold(MIN_DIVERSITY)
     if diversity < floor:
@@ -103,7 +105,7 @@ def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], lim
                 exact[(qi, leaf_id, seed)] = True
     vocab = sim.Vocabulary()
     tokens = [sim.rouge_tokens(q) for _, q in queries]
-    if len(queries) > BULK_QUERIES:
+    if index.transient or len(queries) > BULK_QUERIES:
         near = _near_in_memory(index, tokens, vocab, limit)
     else:
         near = _near_by_postings(index, tokens, vocab, limit)
@@ -191,55 +193,51 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
 
 
 @lru_cache(maxsize=1)
-def _mtbench() -> list[tuple[int, str, int, str]]:
-    """(question_id, category, turn number, text) of every MT-Bench turn (pinned: read once)."""
-    from lab_hooks.assets import mtbench_questions
-
-    return [(q["question_id"], q.get("category", "?"), n, text)
-            for q in mtbench_questions() for n, text in enumerate(q["turns"], 1)]
+def _mtbench() -> MTBenchIndex:
+    """The MT-Bench table, opened once per process (raises AssetError when it cannot be built)."""
+    return MTBenchIndex()
 
 
-@lru_cache(maxsize=4)
-def _mtbench_ngrams(n: int) -> dict[tuple[str, ...], int]:
-    """Every n-word run of an MT-Bench turn -> the first turn holding it."""
-    grams: dict[tuple[str, ...], int] = {}
-    for turn_i, (*_, text) in enumerate(_mtbench()):
-        for gram in sim.ngrams(sim.words(text), n):
-            grams.setdefault(gram, turn_i)
-    return grams
+def _contamination_texts(leaf: Leaf) -> list[tuple[tuple[int, int], str, str]]:
+    """(position, what, text) of everything a leaf would teach: each seed's question
+    and answer (a knowledge leaf's every Q&A) and each seed's context."""
+    texts = [t for e in leaf.examples for t in ((e.pos, "question", e.question), (e.answer_pos, "answer", e.answer))]
+    seeds = leaf.doc.data.get("seed_examples")
+    for i, seed in enumerate(seeds if isinstance(seeds, list) else []):
+        if isinstance(seed, dict) and isinstance(seed.get("context"), str):
+            texts.append((leaf.doc.pos(("seed_examples", i, "context")), "context", seed["context"]))
+    return [t for t in texts if t[2].strip()]
 
 
 @taxonomy_check
 def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Finding]:
-    texts = [(leaf, pos, what, text) for leaf in leaves for e in leaf.examples
-             for pos, what, text in ((e.pos, "question", e.question), (e.answer_pos, "answer", e.answer))
-             if text.strip()]
+    texts = [(leaf, *text) for leaf in leaves for text in _contamination_texts(leaf)]
     if not texts:
         return
     from lab_hooks.assets import AssetError
 
     try:
-        turns = _mtbench()
+        mtbench = _mtbench()
     except AssetError as exc:
         yield MTBENCH_UNAVAILABLE.at(leaves[0].file, (1, 1), f"MT-Bench contamination not checked: {exc}")
         return
+    turns = mtbench.turns
     limit, n = ctx.threshold(CONTAMINATION_ROUGE_L), ctx.threshold(CONTAMINATION_NGRAM)
     vocab = sim.Vocabulary()
     near: dict[int, tuple[float, int]] = {}
     for ti, turn_i, score in sim.join([vocab.encode(t) for *_, t in texts],
                                       [vocab.encode(t) for *_, t in turns], limit):
         near.setdefault(ti, (score, turn_i))
-    turn_ngrams = _mtbench_ngrams(n)
+    rest = [ti for ti in range(len(texts)) if ti not in near]
+    shared = dict(zip(rest, mtbench.first_shared([sim.words(texts[ti][3]) for ti in rest], n)))
     for ti, (leaf, pos, what, text) in enumerate(texts):
-        words = sim.words(text)
-        shared = next((g for g in (tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-                       if g in turn_ngrams), None)
         if ti in near:
             score, turn_i = near[ti]
             qid, category, turn, _ = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} matches MT-Bench question {qid} ({category}) turn "
                                                    f"{turn}: ROUGE-L {score:.2f} >= {limit}")
-        elif shared is not None:
-            qid, category, turn, _ = turns[turn_ngrams[shared]]
+        elif shared[ti] is not None:
+            gram, turn_i = shared[ti]
+            qid, category, turn, _ = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} shares {n} words with MT-Bench question {qid} "
-                                                   f"({category}) turn {turn}: \"{' '.join(shared)}\"")
+                                                   f"({category}) turn {turn}: \"{gram}\"")

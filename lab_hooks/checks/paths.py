@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from bisect import bisect_left
 from typing import Iterator
 
 from lab_hooks.checks.context import Context
@@ -38,10 +39,44 @@ def check_path_names(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
                                                   f"(e.g. {'_'.join(part.lower().split())!r})")
 
 
-def _leaf_dirs(ctx: Context) -> set[str]:
-    """The folder (absolute) of every leaf under the root and of every leaf being checked."""
-    dirs = {os.path.dirname(os.path.abspath(p)) for p in ctx.leaf_files().values()}
-    return dirs | {os.path.dirname(os.path.abspath(leaf.file)) for leaf in ctx.checked}
+class _LeafFolders:
+    """Which folders hold a leaf: those of the tree under the root (from the run's one
+    scan, kept as taxonomy-relative strings) and those of the leaves being checked.
+
+    A check asks only about one leaf's ancestors and descendants, so a commit
+    touching one leaf of a large taxonomy never builds a path per leaf.
+    """
+
+    def __init__(self, ctx: Context):
+        root = os.path.abspath(ctx.root)
+        self.root_slash = os.path.join(root, "")
+        self.tree = sorted({path.rpartition("/")[0] for path in ctx.leaf_stats()})
+        self.tree_set = set(self.tree)
+        self.checked = {os.path.dirname(os.path.abspath(leaf.file)) for leaf in ctx.checked}
+
+    def _relative(self, folder: str) -> str | None:
+        """`folder` + "/" relative to the root ("" for the root), None outside it."""
+        inside = folder + os.sep
+        if not inside.startswith(self.root_slash):
+            return None
+        return inside[len(self.root_slash):].replace(os.sep, "/")
+
+    def holds_leaf(self, folder: str) -> bool:
+        rel = self._relative(folder)
+        return folder in self.checked or (rel is not None and rel[:-1] in self.tree_set)
+
+    def below(self, folder: str) -> list[str]:
+        """The leaf folders strictly below `folder`, sorted."""
+        rel = self._relative(folder)
+        if rel is not None:  # the tree's folders that start with rel: one range of the sorted list
+            lo = bisect_left(self.tree, rel)
+            hi = bisect_left(self.tree, rel[:-1] + chr(ord("/") + 1)) if rel else len(self.tree)
+            tree = self.tree[lo:hi]
+        else:
+            tree = self.tree if self.root_slash.startswith(folder + os.sep) else []  # the root is below it
+        found = {self.root_slash + d.replace("/", os.sep) for d in tree}
+        found.update(d for d in self.checked if d.startswith(folder + os.sep))
+        return sorted(found)
 
 
 def _ancestors(folder: str) -> Iterator[str]:
@@ -55,26 +90,15 @@ def _ancestors(folder: str) -> Iterator[str]:
 
 @leaf_check
 def check_nesting(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
-    dirs = ctx.memo("paths.leaf_dirs", lambda: _leaf_dirs(ctx))
-    below = ctx.memo("paths.below", lambda: _below(dirs))
+    folders = ctx.memo("paths.leaf_folders", lambda: _LeafFolders(ctx))
     own = os.path.dirname(os.path.abspath(leaf.file))
-    parent = next((d for d in _ancestors(own) if d in dirs), None)
+    parent = next((d for d in _ancestors(own) if folders.holds_leaf(d)), None)
     if parent is not None:
         yield NESTED_LEAF.at(leaf.file, (1, 1), f"inside the leaf folder {os.path.relpath(parent)}/; "
                                                 "a leaf folder must not hold other leaves")
         return
-    if own in below:
-        inner = sorted(below[own])
+    inner = folders.below(own)
+    if inner:
         more = f" and {len(inner) - 1} more" if len(inner) > 1 else ""
         yield NESTED_LEAF.at(leaf.file, (1, 1), f"holds another leaf below it ({os.path.relpath(inner[0])}/{more}); "
                                                 "leaves belong only at the ends of the tree")
-
-
-def _below(dirs: set[str]) -> dict[str, list[str]]:
-    """Leaf folder -> the leaf folders strictly below it."""
-    out: dict[str, list[str]] = {}
-    for d in dirs:
-        for parent in _ancestors(d):
-            if parent in dirs:
-                out.setdefault(parent, []).append(d)
-    return out

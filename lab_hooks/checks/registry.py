@@ -2,8 +2,8 @@
 
 A check is a plain function. Per-leaf checks take `(leaf, ctx)`; taxonomy-wide
 checks take `(leaves, ctx)` once per run, so a check that compares the leaves
-being validated against every leaf under the taxonomy root (`ctx.taxonomy_leaves()`)
-pays for loading them once. Both yield `Finding`s (made with `Rule.at`) and,
+being validated against every leaf under the taxonomy root (`ctx.leaf_stats()`
+lists them) pays for that once. Both yield `Finding`s (made with `Rule.at`) and,
 for the JSON output, `Metric`s. A stage adds checks by appending its module to
 `CHECK_MODULES`; the CLI never changes.
 """

@@ -56,24 +56,28 @@ def default_location(root: Path) -> Path:
     return lab_home() / "seed-index" / f"{key}.sqlite"
 
 
-def _connect(location: Path | str) -> sqlite3.Connection:
+def _connect(location: Path | str, schema: str = SCHEMA, version: int = FORMAT) -> sqlite3.Connection:
+    """A connection whose tables are `schema` at `version` (PRAGMA user_version); any
+    other layout is dropped and rebuilt empty: these databases are caches."""
     db = sqlite3.connect(str(location), timeout=30, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    if db.execute("PRAGMA user_version").fetchone()[0] != FORMAT:
-        with _transaction(db):
-            if db.execute("PRAGMA user_version").fetchone()[0] == FORMAT:  # another process won
+    if db.execute("PRAGMA user_version").fetchone()[0] != version:
+        with transaction(db):
+            if db.execute("PRAGMA user_version").fetchone()[0] == version:  # another process won
                 return db
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
                 db.execute(f"DROP TABLE {name}")
-            for statement in SCHEMA.strip().split(";"):
+            for statement in schema.strip().split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA user_version={FORMAT}")
+            db.execute(f"PRAGMA user_version={version}")
     return db
 
 
-class _transaction:
+class transaction:
+    """`with transaction(db):` one write transaction, taken at once (BEGIN IMMEDIATE)."""
+
     def __init__(self, db: sqlite3.Connection):
         self.db = db
 
@@ -84,20 +88,20 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-def open_index(location: Path) -> sqlite3.Connection:
-    """The index database at `location`; in memory when that is unusable (correct, only slower)."""
+def open_index(location: Path, schema: str = SCHEMA, version: int = FORMAT) -> sqlite3.Connection:
+    """The database at `location`; in memory when that is unusable (correct, only slower)."""
     try:
         location.parent.mkdir(parents=True, exist_ok=True)
-        return _connect(location)
+        return _connect(location, schema, version)
     except sqlite3.DatabaseError:  # a damaged file: it is only a cache
         try:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(location) + suffix).unlink(missing_ok=True)
-            return _connect(location)
+            return _connect(location, schema, version)
         except (OSError, sqlite3.DatabaseError):
-            return _connect(":memory:")
+            return _connect(":memory:", schema, version)
     except OSError:
-        return _connect(":memory:")
+        return _connect(":memory:", schema, version)
 
 
 def _seeds(leaf: Leaf) -> list[Seed]:
@@ -137,7 +141,10 @@ class SeedIndex:
                  files: Mapping[str, tuple[int, int]] | None = None):
         self.root = Path(root)
         self.files = scan(self.root) if files is None else files  # path -> (size, mtime_ns)
-        if location is None and len(self.files) < ON_DISK_FROM:
+        # A small taxonomy's index lives for one run and is read whole (`seeds()`):
+        # it keeps no postings, since nothing looks its seeds up by token.
+        self.transient = location is None and len(self.files) < ON_DISK_FROM
+        if self.transient:
             self.db = _connect(":memory:")
         else:
             self.db = open_index(location or default_location(self.root))
@@ -168,7 +175,7 @@ class SeedIndex:
         if stale or gone:
             # Another hook process (pre-commit runs several) may have written since
             # `known` was read: rows are dropped by path, inside the write lock.
-            with _transaction(self.db):
+            with transaction(self.db):
                 for path in gone:
                     self._drop(path)
                 for path, size, mtime, seeds in stale:
@@ -189,8 +196,9 @@ class SeedIndex:
         cur = self.db.execute("INSERT INTO leaves(path, size, mtime_ns, seeds) VALUES (?, ?, ?, ?)",
                               (path, size, mtime, json.dumps(seeds, ensure_ascii=False)))
         leaf_id = cur.lastrowid
-        self.db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?)", (
-            (token, leaf_id, i, n) for i, (_, _, q, n) in enumerate(seeds) for token in set(rouge_tokens(q))))
+        if not self.transient:
+            self.db.executemany("INSERT INTO postings VALUES (?, ?, ?, ?)", (
+                (token, leaf_id, i, n) for i, (_, _, q, n) in enumerate(seeds) for token in set(rouge_tokens(q))))
         self.db.executemany("INSERT INTO norms VALUES (?, ?, ?)", (
             (norm, leaf_id, i) for i, (_, _, q, _) in enumerate(seeds) if (norm := normalize(q))))
 
@@ -200,15 +208,17 @@ class SeedIndex:
             rows = self.db.execute("SELECT id, seeds FROM leaves")
         else:
             ids = sorted(set(leaf_ids))
-            rows = (row for chunk in _chunks(ids) for row in self.db.execute(
+            rows = (row for chunk in chunks(ids) for row in self.db.execute(
                 f"SELECT id, seeds FROM leaves WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         return {leaf_id: [tuple(s) for s in json.loads(seeds)] for leaf_id, seeds in rows}
 
     def document_frequency(self, tokens: Iterable[str]) -> dict[str, int]:
+        """Token -> how many seed prompts hold it (not `transient`: it keeps no postings)."""
         return dict(self._in("SELECT token, COUNT(*) FROM postings WHERE token IN ({}) GROUP BY token", tokens))
 
     def holding(self, tokens: Iterable[str], shortest: float, longest: float) -> set[tuple[int, int]]:
-        """(leaf id, seed index) of every seed prompt holding one of the tokens, of a length in bounds."""
+        """(leaf id, seed index) of every seed prompt holding one of the tokens, of a length
+        in bounds (not `transient`: it keeps no postings)."""
         return set(self._in("SELECT leaf, seed FROM postings WHERE token IN ({}) AND length BETWEEN ? AND ?",
                             tokens, (shortest, longest)))
 
@@ -218,7 +228,7 @@ class SeedIndex:
 
     def _in(self, sql: str, values: Iterable[str], more: tuple = ()) -> list[tuple]:
         out: list[tuple] = []
-        for chunk in _chunks(sorted(set(values))):
+        for chunk in chunks(sorted(set(values))):
             out += self.db.execute(sql.format(",".join("?" * len(chunk))), (*chunk, *more)).fetchall()
         return out
 
@@ -227,13 +237,14 @@ class SeedIndex:
         return {(leaf, seed): vector for leaf, seed, vector in self.db.execute("SELECT * FROM embeddings")}
 
     def store_embeddings(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
-        with _transaction(self.db):
+        with transaction(self.db):
             self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
         self.db.close()
 
 
-def _chunks(values: list, size: int = 500) -> Iterable[list]:
+def chunks(values: list, size: int = 500) -> Iterable[list]:
+    """Slices of `values` small enough for one `IN (...)` of SQLite's."""
     for i in range(0, len(values), size):
         yield values[i:i + size]

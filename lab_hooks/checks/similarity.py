@@ -50,8 +50,9 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-def ngrams(tokens: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+def ngrams(words: Sequence[str], n: int) -> list[str]:
+    """Every run of n words, in order, joined by spaces (words hold no spaces)."""
+    return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 
 def fmeasure(lcs: int, len_a: int, len_b: int) -> float:

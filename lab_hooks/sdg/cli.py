@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from lab_hooks.sdg.documents import GitTree
 from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
@@ -32,8 +33,9 @@ def _load_leaves(paths: list[str], root: Path) -> list:
     return leaves if not bad else []
 
 
-def _changed_leaves(repo: Path, base: str, head: str | None) -> list:
-    """The leaves added, modified or renamed on head since it forked from base (read from blobs)."""
+def _changed_leaves(repo: Path, base: str, head: str | None) -> tuple[list, GitTree | None]:
+    """The leaves added, modified or renamed on head since it forked from base (read from blobs),
+    and, with a head commit, that commit's tree: their in-repo documents are read from it."""
     from lab_hooks.diff import diff_taxonomy
     from lab_hooks.taxonomy.load import LeafError
 
@@ -48,7 +50,7 @@ def _changed_leaves(repo: Path, base: str, head: str | None) -> list:
             print(f"{change.path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}", file=sys.stderr)
     for skipped in diff.skipped:
         print(f"{skipped.path}: skipped ({skipped.reason})", file=sys.stderr)
-    return leaves
+    return leaves, GitTree(diff.repo, diff.head) if diff.head else None
 
 
 def _summary(r: LeafResult) -> str:
@@ -76,7 +78,8 @@ def _report(result: GenerateResult, out: Path, as_json: bool) -> None:
     print(f"{len(result.leaves)} leaves, {result.calls} teacher calls this run, {result.seconds:.1f} s -> {out}")
 
 
-def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None = None) -> GenerateResult:
+def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None = None,
+         tree: GitTree | None = None) -> GenerateResult:
     from lab_hooks.sdg.generate import generate_leaves
     from lab_hooks.store import Store
 
@@ -84,8 +87,8 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
     try:
         return generate_leaves(
             leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
-            max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(), mix_config=mix,
-            progress=progress,
+            max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(),
+            tree=tree, mix_config=mix, progress=progress,
         )
     finally:
         store.close()
@@ -120,7 +123,7 @@ def main(argv: list[str]) -> int:
         p.error("--samples-per-seed must be >= 1 and ratios >= 0")
     root = Path(args.taxonomy)
     try:
-        leaves = _changed_leaves(root, args.base, args.head) if args.base else _load_leaves(args.leaf, root)
+        leaves, tree = _changed_leaves(root, args.base, args.head) if args.base else (_load_leaves(args.leaf, root), None)
     except Exception as exc:  # the diff's own errors carry their one-line message
         _err(str(exc))
         return 2
@@ -132,7 +135,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.out)
     try:
         result = _run(leaves, args, out, progress=not args.no_progress,
-                      mix=MixConfig(skills_ratio=args.skills_ratio, knowledge_ratio=args.knowledge_ratio))
+                      mix=MixConfig(skills_ratio=args.skills_ratio, knowledge_ratio=args.knowledge_ratio), tree=tree)
     except (ValueError, OSError) as exc:
         _err(str(exc))
         return 2

@@ -4,6 +4,8 @@ A `document.repo` URL is cloned at `document.commit` once into `LAB_HOME/documen
 (https only: git's `ext::`, ssh and friends are refused, since leaves come from
 pull requests). A `repo` that is not a URL is a folder inside the taxonomy; a
 knowledge leaf without `document.repo` reads `patterns` beside its qna.yaml.
+Leaves read from a commit (`GitTree`, e.g. `generate --head`) read such folders
+from that commit's tree, written into the cache, never from the checkout.
 Markdown is kept; other files (PDF) are skipped and reported. Chunks end at
 heading boundaries and hold at most ~`CHUNK_TOKENS` teacher tokens.
 """
@@ -12,15 +14,22 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
+import posixpath
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+from lab_hooks.taxonomy.documents import glob_regex, in_repo_folder, local_document_dir
 
 CHUNK_TOKENS = 500
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # larger files in a commit's tree are not written out
 MARKDOWN = (".md", ".markdown")
 _HEADING = re.compile(r"^#{1,6}\s")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -28,6 +37,24 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 
 class DocumentError(Exception):
     """A knowledge leaf's documents cannot be had; the message says why."""
+
+
+@dataclass(frozen=True)
+class GitTree:
+    """The commit that leaves were read from: their in-repo documents come from its tree
+    (the taxonomy is the repository's root, as for `lab_hooks.diff.diff_taxonomy`)."""
+
+    repo: Any  # git.Repo
+    commit: str
+
+
+def _install(src: Path, dest: Path) -> None:
+    """Move a finished download into the cache; a concurrent one that got there first wins."""
+    try:
+        os.replace(src, dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
 
 
 def _clone(repo: str, commit: str, cache: Path) -> Path:
@@ -48,34 +75,71 @@ def _clone(repo: str, commit: str, cache: Path) -> Path:
             if proc.returncode:
                 last = (proc.stderr.strip().splitlines() or ["git failed"])[-1]
                 raise DocumentError(f"cannot fetch {repo} at {commit}: {last}")
-        os.replace(tmp / "repo", dest)
+        _install(tmp / "repo", dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
-def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, cache: Path) -> Path:
+def _export(tree: GitTree, folder: str, patterns, cache: Path) -> Path:
+    """The files of `folder` at the tree's commit that `patterns` can match, written into
+    the cache once (keyed by the folder's tree sha); links and submodules are left out."""
+    commit = tree.repo.commit(tree.commit)
+    folder = posixpath.normpath(folder)
+    try:
+        sub = commit.tree if folder in ("", ".") else commit.tree / folder
+    except KeyError:
+        sub = None
+    if sub is None or sub.type != "tree":
+        raise DocumentError(f"folder {folder!r} is not in commit {commit.hexsha[:12]}")
+    patterns = [str(p).lstrip("/") for p in patterns] if isinstance(patterns, list) else []
+    dest = cache / f"tree-{sub.hexsha}-{hashlib.sha256(json.dumps(patterns).encode()).hexdigest()[:12]}"
+    if dest.is_dir():
+        return dest
+    cache.mkdir(parents=True, exist_ok=True)
+    regexes = [glob_regex(p) for p in patterns]
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".tree-"))
+    try:
+        for item in sub.traverse():
+            rel = posixpath.relpath(item.path, sub.path) if sub.path else item.path
+            if (item.type == "blob" and stat.S_ISREG(item.mode) and item.size <= MAX_DOCUMENT_BYTES
+                    and ".." not in rel.split("/") and any(r.match(rel) for r in regexes)):
+                target = tmp / "tree" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(item.data_stream.read())
+        (tmp / "tree").mkdir(exist_ok=True)
+        _install(tmp / "tree", dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, cache: Path,
+                  tree: GitTree | None = None) -> Path:
     """The directory `document.patterns` are relative to, fetching the repo if needed.
 
     A URL is cloned at `document.commit`; any other `repo` is a folder inside the
-    taxonomy (lab-hooks' in-repo documents, read as they are in the checkout).
+    taxonomy: in the checkout under `taxonomy_root`, or, with `tree`, in that
+    commit's tree (`leaf_dir` is then the leaf's folder relative to the taxonomy).
     `file://` URLs are cloned only where LAB_HOOKS_ALLOW_FILE_REPOS=1 (local mirrors).
     """
-    repo = document.get("repo")
+    repo = str(document.get("repo") or "")
+    patterns = document.get("patterns")
     if not repo:
-        return leaf_dir
-    repo = str(repo)
+        return leaf_dir if tree is None else _export(tree, Path(leaf_dir).as_posix(), patterns, cache)
     if repo.startswith("-") or "::" in repo:
         raise DocumentError(f"document.repo {repo!r} is not a URL or a path")
     if re.match(r"https?://", repo) or (repo.startswith("file://") and os.environ.get("LAB_HOOKS_ALLOW_FILE_REPOS") == "1"):
         return _clone(repo, str(document.get("commit", "")), cache)
     if "://" in repo or repo.startswith("git@"):
         raise DocumentError(f"document.repo {repo!r}: only https:// repositories are fetched")
-    base = (taxonomy_root or leaf_dir).resolve()
-    folder = (base / repo).resolve()
-    if not folder.is_relative_to(base) or not folder.is_dir():
+    folder = in_repo_folder(repo)
+    if folder is not None and tree is not None:
+        return _export(tree, folder, patterns, cache)
+    local = local_document_dir(repo, taxonomy_root or leaf_dir) if folder is not None else None
+    if local is None:
         raise DocumentError(f"document.repo {repo!r} is neither an https URL nor a folder inside the taxonomy")
-    return folder
+    return local
 
 
 def read_documents(document: dict, root: Path) -> tuple[list[tuple[str, str]], list[str]]:

@@ -8,13 +8,19 @@ whose membership depends only on those inputs, and a batch's results are written
 as soon as it returns: after a kill -9, a rerun finds what was written, sends the
 same batches for the rest, and ends with the same samples as an uninterrupted
 run. A run that finds every unit cached calls the teacher zero times.
+
+A teacher whose `concurrent` attribute is true (a server over HTTP) gets all of
+a step's missing batches at once; since a batch's inputs and sampling seed do
+not depend on when it is sent, the samples are those of a one-by-one run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,7 +41,9 @@ class CountingBackend:
     """The teacher, counting what this process actually asked of it.
 
     Given a spec, the model is loaded on first use: a run served from the store
-    never loads it (for a vLLM teacher, a minute saved).
+    never loads it (for a vLLM teacher, a minute saved). `seconds` is the wall
+    time during which at least one call was in flight, so calls that overlap (a
+    `concurrent` teacher) are not counted twice.
     """
 
     def __init__(self, backend: Backend | str):
@@ -46,25 +54,55 @@ class CountingBackend:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.seconds = 0.0
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._busy_since = 0.0
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether chat() may run in several threads at once: a server, known from its spec
+        without loading anything (an in-process model never is)."""
+        if isinstance(self._backend, str):
+            from lab_hooks.models import parse_spec
+
+            return parse_spec(self._backend).kind == "openai"
+        return bool(getattr(self._backend, "concurrent", False))
 
     def chat(self, conversations: list, params: SamplingParams) -> list[list[Completion]]:
-        start = time.perf_counter()
-        out = self.backend.chat(conversations, params)
-        self.seconds += time.perf_counter() - start
-        self.calls += 1
-        self.conversations += len(conversations)
-        for completions in out:
-            for c in completions:
-                self.prompt_tokens += c.prompt_tokens
-                self.completion_tokens += c.completion_tokens
+        backend = self.backend  # loaded (once) before the clock starts
+        self._enter()
+        try:
+            out = backend.chat(conversations, params)
+        finally:
+            self._leave()
+        with self._lock:
+            self.calls += 1
+            self.conversations += len(conversations)
+            for completions in out:
+                for c in completions:
+                    self.prompt_tokens += c.prompt_tokens
+                    self.completion_tokens += c.completion_tokens
         return out
+
+    def _enter(self) -> None:
+        with self._lock:
+            if not self._in_flight:
+                self._busy_since = time.perf_counter()
+            self._in_flight += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self.seconds += time.perf_counter() - self._busy_since
 
     @property
     def backend(self) -> Backend:
-        if isinstance(self._backend, str):
-            from lab_hooks.models import load_backend
+        with self._lock:  # concurrent leaves: one load
+            if isinstance(self._backend, str):
+                from lab_hooks.models import load_backend
 
-            self._backend = load_backend(self._backend)
+                self._backend = load_backend(self._backend)
         return self._backend
 
     def __getattr__(self, name: str):  # tokenizer and friends of the wrapped backend
@@ -150,10 +188,9 @@ class Engine:
         return run
 
     def _complete(self, step: Step, alive: list[Sample], leaf_blob: str, run: PipelineRun, label: str) -> list[list[dict]]:
-        """Completions for each alive sample, from the cache or the teacher, batch by batch."""
+        """Completions for each alive sample, from the cache or the teacher, in fixed batches."""
         size = self.batch_size or self.pipeline.batch_size
-        results: list[list[dict]] = []
-        bar = _bar(len(alive), f"{label} {step.name}".strip(), self.progress)
+        batches = []
         for b, start in enumerate(range(0, len(alive), size)):  # fixed batches: same inputs, same batches
             batch = alive[start:start + size]
             params = self.params(step, b)
@@ -164,25 +201,40 @@ class Engine:
                              conversation=conv, params=[params.temperature, params.max_tokens, params.n, params.seed])
                 for s, conv in zip(batch, conversations)
             ]
-            found = self.cache.record_get_many(keys)
-            records = [found.get(k) for k in keys]
-            if any(r is None for r in records):
-                fresh = self.teacher.chat(conversations, params)
-                new = {}
-                for i, (s, key) in enumerate(zip(batch, keys)):
-                    if records[i] is None:
-                        records[i] = new[key] = {
-                            "leaf": leaf_blob, "seed": s.seed, "stage": step.name, "sample": s.unit,
-                            "completions": [dict(c.__dict__) for c in fresh[i]],
-                        }
-                self.cache.record_put_many(new)  # one transaction: the batch is there whole or not at all
-            for r in records:
-                for c in r["completions"]:
-                    run.prompt_tokens += c["prompt_tokens"]
-                    run.completion_tokens += c["completion_tokens"]
-                results.append(r["completions"])
+            batches.append((batch, params, conversations, keys))
+        found = self.cache.record_get_many([k for *_, keys in batches for k in keys])
+        records = [[found.get(k) for k in keys] for *_, keys in batches]
+        missing = [i for i, rs in enumerate(records) if any(r is None for r in rs)]
+        bar = _bar(len(alive), f"{label} {step.name}".strip(), self.progress)
+        bar.update(len(alive) - sum(len(batches[i][0]) for i in missing))  # found in the cache
+
+        def fill(i: int) -> None:
+            batch, params, conversations, keys = batches[i]
+            fresh = self.teacher.chat(conversations, params)
+            new = {}
+            for j, (s, key) in enumerate(zip(batch, keys)):
+                if records[i][j] is None:
+                    records[i][j] = new[key] = {
+                        "leaf": leaf_blob, "seed": s.seed, "stage": step.name, "sample": s.unit,
+                        "completions": [dict(c.__dict__) for c in fresh[j]],
+                    }
+            self.cache.record_put_many(new)  # one transaction: the batch is there whole or not at all
             bar.update(len(batch))
+
+        if self.teacher.concurrent and len(missing) > 1:
+            with ThreadPoolExecutor(len(missing), thread_name_prefix=f"sdg-{step.name}") as pool:
+                for done in [pool.submit(fill, i) for i in missing]:
+                    done.result()
+        else:
+            for i in missing:
+                fill(i)
         bar.close()
+        results: list[list[dict]] = []
+        for r in (r for rs in records for r in rs):
+            for c in r["completions"]:
+                run.prompt_tokens += c["prompt_tokens"]
+                run.completion_tokens += c["completion_tokens"]
+            results.append(r["completions"])
         return results
 
     def _apply(self, step: Step, alive: list[Sample], completions: list[list[dict]], run: PipelineRun,

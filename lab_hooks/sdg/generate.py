@@ -18,13 +18,16 @@ import os
 import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from lab_hooks.models.types import Backend
-from lab_hooks.sdg.documents import DocumentError, chunk_markdown, document_root, read_documents, token_counter
+from lab_hooks.sdg.documents import (
+    DocumentError, GitTree, chunk_markdown, document_root, read_documents, token_counter,
+)
 from lab_hooks.sdg.engine import CountingBackend, Engine, PipelineRun
 from lab_hooks.sdg.pipeline import Pipeline, load_pipeline
 from lab_hooks.store import Store, artifact_key
@@ -103,7 +106,8 @@ def _skill_seeds(leaf: Leaf, grounded: bool) -> list[dict]:
     return seeds
 
 
-def _knowledge_seeds(leaf: Leaf, teacher, taxonomy_root: Path | None, cache_dir: Path) -> tuple[list[dict], dict]:
+def _knowledge_seeds(leaf: Leaf, teacher, taxonomy_root: Path | None, cache_dir: Path,
+                     tree: GitTree | None) -> tuple[list[dict], dict]:
     if not leaf.document:
         raise LeafSkipped("knowledge leaf without a document section")
     examples = {}
@@ -112,9 +116,12 @@ def _knowledge_seeds(leaf: Leaf, teacher, taxonomy_root: Path | None, cache_dir:
             examples.setdefault(e.context, e)
     if not examples:
         raise LeafSkipped("no seed context with a question and an answer")
-    leaf_dir = (taxonomy_root / leaf.path).parent if taxonomy_root else Path(leaf.file).parent
+    if tree is not None:  # the leaf's folder in the commit, relative to the taxonomy
+        leaf_dir = Path(leaf.path).parent
+    else:
+        leaf_dir = (taxonomy_root / leaf.path).parent if taxonomy_root else Path(leaf.file).parent
     try:
-        root = document_root(leaf.document, leaf_dir, taxonomy_root, cache_dir)
+        root = document_root(leaf.document, leaf_dir, taxonomy_root, cache_dir, tree)
         docs, skipped = read_documents(leaf.document, root)
     except DocumentError as exc:
         raise LeafSkipped(str(exc)) from None
@@ -209,7 +216,8 @@ def _build(leaf: Leaf, pipeline: Pipeline, seeds: list[dict], engine: Engine, in
 
 
 def generate_leaf(leaf: Leaf, engine_args: dict, teacher: CountingBackend, store: Store, out_dir: Path,
-                  taxonomy_root: Path | None, cache_dir: Path, pipelines: dict[str, Pipeline]) -> LeafResult:
+                  taxonomy_root: Path | None, cache_dir: Path, pipelines: dict[str, Pipeline],
+                  tree: GitTree | None = None) -> LeafResult:
     """One leaf through its pipeline, as a store artifact copied into `out_dir/leaves/<leaf>/`.
 
     The artifact's key holds everything that determines the data (leaf blob,
@@ -222,7 +230,7 @@ def generate_leaf(leaf: Leaf, engine_args: dict, teacher: CountingBackend, store
     info: dict = {}
     try:
         if name == "knowledge":
-            seeds, info = _knowledge_seeds(leaf, teacher, taxonomy_root, cache_dir)
+            seeds, info = _knowledge_seeds(leaf, teacher, taxonomy_root, cache_dir, tree)
         else:
             seeds = _skill_seeds(leaf, name == "grounded_skills")
         if not seeds:
@@ -278,11 +286,14 @@ def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *,
                     samples_per_seed: int = 3, seed: int = 0, max_tokens: int | None = None,
                     batch_size: int | None = None,
                     taxonomy_root: Path | None = None, documents_dir: Path | None = None,
+                    tree: GitTree | None = None,
                     mix_config: MixConfig | None = None, pipelines: dict[str, Pipeline] | None = None,
                     progress: bool = False) -> GenerateResult:
     """Generate, filter and mix synthetic data for `leaves` (see the package docstring).
 
-    `pipelines` replaces shipped pipelines by name (a taxonomy's own prompts).
+    `tree`: the commit the leaves were read from, whose tree in-repo documents are
+    read from (else from the checkout under `taxonomy_root`). `pipelines` replaces
+    shipped pipelines by name (a taxonomy's own prompts).
     """
     start = time.perf_counter()
     counting = teacher if isinstance(teacher, CountingBackend) else CountingBackend(teacher)
@@ -294,9 +305,17 @@ def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *,
     out_dir = Path(out_dir)
     args = {"samples_per_seed": samples_per_seed, "seed": seed, "max_tokens": max_tokens,
             "batch_size": batch_size, "progress": progress}
-    results = [generate_leaf(leaf, args, counting, store, out_dir, taxonomy_root, documents_dir,
-                            pipelines or {})
-               for leaf in sorted(leaves, key=lambda lf: lf.name)]
+    ordered = sorted(leaves, key=lambda lf: lf.name)
+
+    def one(leaf: Leaf) -> LeafResult:
+        return generate_leaf(leaf, args, counting, store, out_dir, taxonomy_root, documents_dir, pipelines or {},
+                             tree)
+
+    if counting.concurrent and len(ordered) > 1:  # a server: every leaf's batches in flight together
+        with ThreadPoolExecutor(len(ordered), thread_name_prefix="sdg-leaf") as pool:
+            results = list(pool.map(one, ordered))
+    else:  # an in-process model: one leaf after another (the engine batches within a step)
+        results = [one(leaf) for leaf in ordered]
     kinds = {leaf.name: "knowledge" if leaf.kind is Kind.KNOWLEDGE else "skills" for leaf in leaves}
     mixes, recipes = mix(results, kinds, mix_config or MixConfig(), out_dir)
     return GenerateResult(

@@ -56,24 +56,27 @@ def digest(sample: dict) -> str:
     return hashlib.sha256(json.dumps(sample, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def even_quotas(sizes: Mapping[str, int], total: int) -> dict[str, int]:
+def even_quotas(sizes: Mapping[str, int], total: int, seed: str = "") -> dict[str, int]:
     """Split `total` across strata as evenly as their sizes allow (water-filling).
 
     Strata are filled smallest first, each taking at most an equal share of what is
-    left, so what a small stratum cannot take goes to the larger ones.
+    left, so what a small stratum cannot take goes to the larger ones. Among strata of
+    one size, which get the one sample more (or any sample at all, when there are more
+    strata than samples) follows `seed`, not the names: else every PR would replay the
+    same alphabetically first leaves and never the last ones.
     """
     quotas = {}
     remaining = min(total, sum(sizes.values()))
-    order = sorted(sizes, key=lambda k: (sizes[k], k))
+    order = sorted(sizes, key=lambda k: (sizes[k], hashlib.sha256(f"{seed}/{k}".encode()).hexdigest(), k))
     for n, stratum in enumerate(order):
         quotas[stratum] = min(sizes[stratum], -(-remaining // (len(order) - n)))
         remaining -= quotas[stratum]
     return quotas
 
 
-def replay_sample(pool: Datasets, count: int, seed: int) -> dict[str, list[dict]]:
+def replay_sample(pool: Datasets, count: int, seed: str) -> dict[str, list[dict]]:
     """`count` samples stratified across the pool's leaves, each drawn with its own seeded RNG."""
-    quotas = even_quotas({leaf: len(s) for leaf, s in pool.items()}, count)
+    quotas = even_quotas({leaf: len(s) for leaf, s in pool.items()}, count, seed)
     drawn = {}
     for leaf, quota in sorted(quotas.items()):
         if quota:
@@ -89,7 +92,9 @@ def phase_mix(phase: int, new: Datasets, pool: Datasets, ratio: float, seed: int
     pool = {leaf: s for leaf, s in pool.items() if s}
     new_count = sum(map(len, new.values()))
     wanted = round(ratio * new_count)
-    replay = replay_sample(pool, wanted, seed)
+    # The draw follows the PR's own data too, so successive PRs replay different leaves.
+    draw = f"{seed}/" + hashlib.sha256("".join(digest(x) for group in new.values() for x in group).encode()).hexdigest()
+    replay = replay_sample(pool, wanted, draw)
     samples = [s for group in (new, replay) for leaf in group for s in group[leaf]]
     recipe = {
         "phase": phase,

