@@ -71,7 +71,10 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
             yield SIMILAR_QUESTIONS.at(leaf.file, examples[j].pos,
                                        f"{what} is a near-duplicate of the {what} at line "
                                        f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
-    for i, j, score in sim.self_join([vocab.encode(f"{p}\n{e.answer}") for p, e in zip(prompts, examples)], limit):
+    # One leaf's seeds are few: all pairs in rapidfuzz beat building self_join's index.
+    for i, j, score in sim.pairwise_scores([vocab.encode(f"{p}\n{e.answer}") for p, e in zip(prompts, examples)]):
+        if score < limit:
+            continue
         yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
                                f"seed (question + answer) is a near-duplicate of the seed at line "
                                f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")

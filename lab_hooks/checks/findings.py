@@ -9,7 +9,7 @@ same way.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 ERROR, WARNING, OFF = "error", "warning", "off"
@@ -77,7 +77,8 @@ def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterabl
         per_file: dict[str, dict[str, Any]] = {f: {"file": f, "findings": [], "metrics": {}} for f in files}
         for finding in findings:
             entry = per_file.setdefault(finding.file, {"file": finding.file, "findings": [], "metrics": {}})
-            entry["findings"].append({k: v for k, v in asdict(finding).items() if k != "file"})
+            entry["findings"].append({"line": finding.line, "col": finding.col, "code": finding.code,
+                                      "severity": finding.severity, "message": finding.message})
         for metric in metrics:
             per_file.setdefault(metric.file, {"file": metric.file, "findings": [], "metrics": {}})
             per_file[metric.file]["metrics"][metric.name] = metric.value
@@ -86,5 +87,5 @@ def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterabl
             "files": list(per_file.values()),
             "errors": errors,
             "warnings": len(findings) - errors,
-        }, indent=2, ensure_ascii=False)
+        }, ensure_ascii=False)  # no indent: only the compact form has json's C encoder
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
