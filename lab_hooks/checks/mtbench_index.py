@@ -48,6 +48,7 @@ class MTBenchIndex:
         self.turns: list[Turn] = [tuple(row) for row in self.db.execute(
             "SELECT question_id, category, turn, text FROM turns ORDER BY id")]
         self._loaded: dict[int, dict[str, int]] = {}  # n -> the whole n-gram table, once read
+        self._vocabulary: set[str] | None = None
 
     def _store_turns(self) -> None:
         from lab_hooks.assets import mtbench_questions
@@ -76,10 +77,17 @@ class MTBenchIndex:
             self._loaded[n] = dict(self.db.execute("SELECT gram, turn FROM ngrams WHERE n = ?", (n,)))
         return self._loaded[n]
 
+    def _words(self) -> set[str]:
+        """Every word of every turn: an n-gram holding any other word is in no turn."""
+        if self._vocabulary is None:
+            self._vocabulary = {w for *_, text in self.turns for w in sim.words(text)}
+        return self._vocabulary
+
     def first_shared(self, texts: list[list[str]], n: int) -> list[tuple[str, int] | None]:
         """For each text (its words): the first n-word run that some turn holds, and
         the first turn (an index into `turns`) holding it; None when none is shared."""
-        grams = [sim.ngrams(words, n) for words in texts]
+        known = self._words()
+        grams = [[g for run in _runs_within(words, known, n) for g in sim.ngrams(run, n)] for words in texts]
         wanted = list(dict.fromkeys(g for text in grams for g in text))
         if not wanted:
             return [None] * len(texts)
@@ -93,3 +101,14 @@ class MTBenchIndex:
                                              f"({','.join('?' * len(chunk))})", (n, *chunk)))
         firsts = (next((g for g in text if g in found), None) for text in grams)
         return [None if g is None else (g, found[g]) for g in firsts]
+
+
+def _runs_within(words: list[str], known: set[str], n: int) -> list[list[str]]:
+    """The maximal runs of at least n consecutive words that are all in `known`, in order."""
+    runs, start = [], 0
+    for i, word in enumerate(words + [None]):  # None ends the last run
+        if word not in known:
+            if i - start >= n:
+                runs.append(words[start:i])
+            start = i + 1
+    return runs
