@@ -66,9 +66,15 @@ def summary_line(findings: Iterable[Finding], files: int) -> str:
            f"{warnings} warning{'s' * (warnings != 1)}"
 
 
+def _order(f: Finding) -> tuple:
+    """Finding's own order (its fields in turn), as one tuple: tens of times faster to sort by
+    than the dataclass's generated comparisons when a whole tree has thousands of findings."""
+    return f.file, f.line, f.col, f.code, f.severity, f.message
+
+
 def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterable[Metric] = ()) -> str:
     """The whole report in one of FORMATS; findings sorted by file, line, col."""
-    findings = sorted(findings)
+    findings = sorted(findings, key=_order)
     if fmt == "text":
         return "\n".join(f.text() for f in findings)
     if fmt == "github":
