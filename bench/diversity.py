@@ -145,7 +145,8 @@ def hook_latency(rows: list[dict]) -> None:
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
         root, home = Path(tmp) / "taxonomy", Path(tmp) / "home"
         files = build_taxonomy(rows, root)
-        env = {**os.environ, "LAB_HOME": str(home)}
+        # As installed for users: bytecode cached (the cold run below writes it).
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "LAB_HOME": str(home)}
         os.environ["LAB_HOME"] = str(home)
         from lab_hooks.assets import AssetError, mtbench_questions
 

@@ -371,3 +371,20 @@ def test_parallel_hook_processes_share_the_index(corpus_taxonomy, tmp_path):
     db = sqlite3.connect(location)
     assert db.execute("SELECT COUNT(DISTINCT leaf) FROM norms").fetchone()[0] <= leaves
     assert db.execute("SELECT COUNT(*) FROM norms WHERE leaf NOT IN (SELECT id FROM leaves)").fetchone()[0] == 0
+
+
+def test_mtbench_ngram_runs_find_the_first_shared_ngram_a_full_scan_finds():
+    """Only runs of MT-Bench words are turned into n-grams: the first shared n-gram of
+    a text must still be the one a scan of all its n-grams finds (at both ends, exact-length runs)."""
+    import random
+
+    from lab_hooks.checks.mtbench_index import _runs_within
+
+    known = {"a", "b", "c"}
+    table = {"a b c", "c c a", "b b b"}
+    rng = random.Random(7)
+    for _ in range(2_000):
+        words = [rng.choice("abcdxy") for _ in range(rng.randint(0, 12))]
+        full = next((g for g in sim.ngrams(words, 3) if g in table), None)
+        runs = next((g for run in _runs_within(words, known, 3) for g in sim.ngrams(run, 3) if g in table), None)
+        assert runs == full, words

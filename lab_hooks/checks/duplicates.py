@@ -71,7 +71,10 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
             yield SIMILAR_QUESTIONS.at(leaf.file, examples[j].pos,
                                        f"{what} is a near-duplicate of the {what} at line "
                                        f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
-    for i, j, score in sim.self_join([vocab.encode(f"{p}\n{e.answer}") for p, e in zip(prompts, examples)], limit):
+    # One leaf's seeds are few: all pairs in rapidfuzz beat building self_join's index.
+    for i, j, score in sim.pairwise_scores([vocab.encode(f"{p}\n{e.answer}") for p, e in zip(prompts, examples)]):
+        if score < limit:
+            continue
         yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
                                f"seed (question + answer) is a near-duplicate of the seed at line "
                                f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
@@ -223,21 +226,22 @@ def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterato
         return
     turns = mtbench.turns
     limit, n = ctx.threshold(CONTAMINATION_ROUGE_L), ctx.threshold(CONTAMINATION_NGRAM)
+    unique = list(dict.fromkeys(t for *_, t in texts))  # leaves repeat texts (copies, versions)
     vocab = sim.Vocabulary()
-    near: dict[int, tuple[float, int]] = {}
-    for ti, turn_i, score in sim.join([vocab.encode(t) for *_, t in texts],
+    near: dict[str, tuple[float, int]] = {}
+    for ui, turn_i, score in sim.join([vocab.encode(t) for t in unique],
                                       [vocab.encode(t) for *_, t in turns], limit):
-        near.setdefault(ti, (score, turn_i))
-    rest = [ti for ti in range(len(texts)) if ti not in near]
-    shared = dict(zip(rest, mtbench.first_shared([sim.words(texts[ti][3]) for ti in rest], n)))
-    for ti, (leaf, pos, what, text) in enumerate(texts):
-        if ti in near:
-            score, turn_i = near[ti]
+        near.setdefault(unique[ui], (score, turn_i))
+    rest = [t for t in unique if t not in near]
+    shared = dict(zip(rest, mtbench.first_shared([sim.words(t) for t in rest], n)))
+    for leaf, pos, what, text in texts:
+        if text in near:
+            score, turn_i = near[text]
             qid, category, turn, _ = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} matches MT-Bench question {qid} ({category}) turn "
                                                    f"{turn}: ROUGE-L {score:.2f} >= {limit}")
-        elif shared[ti] is not None:
-            gram, turn_i = shared[ti]
+        elif shared[text] is not None:
+            gram, turn_i = shared[text]
             qid, category, turn, _ = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} shares {n} words with MT-Bench question {qid} "
                                                    f"({category}) turn {turn}: \"{gram}\"")

@@ -9,7 +9,7 @@ same way.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 ERROR, WARNING, OFF = "error", "warning", "off"
@@ -66,9 +66,15 @@ def summary_line(findings: Iterable[Finding], files: int) -> str:
            f"{warnings} warning{'s' * (warnings != 1)}"
 
 
+def _order(f: Finding) -> tuple:
+    """Finding's own order (its fields in turn), as one tuple: tens of times faster to sort by
+    than the dataclass's generated comparisons when a whole tree has thousands of findings."""
+    return f.file, f.line, f.col, f.code, f.severity, f.message
+
+
 def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterable[Metric] = ()) -> str:
     """The whole report in one of FORMATS; findings sorted by file, line, col."""
-    findings = sorted(findings)
+    findings = sorted(findings, key=_order)
     if fmt == "text":
         return "\n".join(f.text() for f in findings)
     if fmt == "github":
@@ -77,7 +83,8 @@ def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterabl
         per_file: dict[str, dict[str, Any]] = {f: {"file": f, "findings": [], "metrics": {}} for f in files}
         for finding in findings:
             entry = per_file.setdefault(finding.file, {"file": finding.file, "findings": [], "metrics": {}})
-            entry["findings"].append({k: v for k, v in asdict(finding).items() if k != "file"})
+            entry["findings"].append({"line": finding.line, "col": finding.col, "code": finding.code,
+                                      "severity": finding.severity, "message": finding.message})
         for metric in metrics:
             per_file.setdefault(metric.file, {"file": metric.file, "findings": [], "metrics": {}})
             per_file[metric.file]["metrics"][metric.name] = metric.value
@@ -86,5 +93,5 @@ def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterabl
             "files": list(per_file.values()),
             "errors": errors,
             "warnings": len(findings) - errors,
-        }, indent=2, ensure_ascii=False)
+        }, ensure_ascii=False)  # no indent: only the compact form has json's C encoder
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

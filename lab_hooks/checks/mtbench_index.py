@@ -24,6 +24,9 @@ CREATE TABLE ngrams(n INTEGER NOT NULL, gram TEXT NOT NULL, turn INTEGER NOT NUL
                     PRIMARY KEY(n, gram)) WITHOUT ROWID;
 """
 Turn = tuple[int, str, int, str]  # question_id, category, turn number (1 or 2), text
+# Above this many distinct n-grams to look up, the whole table is read into memory
+# (about 10,000 rows at n = 13): a hook run looks up a few hundred.
+BULK_GRAMS = 5_000
 
 
 def default_location() -> Path:
@@ -44,6 +47,8 @@ class MTBenchIndex:
             self._store_turns()
         self.turns: list[Turn] = [tuple(row) for row in self.db.execute(
             "SELECT question_id, category, turn, text FROM turns ORDER BY id")]
+        self._loaded: dict[int, dict[str, int]] = {}  # n -> the whole n-gram table, once read
+        self._vocabulary: set[str] | None = None
 
     def _store_turns(self) -> None:
         from lab_hooks.assets import mtbench_questions
@@ -67,17 +72,43 @@ class MTBenchIndex:
                 self.db.executemany("INSERT INTO ngrams VALUES (?, ?, ?)", ((n, g, i) for g, i in first.items()))
                 self.db.execute("INSERT INTO ngram_sizes VALUES (?)", (n,))
 
+    def _all_ngrams(self, n: int) -> dict[str, int]:
+        if n not in self._loaded:
+            self._loaded[n] = dict(self.db.execute("SELECT gram, turn FROM ngrams WHERE n = ?", (n,)))
+        return self._loaded[n]
+
+    def _words(self) -> set[str]:
+        """Every word of every turn: an n-gram holding any other word is in no turn."""
+        if self._vocabulary is None:
+            self._vocabulary = {w for *_, text in self.turns for w in sim.words(text)}
+        return self._vocabulary
+
     def first_shared(self, texts: list[list[str]], n: int) -> list[tuple[str, int] | None]:
         """For each text (its words): the first n-word run that some turn holds, and
         the first turn (an index into `turns`) holding it; None when none is shared."""
-        grams = [sim.ngrams(words, n) for words in texts]
+        known = self._words()
+        grams = [[g for run in _runs_within(words, known, n) for g in sim.ngrams(run, n)] for words in texts]
         wanted = list(dict.fromkeys(g for text in grams for g in text))
         if not wanted:
             return [None] * len(texts)
         self._store_ngrams(n)
-        found: dict[str, int] = {}
-        for chunk in chunks(wanted):
-            found.update(self.db.execute(f"SELECT gram, turn FROM ngrams WHERE n = ? AND gram IN "
-                                         f"({','.join('?' * len(chunk))})", (n, *chunk)))
+        if len(wanted) > BULK_GRAMS:  # many texts (a whole corpus): read the table once instead
+            found = self._all_ngrams(n)
+        else:
+            found = {}
+            for chunk in chunks(wanted):
+                found.update(self.db.execute(f"SELECT gram, turn FROM ngrams WHERE n = ? AND gram IN "
+                                             f"({','.join('?' * len(chunk))})", (n, *chunk)))
         firsts = (next((g for g in text if g in found), None) for text in grams)
         return [None if g is None else (g, found[g]) for g in firsts]
+
+
+def _runs_within(words: list[str], known: set[str], n: int) -> list[list[str]]:
+    """The maximal runs of at least n consecutive words that are all in `known`, in order."""
+    runs, start = [], 0
+    for i, word in enumerate(words + [None]):  # None ends the last run
+        if word not in known:
+            if i - start >= n:
+                runs.append(words[start:i])
+            start = i + 1
+    return runs

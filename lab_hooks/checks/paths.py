@@ -52,7 +52,8 @@ class _LeafFolders:
         self.root_slash = os.path.join(root, "")
         self.tree = sorted({path.rpartition("/")[0] for path in ctx.leaf_stats()})
         self.tree_set = set(self.tree)
-        self.checked = {os.path.dirname(os.path.abspath(leaf.file)) for leaf in ctx.checked}
+        self.checked = sorted({os.path.dirname(os.path.abspath(leaf.file)) for leaf in ctx.checked})
+        self.checked_set = set(self.checked)
 
     def _relative(self, folder: str) -> str | None:
         """`folder` + "/" relative to the root ("" for the root), None outside it."""
@@ -63,19 +64,21 @@ class _LeafFolders:
 
     def holds_leaf(self, folder: str) -> bool:
         rel = self._relative(folder)
-        return folder in self.checked or (rel is not None and rel[:-1] in self.tree_set)
+        return folder in self.checked_set or (rel is not None and rel[:-1] in self.tree_set)
 
     def below(self, folder: str) -> list[str]:
         """The leaf folders strictly below `folder`, sorted."""
         rel = self._relative(folder)
-        if rel is not None:  # the tree's folders that start with rel: one range of the sorted list
+        if rel is not None:  # the tree's folders that start with rel: a range of the sorted list
             lo = bisect_left(self.tree, rel)
             hi = bisect_left(self.tree, rel[:-1] + chr(ord("/") + 1)) if rel else len(self.tree)
             tree = self.tree[lo:hi]
         else:
             tree = self.tree if self.root_slash.startswith(folder + os.sep) else []  # the root is below it
         found = {self.root_slash + d.replace("/", os.sep) for d in tree}
-        found.update(d for d in self.checked if d.startswith(folder + os.sep))
+        inside = folder + os.sep  # the checked folders that start with it: a range too
+        found.update(self.checked[bisect_left(self.checked, inside):
+                                  bisect_left(self.checked, folder + chr(ord(os.sep) + 1))])
         return sorted(found)
 
 
