@@ -136,7 +136,7 @@ def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, ca
     folder = in_repo_folder(repo)
     if folder is not None and tree is not None:
         return _export(tree, folder, patterns, cache)
-    local = local_document_dir(repo, taxonomy_root or leaf_dir) if folder is not None else None
+    local = local_document_dir(repo, taxonomy_root or leaf_dir)
     if local is None:
         raise DocumentError(f"document.repo {repo!r} is neither an https URL nor a folder inside the taxonomy")
     return local
