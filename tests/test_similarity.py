@@ -93,15 +93,17 @@ def test_self_join_equals_brute_force_on_real_seeds(corpus_texts, question_score
     assert len(expected) > 100  # the corpus has real near-duplicates: the test can fail
 
 
-def test_join_equals_brute_force_both_strategies(corpus_texts, monkeypatch):
+@pytest.mark.parametrize("scan_below, probe_up_to", [(0, 0), (0, 10**6), (10**12, 0)],
+                         ids=["prefix-index", "probe", "scan"])
+def test_join_equals_brute_force_every_strategy(corpus_texts, monkeypatch, scan_below, probe_up_to):
     questions, answers = corpus_texts
     queries, references = questions[:400] + answers[:50], questions[400:] + answers[100:300]
     expected = pairs_at(brute_force_scores(queries, references), 0.7)
     assert len(expected) > 10
-    for scan_below in (0, 10**12):  # prefix-filtered index, then rapidfuzz's scan
-        monkeypatch.setattr(sim, "_SCAN_PAIRS", scan_below)
-        got = sim.near_duplicates(queries, references, 0.7)
-        assert len(got) == len(set(got)) and set(got) == expected
+    monkeypatch.setattr(sim, "_SCAN_PAIRS", scan_below)
+    monkeypatch.setattr(sim, "_PROBE_REFERENCES", probe_up_to)
+    got = sim.near_duplicates(queries, references, 0.7)
+    assert len(got) == len(set(got)) and set(got) == expected
 
 
 def test_boundary_scores_are_kept_and_empty_texts_never_match():

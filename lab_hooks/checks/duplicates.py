@@ -64,15 +64,17 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     limit = ctx.threshold(NEAR_DUPLICATE)
     prompts = [seed_prompt(leaf, e) for e in examples]
     what = "question (with its context)" if prompts != [e.question for e in examples] else "question"
-    vocab = sim.Vocabulary()
-    scores = sim.pairwise_scores([vocab.encode(p) for p in prompts])
+    vocab = ctx.memo("vocabulary", sim.Vocabulary)
+    questions = [vocab.encode(p) for p in prompts]
+    scores = sim.pairwise_scores(questions)
     for i, j, score in scores:
         if score >= limit:
             yield SIMILAR_QUESTIONS.at(leaf.file, examples[j].pos,
                                        f"{what} is a near-duplicate of the {what} at line "
                                        f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
     # One leaf's seeds are few: all pairs in rapidfuzz beat building self_join's index.
-    for i, j, score in sim.pairwise_scores([vocab.encode(f"{p}\n{e.answer}") for p, e in zip(prompts, examples)]):
+    seeds = [q + vocab.encode(e.answer) for q, e in zip(questions, examples)]  # the tokens of f"{p}\n{answer}"
+    for i, j, score in sim.pairwise_scores(seeds):
         if score < limit:
             continue
         yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
@@ -87,8 +89,8 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
                                f"(mean pairwise 1 - ROUGE-L over {len(examples)} seeds)")
 
 
-def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], limit: float
-                       ) -> list[tuple[int, int, int, float, bool]]:
+def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], limit: float,
+                       vocab: sim.Vocabulary | None = None) -> list[tuple[int, int, int, float, bool]]:
     """Seeds of other leaves that repeat or nearly repeat each query.
 
     `queries` are (taxonomy path of its leaf, question). Returns (query index,
@@ -97,7 +99,8 @@ def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], lim
     """
     leaf_of = {path: leaf_id for leaf_id, path in index.paths.items()}
     own = [leaf_of.get(path) for path, _ in queries]
-    norms = [sim.normalize(q) for _, q in queries]
+    normalized = {q: sim.normalize(q) for q in dict.fromkeys(q for _, q in queries)}  # versions repeat seeds
+    norms = [normalized[q] for _, q in queries]
     exact = {}
     by_norm: dict[str, list[tuple[int, int]]] = {}
     for norm, leaf_id, seed in index.same_text(n for n in norms if n):
@@ -106,12 +109,11 @@ def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], lim
         for leaf_id, seed in by_norm.get(norm, ()) if norm else ():
             if leaf_id != own[qi]:
                 exact[(qi, leaf_id, seed)] = True
-    vocab = sim.Vocabulary()
-    tokens = [sim.rouge_tokens(q) for _, q in queries]
+    vocab = vocab or sim.Vocabulary()
     if index.transient or len(queries) > BULK_QUERIES:
-        near = _near_in_memory(index, tokens, vocab, limit)
+        near = _near_in_memory(index, [vocab.encode(q) for _, q in queries], vocab, limit)
     else:
-        near = _near_by_postings(index, tokens, vocab, limit)
+        near = _near_by_postings(index, [sim.rouge_tokens(q) for _, q in queries], vocab, limit)
     out = {(qi, leaf_id, seed): (score, (qi, leaf_id, seed) in exact)
            for qi, leaf_id, seed, score in near if leaf_id != own[qi]}
     for key in exact:
@@ -119,9 +121,9 @@ def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], lim
     return sorted((*key, score, is_exact) for key, (score, is_exact) in out.items())
 
 
-def _near_in_memory(index: SeedIndex, tokens: list[list[str]], vocab: sim.Vocabulary, limit: float):
+def _near_in_memory(index: SeedIndex, queries: list[list[int]], vocab: sim.Vocabulary, limit: float):
     refs = [(leaf_id, seed, q) for leaf_id, seeds in index.seeds().items() for seed, (_, _, q, _) in enumerate(seeds)]
-    pairs = sim.join([vocab.encode_tokens(t) for t in tokens], [vocab.encode(q) for _, _, q in refs], limit)
+    pairs = sim.join(queries, [vocab.encode(q) for _, _, q in refs], limit)
     return [(qi, refs[ri][0], refs[ri][1], score) for qi, ri, score in pairs]
 
 
@@ -172,7 +174,8 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
     index = SeedIndex(ctx.root, files=ctx.leaf_stats())
     try:
         index.refresh({leaf.path: leaf for leaf in leaves})
-        matches = cross_leaf_matches(index, [(leaf.path, seed_prompt(leaf, e)) for leaf, e in queries], limit)
+        matches = cross_leaf_matches(index, [(leaf.path, seed_prompt(leaf, e)) for leaf, e in queries], limit,
+                                     ctx.memo("vocabulary", sim.Vocabulary))
         seeds = index.seeds({leaf_id for _, leaf_id, _, _, _ in matches})
         paths = index.paths
     finally:
@@ -227,7 +230,7 @@ def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterato
     turns = mtbench.turns
     limit, n = ctx.threshold(CONTAMINATION_ROUGE_L), ctx.threshold(CONTAMINATION_NGRAM)
     unique = list(dict.fromkeys(t for *_, t in texts))  # leaves repeat texts (copies, versions)
-    vocab = sim.Vocabulary()
+    vocab = ctx.memo("vocabulary", sim.Vocabulary)
     near: dict[str, tuple[float, int]] = {}
     for ui, turn_i, score in sim.join([vocab.encode(t) for t in unique],
                                       [vocab.encode(t) for *_, t in turns], limit):

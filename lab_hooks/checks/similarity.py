@@ -30,6 +30,9 @@ _SLACK = 1e-9
 # Below this many query x reference pairs a plain scan in rapidfuzz's C++ loop
 # is faster than building an index (the hook's case: one leaf against a tree).
 _SCAN_PAIRS = 2_000_000
+# Up to this many references (MT-Bench's 160 turns), every reference element is
+# indexed and each query probes it: no global order over the queries is built.
+_PROBE_REFERENCES = 1_000
 
 Tokens = Sequence[int]
 Pair = tuple[int, int, float]
@@ -67,15 +70,21 @@ class Vocabulary:
     """Token -> int, so LCS compares exact ints (no hash collisions).
 
     Ids are unique but not contiguous: a new token takes the next value of a
-    counter, which lets `setdefault` run over a whole list in C.
+    counter, which lets `setdefault` run over a whole list in C. A text is
+    tokenized once per vocabulary (checks of one run share one: versions of a
+    leaf repeat most texts); the lists it returns are shared, never to be changed.
     """
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
         self._fresh = count()
+        self._texts: dict[str, list[int]] = {}
 
     def encode(self, text: str) -> list[int]:
-        return self.encode_tokens(rouge_tokens(text))
+        ids = self._texts.get(text)
+        if ids is None:
+            ids = self._texts[text] = self.encode_tokens(rouge_tokens(text))
+        return ids
 
     def encode_tokens(self, tokens: Iterable[str]) -> list[int]:
         return list(map(self.ids.setdefault, tokens, self._fresh))
@@ -129,23 +138,20 @@ def _group(seqs: Sequence[Tokens]) -> dict[tuple[int, ...], list[int]]:
     return groups
 
 
-class _Ordered:
-    """Records as token multisets sorted by a global rarest-first order.
+def _elements(record: Tokens, width: int) -> list[int]:
+    """A token multiset as a set of (token, occurrence) elements, packed in one int
+    (`width` exceeds every token id), so set overlap is multiset overlap. Unordered."""
+    counts = Counter(record)  # counted in C; most tokens occur once
+    return [*counts, *(tok + k * width for tok, n in counts.items() if n > 1 for k in range(1, n))]
 
-    A multiset becomes a set of (token, occurrence) elements, so set overlap is
-    multiset overlap; rare elements first keep prefixes selective.
-    """
+
+class _Ordered:
+    """Records as element sets sorted by a global rarest-first order: rare
+    elements first keep prefixes selective."""
 
     def __init__(self, records: Sequence[tuple[int, ...]]):
         width = max((max(r) for r in records if r), default=0) + 1
-        element_sets = []
-        for record in records:
-            seen: Counter[int] = Counter()
-            elements = []
-            for tok in record:
-                elements.append(tok + seen[tok] * width)
-                seen[tok] += 1
-            element_sets.append(elements)
+        element_sets = [_elements(record, width) for record in records]
         frequency = Counter(e for elements in element_sets for e in elements)
         rank = {e: r for r, (e, _) in enumerate(sorted(frequency.items(), key=lambda kv: (kv[1], kv[0])))}
         self.sorted = [sorted(elements, key=rank.__getitem__) for elements in element_sets]
@@ -188,6 +194,8 @@ def join(queries: Sequence[Tokens], references: Sequence[Tokens], threshold: flo
     t = _check(threshold)
     if len(queries) * len(references) <= _SCAN_PAIRS:
         pairs = _scan(queries, references, threshold, t)
+    elif len(references) <= _PROBE_REFERENCES:
+        pairs = _probe_join(queries, references, threshold, t)
     else:
         pairs = _indexed_join(queries, references, threshold, t)
     pairs.sort()
@@ -207,6 +215,46 @@ def _scan(queries: Sequence[Tokens], references: Sequence[Tokens], threshold: fl
             score = fmeasure(lcs, m, len(references[ri]))
             if score >= threshold:
                 pairs.append((qi, ri, score))
+    return pairs
+
+
+def _probe_join(queries: Sequence[Tokens], references: Sequence[Tokens], threshold: float,
+                t: float) -> list[Pair]:
+    """Every element of the few references indexed; a query whose overlap with a
+    reference reaches the least a match needs (α) shares one of any m - α + 1 of
+    its m elements, so its rarest m - α + 1 find every candidate. Elements that
+    no reference holds count towards those m - α + 1 and find nothing: a query
+    with fewer than α shared elements is dropped before any lookup."""
+    qgroups, rgroups = _group(queries), _group(references)
+    rrecs = list(rgroups)
+    width = max((max(r) for r in rrecs), default=0) + 1  # query tokens above it are in no reference
+    index: dict[int, list[int]] = {}
+    for y, rec in enumerate(rrecs):
+        for e in _elements(rec, width):
+            index.setdefault(e, []).append(y)
+    rarity = {e: len(holders) for e, holders in index.items()}
+    reference_tokens = {tok for rec in rrecs for tok in rec}
+    pairs: list[Pair] = []
+    for rec, members in qgroups.items():
+        m = len(rec)
+        need = _min_overlap(m, t)
+        if sum(map(reference_tokens.__contains__, rec)) < need:  # counted in C: many queries stop here
+            continue
+        shared = [e for e in _elements([tok for tok in rec if tok in reference_tokens], width) if e in rarity]
+        if len(shared) < need:
+            continue
+        shared.sort(key=rarity.__getitem__)
+        candidates = set()
+        for e in shared[: len(shared) - need + 1]:
+            candidates.update(index[e])
+        shortest, longest = m * t / (2 - t), m * (2 - t) / t
+        for y in candidates:
+            other = rrecs[y]
+            if not shortest <= len(other) <= longest:
+                continue
+            score = fmeasure(LCSseq.similarity(rec, other), m, len(other))
+            if score >= threshold:
+                pairs.extend((i, j, score) for i in members for j in rgroups[other])
     return pairs
 
 
