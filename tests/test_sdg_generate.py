@@ -355,3 +355,18 @@ def test_concurrent_leaves_and_batches_write_what_a_sequential_run_writes(teache
             store.close()
     assert serialized.most_waiting >= 3  # two leaves and several batches of a step were in flight together
     assert tree(tmp_path / "concurrent" / "out") == tree(tmp_path / "sequential" / "out")
+
+
+def test_output_write_removes_a_killed_writers_tmp_but_not_a_live_ones(tmp_path):
+    from lab_hooks.sdg.generate import _write
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = tmp_path / f".stats.json.{dead.pid}.0badc0de.tmp"
+    live = tmp_path / f".stats.json.{os.getppid()}.0c0ffee0.tmp"  # our parent: alive while we run
+    killed.write_text("half")
+    live.write_text("in flight")
+    _write(tmp_path / "stats.json", "{}\n")
+    assert (tmp_path / "stats.json").read_text() == "{}\n"
+    assert not killed.exists() and live.read_text() == "in flight"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["stats.json", live.name])

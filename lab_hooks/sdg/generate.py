@@ -146,14 +146,29 @@ def _sample_id(leaf: Leaf, pipeline_sha: str, teacher: str, seed: int, unit: str
 def _write(path: Path, data: str) -> None:
     """Atomically: a reader (or a resumed run) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a killed run's
-        stale.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        if not _running(stale.name.split(".")[-3]):  # a killed run's; a live writer's stays
+            stale.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _running(pid: str) -> bool:
+    """Whether `pid` (as written in a tmp file's name) is a live process of this machine."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _jsonl(rows: list[dict]) -> str:
