@@ -60,6 +60,10 @@ def test_tokens_follow_rouge_score_default_tokenizer():
         ["write", "a", "5", "line", "poem", "about", "caf", "life"]
     assert sim.rouge_tokens("日本語の質問") == []
     assert sim.rouge_tokens("ÀB\tc\n\nD") == ["b", "c", "d"]  # À lower-cases to à: not [a-z0-9]
+    tokenize = pytest.importorskip("rouge_score.tokenize", reason="rouge-score (the dev extra) not installed")
+    # Upper-case letters whose lower case is or holds ASCII (İ -> i + a dot, Kelvin sign -> k).
+    for text in ("İstanbul \u212a9 naïve_x²", "ＡＢＣ１２ ß ﬁ ǅ Ω", "a?b", ""):
+        assert sim.rouge_tokens(text) == tokenize.tokenize(text, None)
 
 
 def test_scores_equal_rouge_score(corpus_texts):

@@ -121,7 +121,7 @@ def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], lim
     return sorted((*key, score, is_exact) for key, (score, is_exact) in out.items())
 
 
-def _near_in_memory(index: SeedIndex, queries: list[list[int]], vocab: sim.Vocabulary, limit: float):
+def _near_in_memory(index: SeedIndex, queries: list[sim.Tokens], vocab: sim.Vocabulary, limit: float):
     refs = [(leaf_id, seed, q) for leaf_id, seeds in index.seeds().items() for seed, (_, _, q, _) in enumerate(seeds)]
     pairs = sim.join(queries, [vocab.encode(q) for _, _, q in refs], limit)
     return [(qi, refs[ri][0], refs[ri][1], score) for qi, ri, score in pairs]
@@ -202,6 +202,10 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
 def _mtbench() -> MTBenchIndex:
     """The MT-Bench table, opened once per process (raises AssetError when it cannot be built)."""
     return MTBenchIndex()
+
+
+if hasattr(os, "register_at_fork"):  # a SQLite connection must not cross a fork: a child opens its own
+    os.register_at_fork(after_in_child=_mtbench.cache_clear)
 
 
 def _contamination_texts(leaf: Leaf) -> list[tuple[tuple[int, int], str, str]]:

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from lab_hooks.checks.config import Config
 from lab_hooks.checks.context import Context
@@ -18,6 +18,8 @@ from lab_hooks.checks.findings import OFF, Finding, Metric
 from lab_hooks.checks.registry import LEAF_CHECKS, RULES, TAXONOMY_CHECKS, load_checks
 from lab_hooks.taxonomy.leaf import Leaf, taxonomy_path
 from lab_hooks.taxonomy.load import LeafError, parse_leaf, read_attribution, read_bounded
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,6 +58,11 @@ def find_root(files: Sequence[str]) -> Path:
     return Path(".")
 
 
+# From this many leaves (a whole tree, not a commit's few) the checks across leaves run
+# in a forked child while this process runs the per-leaf ones: two cores, about half the wall.
+FORK_AT_LEAVES = 500
+
+
 def check_files(files: Sequence[str], root: str | Path | None = None, config: Config | None = None,
                 taxonomy_wide: bool = True) -> Report:
     """Check the files; `root` is the taxonomy root (found from the files when None).
@@ -69,18 +76,21 @@ def check_files(files: Sequence[str], root: str | Path | None = None, config: Co
             ctx.checked.append(load_for_check(file, ctx.root))
         except LeafError as exc:
             raw.append(RULES[exc.code].at(file, exc.pos, exc.message))
+    across = _beside(lambda: _run_all(TAXONOMY_CHECKS if taxonomy_wide else [], "(taxonomy)", ctx.checked, ctx),
+                     fork=len(ctx.checked) >= FORK_AT_LEAVES)
     for leaf in ctx.checked:
         for check in LEAF_CHECKS:
             raw += _run(check, report, leaf.file, leaf, ctx)
-    for check in TAXONOMY_CHECKS if taxonomy_wide else ():
-        raw += _run(check, report, "(taxonomy)", ctx.checked, ctx)
+    found, crashes = across()
+    raw += found
+    report.internal_errors += crashes
     for item in raw:
         if isinstance(item, Metric):
             report.metrics.append(item)
             continue
         severity = ctx.config.severity(RULES[item.code])
         if severity != OFF:
-            report.findings.append(item if severity == item.severity else dataclasses.replace(item, severity=severity))
+            report.findings.append(item if severity == item.severity else item._replace(severity=severity))
     return report
 
 
@@ -91,6 +101,45 @@ def _run(check, report: Report, where: str, *args) -> list[Finding | Metric]:
         report.internal_errors.append(f"{where}: check {check.__module__}.{check.__name__} crashed: "
                                       f"{type(exc).__name__}: {exc}")
         return []
+
+
+def _run_all(checks, where: str, *args) -> tuple[list[Finding | Metric], list[str]]:
+    """Every check's results, and the crashes among them."""
+    report = Report(files=[])
+    return [item for check in checks for item in _run(check, report, where, *args)], report.internal_errors
+
+
+def _beside(work: Callable[[], T], fork: bool) -> Callable[[], T]:
+    """Start `work` in a forked child and return a call that waits for its (pickled)
+    result; without `fork`, where there is no fork, or when threads run (a fork
+    copies only the calling one), the call runs `work` itself. A child that dies
+    (killed, out of memory) is not a lost result: the call then runs `work` here."""
+    import threading
+
+    if not (fork and hasattr(os, "fork") and threading.active_count() == 1):
+        return work
+    import pickle
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: writes its result and exits, never returns
+        status = 1
+        try:
+            os.close(read_end)
+            with open(write_end, "wb") as pipe:
+                pickle.dump(work(), pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+
+    def wait() -> T:
+        with open(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        return pickle.loads(data) if status == 0 and data else work()
+
+    return wait
 
 
 def expand(paths: Iterable[str]) -> list[str]:
