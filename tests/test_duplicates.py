@@ -388,3 +388,60 @@ def test_mtbench_ngram_runs_find_the_first_shared_ngram_a_full_scan_finds():
         full = next((g for g in sim.ngrams(words, 3) if g in table), None)
         runs = next((g for run in _runs_within(words, known, 3) for g in sim.ngrams(run, 3) if g in table), None)
         assert runs == full, words
+
+
+def _whole_tree(taxonomy, mtbench_home):
+    """Leaves with findings of every kind the cross-leaf checks report."""
+    verbatim = {q["question_id"]: q for q in mtbench_home[1]}[81]["turns"][0]
+    files = [write(taxonomy, "compositional_skills/writing/freeform/a", skill(*DIVERSE)),
+             write(taxonomy, "compositional_skills/writing/freeform/b", skill(*DIVERSE[:4], (verbatim, "Aloha!"))),
+             write(taxonomy, "compositional_skills/writing/freeform/c",
+                   skill(*[(q + " Please.", a) for q, a in DIVERSE[:4]], (DIVERSE[0][0] + " Now.", "Again.")))]
+    return [str(taxonomy / f) for f in files]
+
+
+def _forks(monkeypatch):
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    return forks
+
+
+def test_whole_tree_run_forks_the_cross_leaf_checks_and_reports_the_same(taxonomy, mtbench_home, monkeypatch):
+    from lab_hooks.checks import engine
+
+    files = _whole_tree(taxonomy, mtbench_home)
+    one_process = engine.check_files(files, taxonomy)
+    assert {"LH604", "LH605", "LH606", "LH601"} <= {f.code for f in one_process.findings}
+    forks = _forks(monkeypatch)
+    monkeypatch.setattr(engine, "FORK_AT_LEAVES", 2)
+    forked = engine.check_files(files, taxonomy)
+    assert forks == [1]
+    assert sorted(forked.findings) == sorted(one_process.findings)
+    assert forked.metrics == one_process.metrics and forked.internal_errors == one_process.internal_errors == []
+
+
+def test_a_forked_check_that_crashes_or_a_child_that_dies_loses_nothing(taxonomy, mtbench_home, monkeypatch):
+    from lab_hooks.checks import engine
+
+    files = _whole_tree(taxonomy, mtbench_home)
+    expected = sorted(engine.check_files(files, taxonomy).findings)
+    parent = os.getpid()
+
+    def killed_in_the_child(leaves, ctx):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), 9)
+        return iter(())
+
+    def crashes(leaves, ctx):
+        raise RuntimeError("boom")
+
+    forks = _forks(monkeypatch)
+    monkeypatch.setattr(engine, "FORK_AT_LEAVES", 2)
+    monkeypatch.setattr(engine, "TAXONOMY_CHECKS", [*engine.TAXONOMY_CHECKS, killed_in_the_child])
+    report = engine.check_files(files, taxonomy)  # the child is killed: this process runs its checks
+    assert forks == [1] and sorted(report.findings) == expected and report.internal_errors == []
+    monkeypatch.setattr(engine, "TAXONOMY_CHECKS", [*engine.TAXONOMY_CHECKS[:-1], crashes])
+    report = engine.check_files(files, taxonomy)
+    assert forks == [1, 1] and sorted(report.findings) == expected
+    assert report.internal_errors == ["(taxonomy): check test_duplicates.crashes crashed: RuntimeError: boom"]
