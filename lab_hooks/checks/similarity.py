@@ -246,9 +246,14 @@ def _probe_join(queries: Sequence[Tokens], references: Sequence[Tokens], thresho
             index.setdefault(e, []).append(y)
     rarity = {e: len(holders) for e, holders in index.items()}
     reference_tokens = {tok for rec in rrecs for tok in rec}
+    lengths = [len(rec) for rec in rrecs] or [0]
+    least, most = min(lengths), max(lengths)
     pairs: list[Pair] = []
     for rec, members in qgroups.items():
         m = len(rec)
+        shortest, longest = m * t / (2 - t), m * (2 - t) / t
+        if shortest > most or longest < least:  # no reference of a length it could match
+            continue
         need = _min_overlap(m, t)
         if sum(map(reference_tokens.__contains__, rec)) < need:  # counted in C: many queries stop here
             continue
@@ -259,7 +264,6 @@ def _probe_join(queries: Sequence[Tokens], references: Sequence[Tokens], thresho
         candidates = set()
         for e in shared[: len(shared) - need + 1]:
             candidates.update(index[e])
-        shortest, longest = m * t / (2 - t), m * (2 - t) / t
         for y in candidates:
             other = rrecs[y]
             if not shortest <= len(other) <= longest:
