@@ -29,6 +29,7 @@ NodePath = tuple[Any, ...]  # keys and indexes from the root
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _PLAIN_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+ScalarEvent = yaml.ScalarEvent
 _resolver = Resolver()
 _constructor = SafeConstructor()
 _PENDING = object()
@@ -63,12 +64,13 @@ class Document:
         return self.marks.get(path, (1, 1))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     path: NodePath
     value: Any
     pos: Pos
     anchor: str | None
+    is_list: bool
     size: int = 1
     key: Any = _PENDING
     key_pos: Pos = (1, 1)
@@ -82,10 +84,15 @@ def _pos(mark) -> Pos:
 _RESOLVABLE_FIRST = frozenset(k for k in Resolver.yaml_implicit_resolvers if k is not None)
 
 
+def _plain_text(event) -> bool:
+    """A string as written: no tag, and quoted, a block, or plain text that cannot be a
+    number/bool/null/date (most scalars: they skip the resolver)."""
+    return event.tag is None and bool(event.style or event.value[:1] not in _RESOLVABLE_FIRST)
+
+
 def _scalar(event) -> Any:
+    """The value of a scalar that is not `_plain_text`."""
     tag = event.tag
-    if tag is None and (event.style or event.value[:1] not in _RESOLVABLE_FIRST):
-        return event.value  # quoted, block, or plain text that cannot be a number/bool/null/date
     if tag is None or tag == "!":
         tag = _resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
     if tag == _MERGE_TAG:
@@ -122,6 +129,7 @@ def load(text: str) -> Document:
 
 def _load(text: str, loader_class) -> Document:
     doc = Document(data=None)
+    marks, key_marks = doc.marks, doc.key_marks
     anchors: dict[str, tuple[Any, int]] = {}
     stack: list[_Frame] = []
     documents = 0
@@ -138,10 +146,9 @@ def _load(text: str, loader_class) -> Document:
             raise YamlError(
                 f"document expands to more than {MAX_EXPANDED_NODES} nodes (alias bomb?)", pos
             )
-        if isinstance(frame.value, list):
-            path = frame.path + (len(frame.value),)
+        if frame.is_list:
+            marks[frame.path + (len(frame.value),)] = pos
             frame.value.append(value)
-            doc.marks[path] = pos
         elif frame.key is _PENDING:
             try:
                 hash(value)
@@ -149,7 +156,7 @@ def _load(text: str, loader_class) -> Document:
                 raise YamlError("a mapping key must be a plain scalar", pos) from None
             path = frame.path + (value,)
             if value in frame.value and value is not _MERGE:
-                doc.duplicate_keys.append((path, doc.key_marks[path], pos))
+                doc.duplicate_keys.append((path, key_marks[path], pos))
             frame.key, frame.key_pos = value, pos
         else:
             key, frame.key = frame.key, _PENDING
@@ -162,30 +169,29 @@ def _load(text: str, loader_class) -> Document:
                 return
             path = frame.path + (key,)
             frame.value[key] = value
-            doc.marks[path] = pos
-            doc.key_marks[path] = frame.key_pos
+            marks[path] = pos
+            key_marks[path] = frame.key_pos
 
     def child_path() -> NodePath:
         if not stack:
             return ()
         frame = stack[-1]
-        if isinstance(frame.value, list):
-            return frame.path + (len(frame.value),)
-        return frame.path + (frame.key,)
+        return frame.path + ((len(frame.value),) if frame.is_list else (frame.key,))
 
     loader = loader_class(text)
     try:
         while True:
             event = loader.get_event()
             cls = event.__class__
-            if cls is yaml.ScalarEvent:  # the commonest event first
-                value = _scalar(event)
-                if event.style in ("|", ">"):
+            if cls is ScalarEvent:  # the commonest event first
+                value = event.value if _plain_text(event) else _scalar(event)
+                style, mark = event.style, event.start_mark
+                if style == "|" or style == ">":
                     end = event.end_mark
-                    doc.block_scalars.append((event.start_mark.line + 2, end.line + (end.column > 0)))
+                    doc.block_scalars.append((mark.line + 2, end.line + (end.column > 0)))
                 if event.anchor:
                     anchors[event.anchor] = (value, 1)
-                attach(value, 1, _pos(event.start_mark))
+                attach(value, 1, (mark.line + 1, mark.column + 1))
             elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
                 pos = _pos(event.start_mark)
                 if event.tag not in _PLAIN_COLLECTION_TAGS:
@@ -197,7 +203,7 @@ def _load(text: str, loader_class) -> Document:
                 is_mapping = cls is yaml.MappingStartEvent
                 path = child_path()
                 doc.collections.append((path, is_mapping, pos, bool(event.flow_style)))
-                stack.append(_Frame(path, {} if is_mapping else [], pos, event.anchor))
+                stack.append(_Frame(path, {} if is_mapping else [], pos, event.anchor, not is_mapping))
             elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
                 frame = stack.pop()
                 if frame.anchor:
