@@ -264,14 +264,21 @@ def _probe_join(queries: Sequence[Tokens], references: Sequence[Tokens], thresho
         candidates = set()
         for e in shared[: len(shared) - need + 1]:
             candidates.update(index[e])
-        for y in candidates:
-            other = rrecs[y]
-            if not shortest <= len(other) <= longest:
-                continue
+        for other, score in _scored(rec, candidates, rrecs, threshold, t):
+            pairs.extend((i, j, score) for i in members for j in rgroups[other])
+    return pairs
+
+
+def _scored(rec: Tokens, candidates: Iterable[int], records: Sequence[Tokens], threshold: float, t: float):
+    """(record, F) of each candidate record whose length allows a match and whose F with `rec` >= threshold."""
+    m = len(rec)
+    shortest, longest = m * t / (2 - t), m * (2 - t) / t
+    for y in candidates:
+        other = records[y]
+        if shortest <= len(other) <= longest:
             score = fmeasure(LCSseq.similarity(rec, other), m, len(other))
             if score >= threshold:
-                pairs.extend((i, j, score) for i in members for j in rgroups[other])
-    return pairs
+                yield other, score
 
 
 def _indexed_join(queries: Sequence[Tokens], references: Sequence[Tokens], threshold: float,
@@ -286,16 +293,9 @@ def _indexed_join(queries: Sequence[Tokens], references: Sequence[Tokens], thres
             index.setdefault(e, []).append(y)
     pairs: list[Pair] = []
     for x, rec in enumerate(qrecs):
-        m = len(rec)
-        shortest, longest = m * t / (2 - t), m * (2 - t) / t
         candidates = set()
-        for e in elements[x][: m - _min_overlap(m, t) + 1]:
+        for e in elements[x][: len(rec) - _min_overlap(len(rec), t) + 1]:
             candidates.update(index.get(e, ()))
-        for y in candidates:
-            other = rrecs[y]
-            if not shortest <= len(other) <= longest:
-                continue
-            score = fmeasure(LCSseq.similarity(rec, other), m, len(other))
-            if score >= threshold:
-                pairs.extend((i, j, score) for i in qgroups[rec] for j in rgroups[other])
+        for other, score in _scored(rec, candidates, rrecs, threshold, t):
+            pairs.extend((i, j, score) for i in qgroups[rec] for j in rgroups[other])
     return pairs
