@@ -117,3 +117,22 @@ def test_preview_prints_samples_and_verdicts(home, capsys):
     assert code in (0, 1)
     assert "compositional_skills/writing/freeform/haiku" in out and "--- sample 0" in out
     assert "question_judge" in out
+
+
+def test_gc_deletes_nothing_while_a_generate_runs(home, capsys, monkeypatch):
+    from lab_hooks.sdg import generate
+    from lab_hooks.store import Store, StoreBusy
+
+    real, refused = generate.generate_leaves, []
+
+    def generate_while_gc_tries(*args, **kwargs):
+        try:
+            Store().gc(keep_days=0)
+        except StoreBusy as exc:
+            refused.append(str(exc))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "generate_leaves", generate_while_gc_tries)
+    assert main(["generate", "--leaf", str(LEAF), "--out", str(home / "out"), *TINY]) in (0, 1)
+    assert len(refused) == 1 and "a job (pr, promote, generate, train, eval) is using the store" in refused[0]
+    Store().gc(keep_days=0)  # the job has ended: gc runs again

@@ -236,7 +236,7 @@ def test_gc_waits_for_no_job_and_a_killed_job_does_not_block_it(store, capsys):
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert job.stdout.readline() == "ready\n"
-        with pytest.raises(StoreBusy, match="a job .pr, promote. is using the store"):
+        with pytest.raises(StoreBusy, match=r"a job \(pr, promote, generate, train, eval\) is using the store"):
             store.gc()
         assert store_main(["--home", str(store.home), "gc"]) == 1
         err = capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 DEFAULT_JUDGE = "embedded:smollm2-135m-instruct"
@@ -95,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                             judge_max_tokens=args.judge_max_tokens, judge_repeats=args.judge_repeats,
                             judge_temperature=args.judge_temperature, judge_prefill=args.judge_prefill,
                             unchanged_sample=args.unchanged_sample, resamples=args.resamples)
-        results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
-                           new_leaves=branch.new, unchanged_leaves=branch.unchanged,
-                           settings=settings, mtbench=not args.no_mtbench)
+        job = store.run("eval", {"base": args.base_model, "candidate": args.candidate}) if store else nullcontext()
+        with job:  # no gc meanwhile
+            results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
+                               new_leaves=branch.new, unchanged_leaves=branch.unchanged,
+                               settings=settings, mtbench=not args.no_mtbench)
     except (leaves.InputError, SpecError) as exc:
         print(f"lab-hooks eval: {exc}", file=sys.stderr)
         return 2

@@ -85,11 +85,12 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
 
     store = Store()
     try:
-        return generate_leaves(
-            leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
-            max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(),
-            tree=tree, mix_config=mix, progress=progress,
-        )
+        with store.run("generate", {"leaves": [leaf.name for leaf in leaves], "teacher": args.teacher}):  # no gc meanwhile
+            return generate_leaves(
+                leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
+                max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(),
+                tree=tree, mix_config=mix, progress=progress,
+            )
     finally:
         store.close()
 

@@ -522,7 +522,7 @@ class Store:
             return self._gc(keep_days, dry_run)
         with self._key_lock(JOBS_LOCK, blocking=False) as held:
             if not held:
-                raise StoreBusy(f"{self.home}: a job (pr, promote) is using the store; gc deletes nothing "
+                raise StoreBusy(f"{self.home}: a job (pr, promote, generate, train, eval) is using the store; gc deletes nothing "
                                 "while one runs: try again when it has finished")
             return self._gc(keep_days, dry_run)
 

@@ -111,10 +111,12 @@ def main(argv: list[str]) -> int:
         )
         rank = int(os.environ.get("RANK", "0"))
         store = Store()
-        key, checkpoint, summary = train_candidate(
-            store, load_buffer(store), {leaf: generated[leaf] for leaf in changed}, removed, student_dir(args.student),
-            config, external=external, replay_ratio=args.replay_ratio, is_main_process=rank == 0,
-        )
+        with store.run("train", {"student": args.student, "rank": rank}):  # no gc meanwhile
+            key, checkpoint, summary = train_candidate(
+                store, load_buffer(store), {leaf: generated[leaf] for leaf in changed}, removed,
+                student_dir(args.student), config, external=external, replay_ratio=args.replay_ratio,
+                is_main_process=rank == 0,
+            )
     except (TrainError, DiffError, StoreError, ValueError, OSError) as exc:
         return _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if rank != 0:
