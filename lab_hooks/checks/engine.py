@@ -77,7 +77,7 @@ def check_files(files: Sequence[str], root: str | Path | None = None, config: Co
         except LeafError as exc:
             raw.append(RULES[exc.code].at(file, exc.pos, exc.message))
     across = _beside(lambda: _run_all(TAXONOMY_CHECKS if taxonomy_wide else [], "(taxonomy)", ctx.checked, ctx),
-                     fork=len(ctx.checked) >= FORK_AT_LEAVES)
+                     fork=taxonomy_wide and len(ctx.checked) >= FORK_AT_LEAVES)
     for leaf in ctx.checked:
         for check in LEAF_CHECKS:
             raw += _run(check, report, leaf.file, leaf, ctx)
