@@ -181,20 +181,11 @@ def self_join(seqs: Sequence[Tokens], threshold: float) -> list[Pair]:
     index: dict[int, list[int]] = {}
     for x in order:
         rec, n = records[x], len(records[x])
-        shortest = math.ceil(n * t / (2 - t))
         candidates = set()
         for e in elements[x][: n - _min_overlap(n, t) + 1]:
-            for y in index.get(e, ()):
-                candidates.add(y)
-        for y in candidates:
-            other = records[y]
-            if len(other) < shortest:
-                continue
-            score = fmeasure(LCSseq.similarity(rec, other), n, len(other))
-            if score >= threshold:
-                pairs.extend(
-                    (min(i, j), max(i, j), score) for i in groups[rec] for j in groups[other]
-                )
+            candidates.update(index.get(e, ()))
+        for other, score in _scored(rec, candidates, records, threshold, t):  # indexed ones are no longer
+            pairs.extend((min(i, j), max(i, j), score) for i in groups[rec] for j in groups[other])
         # Later records are at least as long, so a pair needs overlap >= t·n.
         for e in elements[x][: n - max(1, math.ceil(n * t)) + 1]:
             index.setdefault(e, []).append(x)
