@@ -29,7 +29,6 @@ NodePath = tuple[Any, ...]  # keys and indexes from the root
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _PLAIN_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
-ScalarEvent = yaml.ScalarEvent
 _resolver = Resolver()
 _constructor = SafeConstructor()
 _PENDING = object()
@@ -183,7 +182,7 @@ def _load(text: str, loader_class) -> Document:
         while True:
             event = loader.get_event()
             cls = event.__class__
-            if cls is ScalarEvent:  # the commonest event first
+            if cls is yaml.ScalarEvent:  # the commonest event first
                 value = event.value if _plain_text(event) else _scalar(event)
                 style, mark = event.style, event.start_mark
                 if style == "|" or style == ">":
