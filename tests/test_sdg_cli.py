@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab_hooks.cli import main
+from test_sdg_generate import KNOWLEDGE
 
 pytestmark = pytest.mark.slow
 TINY = ["--samples-per-seed", "1", "--max-tokens", "8", "--no-progress"]
@@ -54,24 +55,6 @@ def test_generate_changed_leaves_then_rerun_from_cache(home, capsys):
     assert report["teacher_calls"] == 0 and report["leaves"][0]["status"] in ("ok", "empty")
 
 
-KNOWLEDGE = """\
-version: 3
-created_by: tester
-domain: engineering
-document_outline: A short history of the Harbour Bridge
-seed_examples:
-  - context: The Harbour Bridge carries rail, vehicle and foot traffic.
-    questions_and_answers:
-      - question: What traffic does the Harbour Bridge carry?
-        answer: Rail, vehicle and foot traffic.
-document:
-  repo: .
-  commit: HEAD
-  patterns:
-    - documents/bridge.md
-"""
-
-
 def test_generate_head_reads_in_repo_documents_from_the_commit(home, capsys):
     repo = home / "repo"
     (repo / "documents").mkdir(parents=True)
@@ -82,8 +65,8 @@ def test_generate_head_reads_in_repo_documents_from_the_commit(home, capsys):
     git(repo, "checkout", "-qb", "pr")
     leaf = repo / "knowledge/engineering/bridges/qna.yaml"
     leaf.parent.mkdir(parents=True)
-    leaf.write_text(KNOWLEDGE)
-    (repo / "documents/bridge.md").write_text("# Harbour Bridge\n\nThe bridge opened in 1932.\n")
+    leaf.write_text(KNOWLEDGE.format(repo=".", commit="HEAD", pattern="documents/bridge.md"))
+    (repo / "documents/bridge.md").write_text("# Harbour Bridge\n\nIts arch rises 134 metres above the water.\n")
     git(repo, "add", ".")
     git(repo, "-c", "user.email=t@e.com", "-c", "user.name=t", "commit", "-qm", "add bridges")
     (repo / "documents/bridge.md").write_text("# Harbour Bridge\n\nUNCOMMITTED TEXT\n")  # never read for pr
@@ -93,7 +76,7 @@ def test_generate_head_reads_in_repo_documents_from_the_commit(home, capsys):
     stats = json.loads((out / "leaves/knowledge/engineering/bridges/stats.json").read_text())
     assert stats["documents"] == ["documents/bridge.md"] and stats["chunks"] == 1
     records = (out / "leaves/knowledge/engineering/bridges/records.jsonl").read_text()
-    assert "opened in 1932" in records and "UNCOMMITTED" not in records
+    assert "134 metres" in records and "UNCOMMITTED" not in records
 
 
 def test_generate_bad_leaf_is_one_line_with_position(home, capsys):

@@ -73,10 +73,10 @@ seed_examples:
       - question: Is the Harbour Bridge only for cars?
         answer: No, it also carries trains and pedestrians.
 document:
-  repo: file://{repo}
+  repo: {repo}
   commit: {commit}
   patterns:
-    - "*.md"
+    - "{pattern}"
 """
 
 DOC = """\
@@ -108,7 +108,8 @@ def write_taxonomy(root: Path) -> list[Path]:
     files = {
         "compositional_skills/writing/freeform/haiku/qna.yaml": FREEFORM,
         "compositional_skills/extraction/grounded/dates/qna.yaml": GROUNDED,
-        "knowledge/engineering/bridges/qna.yaml": KNOWLEDGE.format(repo=docs, commit=git(docs, "rev-parse", "HEAD")),
+        "knowledge/engineering/bridges/qna.yaml": KNOWLEDGE.format(repo=f"file://{docs}", commit=git(docs, "rev-parse", "HEAD"),
+                                                                    pattern="*.md"),
     }
     paths = []
     for rel, text in files.items():
