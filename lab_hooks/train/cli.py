@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repo", default=".", help="taxonomy repository (default: .)")
     p.add_argument("--student", default="embedded:smollm2-135m-instruct", metavar="SPEC",
                    help="model to start from when main has no checkpoint (embedded:NAME, hf:/path)")
-    p.add_argument("--method", choices=("full", "lora"), default="full")
+    p.add_argument("--method", choices=("full", "lora", "osf"), default="full")
     p.add_argument("--data", default="lab-hooks-data", metavar="DIR", help="`lab-hooks generate` output dir")
     p.add_argument("--external", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="extra replay datasets")
     p.add_argument("--replay-ratio", type=float, default=1.0, help="replay samples per new sample (default 1.0)")
@@ -67,6 +67,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--max-seq-len", type=int, default=2048)
     p.add_argument("--save-every", type=int, default=25, metavar="STEPS")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--nproc", type=int, default=0,
+                   help="processes (GPUs) to train with under torchrun; default: every visible GPU, 1 without GPU")
+    p.add_argument("--cpu-offload", action="store_true", help="FSDP2 keeps shards and optimizer state in host memory")
+    p.add_argument("--activation-checkpointing", action="store_true", help="recompute activations in backward")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -107,6 +111,9 @@ def main(argv: list[str]) -> int:
             max_seq_len=args.max_seq_len,
             save_every=args.save_every,
             seed=args.seed,
+            nproc=args.nproc,
+            cpu_offload=args.cpu_offload,
+            activation_checkpointing=args.activation_checkpointing,
             progress=not args.no_progress,
         )
         rank = int(os.environ.get("RANK", "0"))
