@@ -51,7 +51,9 @@ def select_files(args: argparse.Namespace, base) -> tuple[list[str], str | None]
 
 
 def check(args: argparse.Namespace):
-    """The files checked and their report; with `--base`, the base's errors let through."""
+    """The files checked and their report; the errors the baseline lists, and with
+    `--base` those the base had, are let through as warnings."""
+    from lab_hooks.checks import baseline
     from lab_hooks.checks.config import load_config
     from lab_hooks.checks.engine import check_files, find_root
     from lab_hooks.checks.registry import load_checks
@@ -68,6 +70,12 @@ def check(args: argparse.Namespace):
         config = load_config(root)
         config.semantic = args.semantic
         report = check_files(files, root, config)
+        known = baseline.read(root)
+        if known is not None:
+            stale = baseline.apply(report, root, known)
+            if stale:
+                print(f"lab-hooks validate: {stale:,} {baseline.BASELINE_FILE} entries of these leaves no longer "
+                      "occur: run `lab-hooks baseline` to drop them", file=sys.stderr)
         if base is not None:
             from lab_hooks.checks.ratchet import base_states, mark_pre_existing
 
@@ -89,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab-hooks validate: --root {args.root}: not a directory", file=sys.stderr)
         return 2
 
+    from lab_hooks.checks.baseline import BaselineError
     from lab_hooks.checks.config import ConfigError
 
-    errors: tuple[type[Exception], ...] = (ConfigError,)
+    errors: tuple[type[Exception], ...] = (ConfigError, BaselineError)
     if args.base:  # the git reader is imported only then
         from lab_hooks.checks.gitbase import BaseError
 
