@@ -98,14 +98,22 @@ def check_leaves(leaves: Sequence[Leaf], unreadable: Sequence[Finding], root: st
     found, crashes = across()
     raw += found
     report.internal_errors += crashes
+    version_1 = _version_1_files(ctx.checked) if ctx.config.version_1 else set()
     for item in raw:
         if isinstance(item, Metric):
             report.metrics.append(item)
             continue
-        severity = ctx.config.severity(RULES[item.code])
+        severity = ctx.config.severity(RULES[item.code], item.file in version_1)
         if severity != OFF:
             report.findings.append(item if severity == item.severity else item._replace(severity=severity))
     return report
+
+
+def _version_1_files(leaves: Sequence[Leaf]) -> set[str]:
+    """The files of the leaves InstructLab reads as version 1 (no `version:`, or 1)."""
+    from lab_hooks.checks.schema import schema_version
+
+    return {leaf.file for leaf in leaves if schema_version(leaf.version) == 1}
 
 
 def _run(check, report: Report, where: str, *args) -> list[Finding | Metric]:
