@@ -3,6 +3,8 @@
 Real sockets, real HTTP: issue comments (list with Link pagination, create,
 update), check runs (create, update), bearer-token auth, and a queue of
 rate-limit answers (403 secondary limit, 429, x-ratelimit-reset) to inject.
+`user` is who the token is: None for a workflow's GITHUB_TOKEN (`GET /user` is
+403, comments are written by github-actions[bot]), else a user's login.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class FakeGitHub:
-    def __init__(self, token: str = "test-token", repo: str = "acme/taxonomy"):
-        self.token, self.repo = token, repo
+    def __init__(self, token: str = "test-token", repo: str = "acme/taxonomy", user: str | None = None):
+        self.token, self.repo, self.user = token, repo, user
         self.comments: dict[int, list[dict]] = {}
         self.check_runs: dict[int, dict] = {}
         self.requests: list[tuple[str, str]] = []
@@ -77,7 +79,8 @@ class FakeGitHub:
         return self._next_id
 
     def add_comment(self, number: int, body: str, user: str = "someone") -> dict:
-        comment = {"id": self._id(), "body": body, "user": {"login": user},
+        comment = {"id": self._id(), "body": body,
+                   "user": {"login": user, "type": "Bot" if user.endswith("[bot]") else "User"},
                    "html_url": f"https://github.com/{self.repo}/pull/{number}#issuecomment-{self._next_id}"}
         self.comments.setdefault(number, []).append(comment)
         return comment
@@ -87,6 +90,10 @@ class FakeGitHub:
         query = parse_qs(parts.query)
         repo = re.escape(self.repo)
         with self._lock:
+            if parts.path == "/user" and method == "GET":
+                if self.user is None:
+                    return 403, {"message": "Resource not accessible by integration"}, {}
+                return 200, {"login": self.user, "type": "User"}, {}
             if m := re.fullmatch(rf"/repos/{repo}/issues/(\d+)/comments", parts.path):
                 number = int(m.group(1))
                 if method == "GET":
@@ -104,7 +111,7 @@ class FakeGitHub:
                         return 422, {"message": "Validation Failed"}, {}
                     if len(payload["body"]) > 65536:
                         return 422, {"message": "Body is too long (maximum is 65536 characters)"}, {}
-                    return 201, self.add_comment(number, payload["body"], "github-actions[bot]"), {}
+                    return 201, self.add_comment(number, payload["body"], self.user or "github-actions[bot]"), {}
             if (m := re.fullmatch(rf"/repos/{repo}/issues/comments/(\d+)", parts.path)) and method == "PATCH":
                 for comments in self.comments.values():
                     for c in comments:

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the GitHub server the comment links to ($GITHUB_SERVER_URL)")
     p.add_argument("--artifacts-url", help="the web page of the run whose artifacts hold the full results")
     p.add_argument("--token-env", default="GITHUB_TOKEN", help="environment variable holding the token")
+    p.add_argument("--bot-login", help="the login the token comments as, for a GitHub App's token: `<slug>[bot]` "
+                                       "(default: the token's user, or github-actions[bot])")
     return p
 
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         run = malformed(problem)
     run.update(repo=args.repo, server_url=args.server_url, artifacts_url=args.artifacts_url)
     try:
-        url = post(run, args.pr, args.repo, token, args.api_url)
+        url = post(run, args.pr, args.repo, token, args.api_url, login=args.bot_login)
     except GitHubError as e:
         print(f"lab-hooks comment: {log_safe(e)}", file=sys.stderr)
         return 1
