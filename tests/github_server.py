@@ -20,6 +20,7 @@ class FakeGitHub:
     def __init__(self, token: str = "test-token", repo: str = "acme/taxonomy", user: str | None = None):
         self.token, self.repo, self.user = token, repo, user
         self.comments: dict[int, list[dict]] = {}
+        self.pulls: dict[int, dict] = {}  # number -> {"head": {"sha": ...}, ...}
         self.check_runs: dict[int, dict] = {}
         self.requests: list[tuple[str, str]] = []
         self.inject: list[tuple[int, dict, dict]] = []  # (status, headers, body) answered before the next requests
@@ -94,6 +95,9 @@ class FakeGitHub:
                 if self.user is None:
                     return 403, {"message": "Resource not accessible by integration"}, {}
                 return 200, {"login": self.user, "type": "User"}, {}
+            if (m := re.fullmatch(rf"/repos/{repo}/pulls/(\d+)", parts.path)) and method == "GET":
+                pull = self.pulls.get(int(m.group(1)))
+                return (200, {"number": int(m.group(1)), **pull}, {}) if pull else (404, {"message": "Not Found"}, {})
             if m := re.fullmatch(rf"/repos/{repo}/issues/(\d+)/comments", parts.path):
                 number = int(m.group(1))
                 if method == "GET":

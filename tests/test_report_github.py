@@ -195,3 +195,31 @@ def test_comment_links_come_from_the_job_not_the_results(server, tmp_path, monke
     assert "evil" not in body
     assert f"(https://github.com/acme/taxonomy/blob/{'b' * 40}/knowledge/x/qna.yaml#L2)" in body
     assert "(https://github.com/acme/taxonomy/actions/runs/77)" in body
+
+
+@pytest.mark.parametrize("case, pulls, results_head, results_pr, code, posted", [
+    ("the PR is at the verified head", {5: "a"}, "a", 5, 0, True),
+    ("a failure report without a head", {5: "a"}, None, None, 0, True),
+    ("the number names another PR (forged)", {5: "c"}, "a", 5, 0, False),
+    ("the PR moved on since", {5: "b"}, "a", 5, 0, False),
+    ("no such PR (an issue number)", {}, "a", 5, 1, False),
+    ("the results are for another head", {5: "a"}, "b", 5, 1, False),
+    ("the results are for another PR", {5: "a"}, "a", 6, 1, False),
+])
+def test_comment_posts_only_on_the_pr_at_the_verified_head(server, tmp_path, monkeypatch, capsys, case, pulls,
+                                                           results_head, results_pr, code, posted):
+    from lab_hooks.report.publish import main as comment_main
+
+    server.pulls = {n: {"head": {"sha": c * 40}, "state": "open"} for n, c in pulls.items()}
+    run = {"status": "ok", "pr": results_pr}
+    if results_head:
+        run["head"] = {"ref": "x", "sha": results_head * 40}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(run))
+    monkeypatch.setenv("GITHUB_TOKEN", server.token)
+    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url,
+            "--expect-head", "a" * 40]
+    assert comment_main(argv) == code, case
+    assert bool(server.comments.get(5)) == posted, case
+    err = capsys.readouterr().err
+    assert posted or (err.count("\n") == 1 and "not posted" in err or "HTTP 404" in err), (case, err)

@@ -90,6 +90,10 @@ class GitHub:
             if url and httpx.URL(url).host != self.http.base_url.host:
                 raise GitHubError(f"pagination link points off the API host: {url[:100]}")  # keep the token home
 
+    def pull(self, number: int) -> dict:
+        """The pull request (its `head.sha` is where it is now)."""
+        return self.request("GET", f"/repos/{self.repo}/pulls/{int(number)}").json()
+
     # -- issue comments ------------------------------------------------------
     def issue_comments(self, number: int) -> Iterator[dict]:
         return self.paginate(f"/repos/{self.repo}/issues/{int(number)}/comments")
