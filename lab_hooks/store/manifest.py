@@ -13,9 +13,10 @@ parameters, `INSERT ... ON CONFLICT`, `RETURNING`, recursive CTEs):
         process dies, for every process of every machine sharing the store
     problems() -> [str]                     the engine's own integrity check
 
-Two implementations, chosen by `open_manifest(url)`: SQLite beside the
-artifacts (one machine; locks are flocks) and PostgreSQL (several runners;
-locks are advisory locks, lab_hooks/store/postgres.py, imported only then).
+Two implementations, chosen by the store's URL (`lab_hooks.store.store.open_manifest`):
+SQLite beside the artifacts (one machine; locks are flocks) and PostgreSQL
+(several runners; locks are advisory locks, lab_hooks/store/postgres.py,
+imported only then).
 """
 
 from __future__ import annotations
@@ -174,27 +175,3 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def redact(text: str) -> str:
     """A URL (or a message naming one) for logs: any password in it replaced."""
     return re.sub(r"([a-z]+://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
-
-
-def open_manifest(url: str | None, home: Path | None) -> tuple[Manifest, Path]:
-    """The manifest named by `url` and the artifacts directory it goes with.
-
-    url None/empty: SQLite in `home`. `sqlite:///dir`: SQLite in dir.
-    `postgresql://…?artifacts=/shared/dir`: PostgreSQL, artifacts in dir.
-    """
-    if not url:
-        if home is None:
-            raise StoreError("no store: give a home directory or a LAB_STORE_URL")
-        return SqliteManifest(home), home
-    if url.startswith("sqlite://"):
-        home = Path(url[len("sqlite://"):])
-        if not home.is_absolute():
-            raise StoreError(f"{url}: a SQLite store URL names an absolute directory: sqlite:///path/to/store")
-        home.mkdir(parents=True, exist_ok=True)
-        return SqliteManifest(home), home
-    if url.startswith(POSTGRES_SCHEMES):
-        from lab_hooks.store.postgres import PostgresManifest  # the driver only when asked for
-
-        manifest = PostgresManifest(url)
-        return manifest, manifest.artifacts
-    raise StoreError(f"LAB_STORE_URL={redact(url)}: expected postgresql://…?artifacts=/shared/dir or sqlite:///dir")

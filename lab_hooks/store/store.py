@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lab_hooks.home import lab_home
 from lab_hooks.store.keys import canonical_json, is_key, sha256_file
-from lab_hooks.store.manifest import Manifest, StoreError, Transaction, open_manifest
+from lab_hooks.store.manifest import POSTGRES_SCHEMES, Manifest, SqliteManifest, StoreError, Transaction, redact
 
 # What gc must keep: anything a ref names, a run started since `cutoff` used, or
 # that was made since `cutoff`, and everything those depend on (a replay record
@@ -105,6 +105,30 @@ class Run:
     def use(self, *keys: str) -> None:
         self.store.db.write(lambda tx: tx.executemany(
             "INSERT INTO run_uses VALUES (?, ?) ON CONFLICT DO NOTHING", [(self.id, k) for k in keys]))
+
+
+def open_manifest(url: str | None, home: Path | None) -> tuple[Manifest, Path]:
+    """The manifest named by `url` and the artifacts directory it goes with.
+
+    url None/empty: SQLite in `home`. `sqlite:///dir`: SQLite in dir.
+    `postgresql://…?artifacts=/shared/dir`: PostgreSQL, artifacts in dir.
+    """
+    if not url:
+        if home is None:
+            raise StoreError("no store: give a home directory or a LAB_STORE_URL")
+        return SqliteManifest(home), home
+    if url.startswith("sqlite://"):
+        home = Path(url[len("sqlite://"):])
+        if not home.is_absolute():
+            raise StoreError(f"{url}: a SQLite store URL names an absolute directory: sqlite:///path/to/store")
+        home.mkdir(parents=True, exist_ok=True)
+        return SqliteManifest(home), home
+    if url.startswith(POSTGRES_SCHEMES):
+        from lab_hooks.store.postgres import PostgresManifest  # the driver only when asked for
+
+        manifest = PostgresManifest(url)
+        return manifest, manifest.artifacts
+    raise StoreError(f"LAB_STORE_URL={redact(url)}: expected postgresql://…?artifacts=/shared/dir or sqlite:///dir")
 
 
 def _fsync_dir(path: Path) -> None:
