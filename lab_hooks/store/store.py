@@ -30,6 +30,7 @@ import os
 import secrets
 import shutil
 import stat
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -335,8 +336,10 @@ class Store:
 
         final = self._object_dir(key)
         if self.db.read("SELECT 1 FROM artifacts WHERE key = ?", (key,)):
-            if _visible(final):
-                return final  # built meanwhile (same key, same content): keep the first
+            if _visible(final):  # built meanwhile (same key, same content): keep the first
+                print(f"lab-hooks store: {kind} {key[:12]} was built twice, the second time in vain: build it "
+                      "with Store.ensure, or check for it under Store.lock", file=sys.stderr)
+                return final
             self.db.write(lambda tx: tx.execute("DELETE FROM artifacts WHERE key = ?", (key,)))
         if final.exists():
             _rmtree(final)  # unregistered: a crash between rename and manifest row
