@@ -111,8 +111,9 @@ import sys
 from lab_hooks.store import Store
 store = Store(sys.argv[1])  # opened (connected) before the promotion
 with store.run("pr", {"pr": 1}):
-    print(store.get_ref("main/checkpoint"), flush=True)
-sys.stdin.readline()  # offline: stopped while main moves
+    seen = store.get_ref("main/checkpoint")
+print(seen, flush=True)  # its job done, the runner goes offline: stopped while main moves
+sys.stdin.readline()
 with store.run("pr", {"pr": 2}) as run:
     main = store.get_ref("main/checkpoint")
     run.use(main)
