@@ -63,7 +63,7 @@ def test_a_profile_and_the_repository_rules_over_it(tmp_path):
     ("rules:\n  LH999: warning\n", "unknown rule 'LH999'"),
     ("rules:\n  LH111: loud\n", "severity must be one of"),
     ("thresholds:\n  nope: 3\n", "unknown threshold 'nope'"),
-    ("colour: red\n", "only 'profile', 'rules', 'thresholds'"),
+    ("colour: red\n", "only 'document_hosts', 'profile', 'rules', 'thresholds'"),
     ("profile: lenient\n", "unknown profile 'lenient'; known: instructlab, strict"),
     ("rules:\n  LH201: {severity: error, version_1: warning}\n", "severity must be one of"),
     ("rules: [\n", "cannot read"),

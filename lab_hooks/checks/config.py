@@ -9,6 +9,9 @@ Read from `.lab-hooks.yaml` at the taxonomy root, else `[tool.lab-hooks]` in its
       trailing-spaces: warning
     thresholds:
       max_seed_chars: 6000
+    document_hosts:       # where knowledge documents may be fetched from (replaces the default list)
+      - github.com
+      - git.example.org
 
 A profile is a data file in `profiles/` with the same `rules` and `thresholds`.
 There a rule may also be `{severity: error, version_1: warning}`: a different
@@ -18,12 +21,14 @@ which it skips yamllint and the attribution check.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab_hooks.checks.findings import SEVERITIES
 from lab_hooks.checks.registry import RULES, THRESHOLDS, Rule
+from lab_hooks.taxonomy.documents import DEFAULT_DOCUMENT_HOSTS
 
 CONFIG_FILE = ".lab-hooks.yaml"
 PROFILES = Path(__file__).with_name("profiles")
@@ -39,6 +44,7 @@ class Config:
     severities: dict[str, str] = field(default_factory=dict)  # code -> error|warning|off
     thresholds: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    document_hosts: tuple[str, ...] = DEFAULT_DOCUMENT_HOSTS
     semantic: bool = False  # `--semantic`: also run the checks that load an embedding model
     profile: str = DEFAULT_PROFILE
     version_1: dict[str, str] = field(default_factory=dict)  # code -> its severity for version-1 leaves
@@ -95,9 +101,23 @@ def _severity(value: Any, where: str, key: str) -> str:
     return value
 
 
+def _document_hosts(data: dict, where: str) -> tuple[str, ...]:
+    hosts = data.get("document_hosts", DEFAULT_DOCUMENT_HOSTS)
+    if not isinstance(hosts, (list, tuple)) or not all(
+            isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", h) for h in hosts):
+        raise ConfigError(f"{where}: document_hosts must be a list of host names, e.g. [github.com]")
+    return tuple(h.lower() for h in hosts)
+
+
+def load_document_hosts(root: str | Path) -> tuple[str, ...]:
+    """Only the document hosts of the taxonomy at `root` (what fetching documents needs)."""
+    data, source = _settings(Path(root))
+    return _document_hosts(data if isinstance(data, dict) else {}, source or "config")
+
+
 def _apply(config: Config, data: Any, where: str, conditions: bool) -> None:
     """Lay one layer of settings (a profile, then the repository's) over `config`."""
-    keys = {"rules", "thresholds"} | ({"profile"} if not conditions else {"about"})
+    keys = {"rules", "thresholds"} | ({"about"} if conditions else {"profile", "document_hosts"})
     if not isinstance(data, dict) or set(data) - keys:
         raise ConfigError(f"{where}: expected a mapping with only {', '.join(repr(k) for k in sorted(keys))}")
     by_name = {r.name: r.code for r in RULES.values()}
@@ -145,4 +165,5 @@ def load_config(root: str | Path) -> Config:
     config = load_profile(profile)
     _apply(config, data, where, conditions=False)
     config.source = source
+    config.document_hosts = _document_hosts(data, where)
     return config
