@@ -270,3 +270,47 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     assert store.get(key) == checkpoint and (checkpoint / "model.safetensors").is_file()
     assert load_buffer(store) == {a: SAMPLES[:16], b: new_b}
     assert not store.verify()
+
+
+def test_a_trained_checkpoint_is_served_with_the_students_engine_options():
+    from lab_hooks.loop.train import served_spec
+
+    assert served_spec("vllm:/models/s?tensor_parallel_size=4&gpu_memory_utilization=0.8", Path("/c")) == \
+        "vllm:/c?tensor_parallel_size=4&gpu_memory_utilization=0.8"
+    assert served_spec("embedded:smollm2-135m-instruct", Path("/c")) == "hf:/c"
+    assert served_spec("hf:/models/s", Path("/c")) == "hf:/c"
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "osf"])
+def test_the_memory_plan_counts_what_the_trainer_builds(student, method):
+    """Parameters, trained parameters, adapter tensors and block sizes, as load_model makes them."""
+    from lab_hooks.train import plan
+
+    config = TrainConfig(method=method)
+    shape = plan.model_shape(plan.read_config(student), config)
+    model = load_model(student, config, torch.device("cpu"))[1]
+    base = model.get_base_model() if method != "full" else model
+    assert shape.params == sum(p.numel() for name, p in base.named_parameters()
+                               if not any(k in name for k in ("lora_", "osf_svd_params")))
+    assert shape.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert shape.adapter_buffers == sum(b.numel() for name, b in model.named_buffers() if "_osf_" in name)
+    assert shape.block_params == sum(p.numel() for p in transformers.AutoModelForCausalLM.from_pretrained(student)
+                                     .model.layers[0].parameters())
+
+
+def test_the_memory_plan_names_the_fewest_gpus_that_fit(student, capsys):
+    from lab_hooks.cli import main
+    from lab_hooks.train import plan
+
+    config = REPO / "bench" / "configs" / "llama-3.1-8b.json"
+    assert main(["train", "--plan", "--student", str(config), "--nproc", "8", "--format", "json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["params"] == 8_030_261_248 and full["fits"]  # Llama-3.1-8B: 8.03 B, fits 8 x 80 GB
+    fewest = full["smallest_gpu_count"]
+    shape = plan.model_shape(plan.read_config(config), TrainConfig())
+    on_gpu = [plan.on_gpu(plan.per_gpu(shape, n, TrainConfig(), 2), TrainConfig()) for n in (fewest - 1, fewest)]
+    assert on_gpu[0] > plan.HEADROOM * 80 * plan.GIB >= on_gpu[1]
+    assert main(["train", "--plan", "--student", str(config), "--method", "lora", "--nproc", "1"]) == 0
+    assert "smallest GPU count that fits: 1" in capsys.readouterr().out
+    assert main(["train", "--plan", "--student", str(REPO / "README.md")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

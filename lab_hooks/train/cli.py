@@ -71,6 +71,11 @@ def main(argv: list[str]) -> int:
                    help="processes (GPUs) to train with under torchrun; default: every visible GPU, 1 without GPU")
     p.add_argument("--cpu-offload", action="store_true", help="FSDP2 keeps shards and optimizer state in host memory")
     p.add_argument("--activation-checkpointing", action="store_true", help="recompute activations in backward")
+    p.add_argument("--plan", action="store_true",
+                   help="print the per-GPU memory plan of training --student under FSDP2 and the fewest GPUs that fit; "
+                        "train nothing (--student may also be a config.json)")
+    p.add_argument("--gpu-memory", type=float, metavar="GIB", help="with --plan: memory of one GPU (default: "
+                   "the visible GPU's, else 80)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -85,6 +90,31 @@ def main(argv: list[str]) -> int:
     from lab_hooks.train.pr import train_candidate
     from lab_hooks.train.replay import load_buffer, read_generated, read_jsonl
 
+    config = TrainConfig(
+        method=args.method,
+        learning_rate=args.lr or (2e-4 if args.method == "lora" else 2e-5),
+        warmup_steps=args.warmup_steps,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+        max_seq_len=args.max_seq_len,
+        save_every=args.save_every,
+        seed=args.seed,
+        nproc=args.nproc,
+        cpu_offload=args.cpu_offload,
+        activation_checkpointing=args.activation_checkpointing,
+        progress=not args.no_progress,
+    )
+    if args.plan:
+        from lab_hooks.train import fsdp, plan
+
+        try:
+            print(plan.main(student_dir(args.student), config, fsdp.processes(config), args.gpu_memory,
+                            args.format == "json"))
+        except (OSError, ValueError) as exc:
+            return _err(f"--plan: {str(exc).splitlines()[0]}")
+        return 0
     try:
         generated = read_generated(Path(args.data))
         if args.base:
@@ -100,22 +130,6 @@ def main(argv: list[str]) -> int:
             if not sep:
                 return _err(f"--external {item!r}: expected NAME=FILE.jsonl")
             external[name] = read_jsonl(Path(file))
-        config = TrainConfig(
-            method=args.method,
-            learning_rate=args.lr or (2e-4 if args.method == "lora" else 2e-5),
-            warmup_steps=args.warmup_steps,
-            epochs=args.epochs,
-            max_steps=args.max_steps,
-            batch_size=args.batch_size,
-            max_tokens=args.max_tokens,
-            max_seq_len=args.max_seq_len,
-            save_every=args.save_every,
-            seed=args.seed,
-            nproc=args.nproc,
-            cpu_offload=args.cpu_offload,
-            activation_checkpointing=args.activation_checkpointing,
-            progress=not args.no_progress,
-        )
         rank = int(os.environ.get("RANK", "0"))
         store = Store()
         with store.run("train", {"student": args.student, "rank": rank}):  # no gc meanwhile

@@ -18,8 +18,8 @@ transformers and vLLM load, with `summary.json` beside the weights.
   CPU it ends with weights identical to an uninterrupted run.
 - Scale-out: under torchrun the model is sharded with FSDP2 (lab_hooks.train.fsdp) and
   each process trains on a token-balanced share of every step: same global batch, same
-  update. `nproc` > 1 (default: one process per visible GPU) launches torchrun itself
-  (lab_hooks.train.launch).
+  update. On a GPU, or with `nproc` > 1 (default: one process per visible GPU), `train`
+  launches torchrun itself (lab_hooks.train.launch); on CPU it runs in-process by default.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def train(samples: list[dict], init_checkpoint: Path | str, out_dir: Path | str,
     final = out_dir / "model"
     if (final / "summary.json").is_file():
         return final, json.loads((final / "summary.json").read_text())
-    if not fsdp.under_torchrun() and (fsdp.processes(config) > 1 or config.cpu_offload):
+    if not fsdp.under_torchrun() and (fsdp.processes(config) > 1 or torch.cuda.is_available()):  # FSDP2 on any GPU
         from lab_hooks.train.launch import launch
 
         return launch(samples, init_checkpoint, out_dir, config)
