@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=("full", "lora"), default="full")
     p.add_argument("--max-steps", type=at_least(1))
+    p.add_argument("--sdg-max-tokens", type=at_least(1),
+                   help="teacher tokens per generation (default: the pipeline's); as `pr` was given, so the data is shared")
     return p
 
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     train = train_settings(args)
     opts = PrOptions(teacher=args.teacher, student=args.student, samples_per_seed=args.samples_per_seed,
-                     seed=args.seed, replay_ratio=args.replay_ratio, train=train)
+                     sdg_max_tokens=args.sdg_max_tokens, seed=args.seed, replay_ratio=args.replay_ratio, train=train)
     try:
         result = promote(args.repo, args.ref, options=opts)
     except (PromoteError, DiffError, StoreError, ValueError) as e:
