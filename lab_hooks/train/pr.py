@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -89,20 +90,25 @@ def train_candidate(
     if not mixes:
         return None, init, {"replay_ratio": replay_ratio, "phases": [], "trained": False}
     key = candidate_key(parent, mixes, config)
-    done = store.get(key)
-    if done is not None:
-        return key, done, json.loads((done / "pr-summary.json").read_text())
-    work = store.home / "work" / "train" / key
-    checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external, replay_ratio=replay_ratio)
-    summary = {"parent": parent, "config": asdict(config), **summary}
-    if is_main_process:
-        # A checkpoint is self-contained (a full HF dir): its parent is provenance in meta,
-        # not a gc dependency, so main's line of ancestors does not pin every old checkpoint.
-        meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
-        with store.build(key, kind="checkpoint", meta=meta) as tmp:
-            shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
-            for mix in mixes:
-                (tmp / f"recipe-phase{mix.phase}.json").write_text(json.dumps(mix.recipe, indent=1))
-            (tmp / "pr-summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        shutil.rmtree(work, ignore_errors=True)
+    # Under the key's lock (held by the main process, for every machine sharing the store): a
+    # second job with the same key waits, then takes the checkpoint instead of training again
+    # into the same work dir.
+    with store.lock(key) if is_main_process else nullcontext():
+        done = store.get(key)
+        if done is not None:
+            return key, done, json.loads((done / "pr-summary.json").read_text())
+        work = store.home / "work" / "train" / key
+        checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external,
+                                       replay_ratio=replay_ratio)
+        summary = {"parent": parent, "config": asdict(config), **summary}
+        if is_main_process:
+            # A checkpoint is self-contained (a full HF dir): its parent is provenance in meta,
+            # not a gc dependency, so main's line of ancestors does not pin every old checkpoint.
+            meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
+            with store.build(key, kind="checkpoint", meta=meta) as tmp:
+                shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
+                for mix in mixes:
+                    (tmp / f"recipe-phase{mix.phase}.json").write_text(json.dumps(mix.recipe, indent=1))
+                (tmp / "pr-summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            shutil.rmtree(work, ignore_errors=True)
     return key, store.get(key) or checkpoint, summary
