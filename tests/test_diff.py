@@ -112,7 +112,7 @@ def test_head_leaves_come_from_blobs_not_the_checkout(repo):
     write(repo, {"compositional_skills/writing/jokes/qna.yaml": "not: what the PR says\n"})
     before = (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"))
     diff = diff_taxonomy(repo, "main", "pr")
-    leaves = {c.path: diff.read_leaf(c) for c in diff.leaves}
+    leaves = {c.path: diff.read(c) for c in diff.leaves}
     assert (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD")) == before  # nothing checked out
     jokes = leaves["compositional_skills/writing/jokes/qna.yaml"]
     assert jokes.task_description == "pr jokes" and jokes.examples[0].pos == (5, 15)
@@ -142,7 +142,7 @@ def test_working_tree_staged_unstaged_untracked(repo):
         "foundational_skills/reasoning/logic/qna.yaml": "deleted",
     }
     new = by_path(diff)["compositional_skills/writing/new/qna.yaml"]
-    assert diff.read_leaf(new).task_description == "untracked"
+    assert diff.read(new).task_description == "untracked"
     assert new.blob_sha == git(repo, "hash-object", "compositional_skills/writing/new/qna.yaml")
 
 
@@ -218,7 +218,7 @@ def test_hostile_head_content_is_bounded(repo, tmp_path):
     assert {c.path: c.status for c in diff.leaves} == {
         "compositional_skills/writing/huge/qna.yaml": "added", "compositional_skills/writing/jokes/qna.yaml": "deleted"}
     with pytest.raises(LeafError, match="over the 1,000,000-byte limit"):
-        diff.read_leaf(next(c for c in diff.leaves if c.status == "added"))
+        diff.read(next(c for c in diff.leaves if c.status == "added"))
     with pytest.raises(DiffError, match="bare repository has no working tree; pass --head"):
         diff_taxonomy(bare, "main")
 

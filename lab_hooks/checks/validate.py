@@ -41,16 +41,18 @@ def select_files(args: argparse.Namespace) -> list[str]:
 
     files = expand(args.files)
     if args.base:
-        from lab_hooks.diff import changed_leaves, open_repo
+        from lab_hooks.diff import diff_taxonomy, open_repo
 
         top = open_repo(".").working_tree_dir
         root = os.path.relpath(os.path.abspath(args.root), top) if args.root else ""
-        changes = changed_leaves(top, args.base, root=root)
+        with diff_taxonomy(top, args.base, root=root) as changes:
+            # A leaf file that is a symlink is checked too: the checks report it (LH001), never skip it.
+            paths = [c.path for c in changes.present] + [s.path for s in changes.skipped_leaves]
         # Relative to the working directory, like the paths a user or pre-commit passes: at
         # the repository's top (Actions, pre-commit) that is the repo-relative path that
         # GitHub annotations and the PR comment's links need, and a leaf named both ways
         # is checked once.
-        files += [os.path.relpath(os.path.join(top, c.path)) for c in changes if c.status != "deleted"]
+        files += [os.path.relpath(os.path.join(top, path)) for path in paths]
     return list(dict.fromkeys(files))
 
 

@@ -8,13 +8,13 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from lab_hooks.diff.changes import DiffError, TaxonomyDiff, diff_taxonomy
+from lab_hooks.diff.changes import DiffError, ChangeSet, diff_taxonomy
 from lab_hooks.taxonomy.leaf import TOP_LEVELS
 
 _LETTER = {"added": "A", "modified": "M", "renamed": "R", "deleted": "D"}
 
 
-def _text(diff: TaxonomyDiff) -> str:
+def _text(diff: ChangeSet) -> str:
     lines = []
     for c in diff.leaves:
         where = f"{c.old_path} -> {c.path}" if c.status == "renamed" else c.path
@@ -31,7 +31,7 @@ def _text(diff: TaxonomyDiff) -> str:
     return "\n".join(lines)
 
 
-def _json(diff: TaxonomyDiff) -> str:
+def _json(diff: ChangeSet) -> str:
     return json.dumps({
         "merge_base": diff.base,
         "head": diff.head,

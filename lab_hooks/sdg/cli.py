@@ -37,20 +37,9 @@ def _changed_leaves(repo: Path, base: str, head: str | None) -> tuple[list, GitT
     """The leaves added, modified or renamed on head since it forked from base (read from blobs),
     and, with a head commit, that commit's tree: their in-repo documents are read from it."""
     from lab_hooks.diff import diff_taxonomy
-    from lab_hooks.taxonomy.load import LeafError
 
-    diff = diff_taxonomy(repo, base, head)
-    leaves = []
-    for change in diff.leaves:
-        if change.status == "deleted":
-            continue
-        try:
-            leaves.append(diff.read_leaf(change))
-        except LeafError as exc:
-            print(f"{change.path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}", file=sys.stderr)
-    for skipped in diff.skipped:
-        print(f"{skipped.path}: skipped ({skipped.reason})", file=sys.stderr)
-    return leaves, GitTree(diff.repo, diff.head) if diff.head else None
+    changes = diff_taxonomy(repo, base, head)
+    return changes.read_all(), GitTree(changes.repo, changes.head) if changes.head else None
 
 
 def _summary(r: LeafResult) -> str:
