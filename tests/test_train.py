@@ -264,7 +264,7 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     store.set_refs({BUFFER_REF: save_buffer(store, {a: dataset(SAMPLES[:16]), b: old_b})})
     new_b = SAMPLES[32:48]
     key, checkpoint, _ = train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=student,
-                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False))
+                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)
     buffer = advanced_leaves(buffer_leaves(store), {b: dataset(new_b)}, removed=[b])
     store.set_refs({CHECKPOINT_REF: key, BUFFER_REF: save_buffer(store, buffer)})
 

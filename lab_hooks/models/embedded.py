@@ -18,6 +18,7 @@ from pathlib import Path
 
 from lab_hooks.assets import PINS, SMOLLM2_GGUF, asset_dir
 from lab_hooks.home import lab_home
+from lab_hooks.models.specs import DEFAULT_EMBEDDED
 
 # Bump when the conversion changes, so caches built by older code are not reused.
 _CONVERSION = 1
@@ -30,8 +31,7 @@ class EmbeddedModel:
     gguf_file: str
 
 
-EMBEDDED = {"smollm2-135m-instruct": EmbeddedModel("smollm2", SMOLLM2_GGUF)}
-DEFAULT_EMBEDDED = "smollm2-135m-instruct"
+EMBEDDED = {DEFAULT_EMBEDDED: EmbeddedModel("smollm2", SMOLLM2_GGUF)}
 
 
 def embedded_checkpoint(name: str = DEFAULT_EMBEDDED) -> Path:

@@ -10,7 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lab_hooks.store import Store, artifact_key
-from lab_hooks.train.loop import TrainConfig, train
+from lab_hooks.train.config import TrainConfig
+from lab_hooks.train.loop import train
 from lab_hooks.train.mix import Datasets, Mix, plan_pr
 
 
@@ -70,16 +71,18 @@ def train_candidate(
     student: Path,
     config: TrainConfig,
     *,
+    main_key: str | None,
     external: Datasets | None = None,
     replay_ratio: float = 1.0,
     is_main_process: bool = True,
 ) -> tuple[str | None, Path, dict]:
-    """The PR loop's call: train from main's checkpoint (else `student`) into the store.
+    """The PR loop's call: train from main's checkpoint `main_key` (None: `student`) into the store.
 
+    The caller reads main's checkpoint once, with the buffer it pairs with, and records it
+    as the candidate's parent: the checkpoint this run actually starts from.
     Returns (checkpoint key or None when there was nothing to train, HF dir, summary).
     Computed once per key; a killed run resumes from its work dir under the store.
     """
-    main_key = store.get_ref("main/checkpoint")
     init = store.get(main_key) if main_key else Path(student)
     if init is None:
         raise ValueError(f"main/checkpoint points at {main_key[:12]}, which is not in the store (run `lab-hooks store verify`)")
