@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_flags(p)
     p.add_argument("--samples-per-seed", type=at_least(1), default=3)
     p.add_argument("--replay-ratio", type=float, default=1.0)
+    p.add_argument("--sdg-max-tokens", type=at_least(1),
+                   help="teacher tokens per generation (default: the pipeline's); as `pr` was given, so the data is shared")
     p.add_argument("--no-progress", action="store_true")
     add_train_flags(p)
     return p
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options(args: argparse.Namespace) -> PrOptions:
     config = train_config(args, progress=not args.no_progress)
     return PrOptions(teacher=args.teacher, student=args.student, samples_per_seed=args.samples_per_seed,
-                     seed=config.seed, replay_ratio=args.replay_ratio, train=config, progress=not args.no_progress)
+                     sdg_max_tokens=args.sdg_max_tokens, seed=config.seed, replay_ratio=args.replay_ratio, train=config, progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:

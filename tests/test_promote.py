@@ -121,9 +121,8 @@ def test_kill_9_during_promotion_leaves_old_or_new_never_a_mix(merged):
 
 def age(store: Store, days: float = 30) -> None:
     """Make every artifact and record `days` old, as if made by runs long ago."""
-    db = store._db()
-    db.execute("UPDATE artifacts SET created = created - ?", (days * 86400,))
-    db.execute("UPDATE records SET created = created - ?", (days * 86400,))
+    for table in ("artifacts", "records"):
+        store.db.write(lambda tx: tx.execute(f"UPDATE {table} SET created = created - ?", (days * 86400,)))
 
 
 def test_gc_keeps_what_main_and_a_waiting_candidate_need(merged):
