@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import nullcontext
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -94,18 +95,30 @@ def train_candidate(
     key = candidate_key(parent, mixes, config)
     done = store.get(key)
     if done is not None:
-        return key, done, json.loads((done / "pr-summary.json").read_text())
-    work = store.home / "work" / "train" / key
-    checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external, replay_ratio=replay_ratio)
-    summary = {"parent": parent, "config": asdict(config), **summary}
-    if is_main_process:
-        # A checkpoint is self-contained (a full HF dir): its parent is provenance in meta,
-        # not a gc dependency, so main's line of ancestors does not pin every old checkpoint.
-        meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
-        with store.build(key, kind="checkpoint", meta=meta) as tmp:
-            shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
-            for mix in mixes:
-                (tmp / f"recipe-phase{mix.phase}.json").write_text(json.dumps(mix.recipe, indent=1))
-            (tmp / "pr-summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        shutil.rmtree(work, ignore_errors=True)
+        return key, done, _summary(done)
+    # One job at a time trains a key (across processes and runners): two jobs never share the
+    # work dir and its resume file; the one that waited finds the checkpoint done. (The
+    # checkpoint's own key lock is taken by `store.build`, so the work has a lock of its own.)
+    with store.lock(artifact_key("training", checkpoint=key)) if is_main_process else nullcontext():
+        done = store.get(key)
+        if done is not None:
+            return key, done, _summary(done)
+        work = store.home / "work" / "train" / key
+        checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external,
+                                       replay_ratio=replay_ratio)
+        summary = {"parent": parent, "config": asdict(config), **summary}
+        if is_main_process:
+            # A checkpoint is self-contained (a full HF dir): its parent is provenance in meta,
+            # not a gc dependency, so main's line of ancestors does not pin every old checkpoint.
+            meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
+            with store.build(key, kind="checkpoint", meta=meta) as tmp:
+                shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
+                for mix in mixes:
+                    (tmp / f"recipe-phase{mix.phase}.json").write_text(json.dumps(mix.recipe, indent=1))
+                (tmp / "pr-summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            shutil.rmtree(work, ignore_errors=True)
     return key, store.get(key) or checkpoint, summary
+
+
+def _summary(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "pr-summary.json").read_text())
