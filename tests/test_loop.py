@@ -22,7 +22,8 @@ from lab_hooks.loop.pr import run_pr
 from lab_hooks.loop.promote import promote
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
-from lab_hooks.report.results import problem
+from lab_hooks.report.comment import render_comment
+from lab_hooks.report.results import problem, schema_id
 from lab_hooks.store import Store
 from lab_hooks.train.replay import read_main
 
@@ -81,10 +82,11 @@ def test_a_pr_run_records_every_stage_and_a_rerun_is_served_from_the_store(world
     assert statuses(again) == {"diff": "ok", "validate": "ok", "generate": "cached", "train": "cached",
                                "evaluate": "cached"}
     assert again["models"]["candidate_checkpoint"] == run["models"]["candidate_checkpoint"]
-    write_report(run, world["tmp"] / "report", progress=False)
+    comment = write_report(run, world["tmp"] / "report", progress=False)
     written = json.loads((world["tmp"] / "report" / "results.json").read_text())
-    assert problem(written) is None  # the contract the comment job checks
+    assert written["$schema"] == schema_id() and problem(written) is None  # the contract the comment job checks
     assert statuses(written)["report"] == "ok"
+    assert render_comment(written) == comment == (world["tmp"] / "report" / "comment.md").read_text()
 
 
 @pytest.mark.parametrize("stage", ["generate", "train", "evaluate"])

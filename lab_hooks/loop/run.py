@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from lab_hooks import __version__
 from lab_hooks.models.specs import EMBEDDED_SPEC
+from lab_hooks.report.results import schema_id
 from lab_hooks.train.config import TrainConfig
 
 
@@ -68,7 +69,7 @@ class Run:
     def __init__(self, opts: PrOptions, stages: tuple[str, ...]):
         self.opts, self.names, self.bar = opts, stages, None
         self.data: dict = {
-            "status": "ok", "version": __version__, "pr": opts.pr,
+            "$schema": schema_id(), "status": "ok", "version": __version__, "pr": opts.pr,
             "base": {"ref": opts.base}, "head": {"ref": opts.head},
             "models": {"teacher": opts.teacher, "student": opts.student, "judge": opts.judge},
             "seeds": {"sdg": opts.seed, "train": opts.seed, "eval": opts.seed},
