@@ -6,15 +6,66 @@
   inside the repository, default the repository's root);
 - `--format text|json` for what is printed, `--seed N` for every random choice;
 - training settings: generated from lab_hooks.train.config.TrainConfig's fields, so
-  `train`, `pr` and `promote` take the same flags and build the same config from them.
+  `train`, `pr` and `promote` take the same flags and build the same config from them;
+- exit codes: 0 done, 1 the input is wrong (findings, a bad leaf or ref: InputError, one
+  line, file:line:col where there is one), 2 usage or anything else that stopped the
+  run (LabHooksError). `command` gives every subcommand's main that contract: no
+  traceback for any of these.
 Old spellings stay as hidden aliases (`alias`) for one release.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 import typing
 from dataclasses import fields
+
+from lab_hooks.errors import LabHooksError, MissingExtra, one_line
+
+# Top-level modules of the optional extras: a command that needs one says which extra to install.
+EXTRAS = {"ml": ("torch", "transformers", "accelerate", "gguf", "peft", "safetensors", "tqdm", "tenacity", "numpy"),
+          "vllm": ("vllm",), "postgres": ("psycopg",)}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> MissingExtra | None:
+    """The extra to install when `exc` is an optional dependency's absence, else None (a bug)."""
+    top = (exc.name or "").split(".")[0]
+    for extra, modules in EXTRAS.items():
+        if top in modules:
+            return MissingExtra(extra, top)
+    return None
+
+
+def command(prog: str):
+    """Decorate a subcommand's `main(argv) -> int` with the exit-code contract above."""
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except SystemExit as exc:  # argparse: 2 for a usage error (its message printed), 0 for --help
+                return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+            except LabHooksError as exc:
+                return _fail(prog, one_line(exc), exc.exit_code)
+            except OSError as exc:  # a file or folder named on the command line, a full disk
+                where = f"{exc.filename}: " if exc.filename else ""
+                return _fail(prog, f"{where}{exc.strerror or one_line(exc)}", 2)
+            except ModuleNotFoundError as exc:
+                extra = missing_extra(exc)
+                if extra is None:
+                    raise
+                return _fail(prog, str(extra), extra.exit_code)
+        return run
+    return wrap
+
+
+def _fail(prog: str, message: str, code: int) -> int:
+    from lab_hooks.report.escape import log_safe
+
+    print(f"{prog}: {log_safe(message)}", file=sys.stderr)
+    return code
 
 
 def at_least(low: int):

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from lab_hooks.flags import add_model_flags, add_train_flags, at_least, train_config
+from lab_hooks.flags import add_model_flags, add_train_flags, at_least, command, train_config
 from lab_hooks.loop.pr import run_pr
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
@@ -51,11 +51,9 @@ def options(args: argparse.Namespace) -> PrOptions:
                      train=config, eval=evaluation, out_dir=str(out), progress=not args.no_progress)
 
 
+@command("lab-hooks pr")
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
+    args = build_parser().parse_args(argv)
     opts = options(args)
     run = run_pr(opts)
     out = Path(opts.out_dir)

@@ -1,23 +1,22 @@
-"""`lab-hooks promote --ref main`: after a merge, main's checkpoint and replay buffer advance
+"""`lab-hooks promote --base main`: after a merge, main's checkpoint and replay buffer advance
 (the promotion itself is lab_hooks.loop.promote)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from lab_hooks.diff import DiffError
-from lab_hooks.flags import add_model_flags, add_train_flags, at_least, train_config
-from lab_hooks.loop.promote import PromoteError, promote
+from lab_hooks.flags import add_model_flags, add_train_flags, alias, at_least, command, train_config
+from lab_hooks.loop.promote import promote
 from lab_hooks.loop.run import PrOptions
 from lab_hooks.report.escape import log_safe
-from lab_hooks.store import StoreError
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab-hooks promote", description=__doc__.splitlines()[0])
-    p.add_argument("--ref", default="main", help="the merged branch or commit (default: main)")
-    p.add_argument("--repo", default=".")
+    p.add_argument("--base", default="main", metavar="REF",
+                   help="the branch PRs merge into, after a merge (default: main); main's model advances to it")
+    alias(p, "--ref", "base")
+    p.add_argument("--repo", default=".", help="the taxonomy git repository (default: .)")
     add_model_flags(p)
     p.add_argument("--samples-per-seed", type=at_least(1), default=3)
     p.add_argument("--replay-ratio", type=float, default=1.0)
@@ -34,16 +33,10 @@ def options(args: argparse.Namespace) -> PrOptions:
                      sdg_max_tokens=args.sdg_max_tokens, seed=config.seed, replay_ratio=args.replay_ratio, train=config, progress=not args.no_progress)
 
 
+@command("lab-hooks promote")
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    try:
-        result = promote(args.repo, args.ref, options=options(args))
-    except (PromoteError, DiffError, StoreError, ValueError) as e:
-        print(log_safe(f"lab-hooks promote: {e}"), file=sys.stderr)
-        return 1
+    args = build_parser().parse_args(argv)
+    result = promote(args.repo, args.base, options=options(args))
     print(log_safe(f"lab-hooks promote: {result['action']} {result['commit'][:12]} -> checkpoint "
                    f"{str(result['checkpoint'])[:12]}"))
     return 0

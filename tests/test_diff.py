@@ -181,7 +181,7 @@ def test_shallow_clone_without_merge_base_names_the_fix(repo, tmp_path, capsys):
     git(clone, "checkout", "-q", "pr")
     with pytest.raises(DiffError, match="fetch-depth: 0"):
         diff_taxonomy(clone, "origin/main", "HEAD")
-    assert diff_main(["--repo", str(clone), "--base", "origin/main"]) == 2
+    assert diff_main(["--repo", str(clone), "--base", "origin/main"]) == 1
     err = capsys.readouterr().err
     assert "shallow clone" in err and "git fetch --deepen" in err and err.count("\n") == 1
     git(clone, "fetch", "-q", "--unshallow")
@@ -202,9 +202,9 @@ def test_cli_text_json_and_errors(repo, capsys):
         ("modified", "compositional_skills", "compositional_skills/writing/jokes"),
         ("modified", "compositional_skills", "compositional_skills/writing/poems")]
     assert data["merge_base"] == git(repo, "rev-parse", "main")
-    assert diff_main(["--repo", str(repo), "--base", "nope"]) == 2
+    assert diff_main(["--repo", str(repo), "--base", "nope"]) == 1
     assert "base ref 'nope' is not a commit" in capsys.readouterr().err
-    assert diff_main(["--repo", str(repo.parent), "--base", "main"]) == 2
+    assert diff_main(["--repo", str(repo.parent), "--base", "main"]) == 1
     assert "not inside a git repository" in capsys.readouterr().err
     assert diff_main([]) == 2
 
@@ -247,7 +247,7 @@ def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, caps
     assert validate_main([named, "--format", "github"]) == 1
     alone = capsys.readouterr().out.splitlines()
     assert [line for line in out.splitlines() if f"file={named}," in line] == alone  # named twice, checked once
-    assert validate_main(["--base", "no-such-ref"]) == 2
+    assert validate_main(["--base", "no-such-ref"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1
 

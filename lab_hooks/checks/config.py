@@ -22,12 +22,13 @@ from typing import Any
 
 from lab_hooks.checks.findings import SEVERITIES
 from lab_hooks.checks.registry import RULES, THRESHOLDS, Rule
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.documents import DEFAULT_DOCUMENT_HOSTS
 
 CONFIG_FILE = ".lab-hooks.yaml"
 
 
-class ConfigError(Exception):
+class ConfigError(InputError):
     """A config file that cannot be used; the message names the file and the key."""
 
 

@@ -1,5 +1,6 @@
 """`lab-hooks validate`: the pre-commit hook. Exit 0 clean (warnings allowed),
-1 when any error is found, 2 for usage or internal errors."""
+1 when any error is found or the input cannot be used (a bad --base ref or config),
+2 for usage or internal errors."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sys
 
 from lab_hooks.checks.findings import FORMATS, render, summary_line
+from lab_hooks.flags import command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,38 +58,22 @@ def select_files(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(files))
 
 
+@command("lab-hooks validate")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
+    args = parser.parse_args(argv)
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") else "text")
     if args.root is not None and not os.path.isdir(args.root):
-        print(f"lab-hooks validate: --root {args.root}: not a directory", file=sys.stderr)
-        return 2
+        parser.error(f"--root {args.root}: not a directory")
 
-    from lab_hooks.checks.config import ConfigError, load_config
+    from lab_hooks.checks.config import load_config
     from lab_hooks.checks.engine import check_files, find_root
     from lab_hooks.checks.registry import load_checks
 
-    diff_errors: tuple[type[Exception], ...] = ()
-    if args.base:  # gitpython is imported only then: the hook path stays light
-        from lab_hooks.diff import DiffError
-
-        diff_errors = (DiffError,)
-    try:
-        files = select_files(args)
-    except diff_errors as exc:
-        print(f"lab-hooks validate: {exc}", file=sys.stderr)
-        return 2
+    files = select_files(args)
     root = args.root if args.root is not None else find_root(files)
     load_checks()  # rules must be registered before the config names them
-    try:
-        config = load_config(root)
-    except ConfigError as exc:
-        print(f"lab-hooks validate: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(root)
     config.semantic = args.semantic
     report = check_files(files, root, config)
     out = render(report.findings, fmt, report.files, report.metrics)

@@ -6,7 +6,8 @@ what it adds to results.json (`fields()`), whether it was served from the store
 one place that times a stage, records its fields and status, and turns a failure into
 the report's `failure` (a `StageFailed` is the stage's own verdict, for the PR; any
 other exception is an internal error, reported as one). The first failure stops the
-run (`Stop`); the results still say which stage failed and why.
+run (`Stop`); the results still say which stage failed and why. A LabHooksError (a bad
+ref, a backend that refused) is reported with its own one-line message, no traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 
 from lab_hooks import __version__
+from lab_hooks.errors import LabHooksError, one_line
 from lab_hooks.models.specs import EMBEDDED_SPEC
 from lab_hooks.report.results import schema_id
 from lab_hooks.train.config import TrainConfig
@@ -109,6 +111,8 @@ class Run:
         except StageFailed as e:
             self.record(e.fields)
             self._fail(row, name, str(e), e.findings)
+        except LabHooksError as e:  # bad input (a ref, a leaf) or a backend that said no: its own one line
+            self._fail(row, name, one_line(e), [])
         except Exception as e:  # any crash is still reported on the PR, never a silent job failure
             detail = "".join(traceback.format_exception_only(type(e), e)).strip()
             self._fail(row, name, f"internal error: {detail}", [])

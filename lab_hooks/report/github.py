@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import httpx
 
 from lab_hooks import __version__
+from lab_hooks.errors import LabHooksError
 
 API_URL = "https://api.github.com"
 ANNOTATIONS_PER_REQUEST = 50
@@ -26,7 +27,7 @@ ANNOTATIONS_PER_REQUEST = 50
 ACTIONS_BOT = "github-actions[bot]"
 
 
-class GitHubError(Exception):
+class GitHubError(LabHooksError):
     """A request that failed for good; the message is one line."""
 
     def __init__(self, message: str, status: int | None = None):

@@ -21,6 +21,7 @@ import os
 import re
 import sys
 
+from lab_hooks.flags import command
 from lab_hooks.report import results
 from lab_hooks.report.comment import MARKER, malformed, render_comment
 from lab_hooks.report.escape import log_safe, one_line
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("lab-hooks comment")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     token = os.environ.get(args.token_env, "")

@@ -14,16 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-from lab_hooks.flags import add_train_flags, train_config
+from lab_hooks.errors import InputError
+from lab_hooks.flags import add_train_flags, command, train_config
 from lab_hooks.models.specs import EMBEDDED_SPEC
-
-
-def _err(message: str) -> int:
-    print(f"lab-hooks train: {message}", file=sys.stderr)
-    return 2
 
 
 def student_dir(spec: str) -> Path:
@@ -64,6 +59,7 @@ def build_config(args: argparse.Namespace):
     return train_config(args, progress=not args.no_progress)
 
 
+@command("lab-hooks train")
 def main(argv: list[str]) -> int:
     p = build_parser()
     args = p.parse_args(argv)
@@ -71,40 +67,29 @@ def main(argv: list[str]) -> int:
         p.error("--head needs --base")
     if args.replay_ratio < 0:
         p.error("--replay-ratio must be >= 0")
+    if any("=" not in item for item in args.external):
+        p.error(f"--external {next(i for i in args.external if '=' not in i)!r}: expected NAME=FILE.jsonl")
     config = build_config(args)
 
-    from lab_hooks.diff import DiffError
-    from lab_hooks.store import Store, StoreError
-    from lab_hooks.train.loop import TrainError
+    from lab_hooks.store import Store
     from lab_hooks.train.pr import train_candidate
     from lab_hooks.train.replay import load_datasets, read_generated, read_jsonl, read_main
 
-    try:
-        generated = read_generated(Path(args.data))
-        if args.base:
-            changed, removed = _pr_leaves(args.repo, args.base, args.head)
-        else:
-            changed, removed = sorted(generated), []
-        missing = [leaf for leaf in changed if leaf not in generated]
-        if missing:
-            return _err(f"no generated data for {missing[0]} in {args.data}/leaves (run `lab-hooks generate` first)")
-        external = {}
-        for item in args.external:
-            name, sep, file = item.partition("=")
-            if not sep:
-                return _err(f"--external {item!r}: expected NAME=FILE.jsonl")
-            external[name] = read_jsonl(Path(file))
-        rank = int(os.environ.get("RANK", "0"))
-        store = Store()
-        with store.run("train", {"student": args.student, "rank": rank}):  # no gc meanwhile
-            main_state = read_main(store)
-            key, checkpoint, summary = train_candidate(
-                store, load_datasets(store, main_state.buffer), {leaf: generated[leaf] for leaf in changed}, removed,
-                student_dir(args.student), config, main_key=main_state.checkpoint, external=external,
-                replay_ratio=args.replay_ratio, is_main_process=rank == 0,
-            )
-    except (TrainError, DiffError, StoreError, ValueError, OSError) as exc:
-        return _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    generated = read_generated(Path(args.data))
+    changed, removed = _pr_leaves(args.repo, args.base, args.head) if args.base else (sorted(generated), [])
+    missing = [leaf for leaf in changed if leaf not in generated]
+    if missing:
+        raise InputError(f"no generated data for {missing[0]} in {args.data}/leaves (run `lab-hooks generate` first)")
+    external = {name: read_jsonl(Path(file)) for name, _, file in (item.partition("=") for item in args.external)}
+    rank = int(os.environ.get("RANK", "0"))
+    store = Store()
+    with store.run("train", {"student": args.student, "rank": rank}):  # no gc meanwhile
+        main_state = read_main(store)
+        key, checkpoint, summary = train_candidate(
+            store, load_datasets(store, main_state.buffer), {leaf: generated[leaf] for leaf in changed}, removed,
+            student_dir(args.student), config, main_key=main_state.checkpoint, external=external,
+            replay_ratio=args.replay_ratio, is_main_process=rank == 0,
+        )
     if rank != 0:
         return 0
     if args.format == "json":

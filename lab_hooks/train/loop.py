@@ -38,12 +38,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from lab_hooks.errors import LabHooksError
 from lab_hooks.train.config import TrainConfig
 from lab_hooks.train.data import IGNORE, first_fit_decreasing, packed_row, prepare, split_across_ranks
 from lab_hooks.train.mix import digest
 
 
-class TrainError(RuntimeError):
+class TrainError(LabHooksError, RuntimeError):
     """A run that cannot start or go on; the message is one line for the user."""
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from contextlib import nullcontext
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-from lab_hooks.store import Store, artifact_key
+from lab_hooks.store import Store, StoreError, artifact_key
 from lab_hooks.train.config import TrainConfig
 from lab_hooks.train.loop import train
 from lab_hooks.train.mix import Datasets, Mix, plan_pr
@@ -86,7 +86,7 @@ def train_candidate(
     """
     init = store.get(main_key) if main_key else Path(student)
     if init is None:
-        raise ValueError(f"main/checkpoint points at {main_key[:12]}, which is not in the store (run `lab-hooks store verify`)")
+        raise StoreError(f"main/checkpoint points at {main_key[:12]}, which is not in the store (run `lab-hooks store verify`)")
     parent = main_key or f"student:{Path(student).resolve()}"
     removed = list(removed)
     mixes = plan_pr(buffer, changed, removed, external, replay_ratio, config.seed)

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab_hooks.store import Store, artifact_key
+from lab_hooks.errors import InputError
+from lab_hooks.store import Store, StoreError, artifact_key
 
 BUFFER_REF = "main/replay"
 CHECKPOINT_REF = "main/checkpoint"
@@ -49,7 +50,7 @@ def read_jsonl(path: Path) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}:{exc.colno}: not JSON ({exc.msg})") from None
+            raise InputError(f"{path}:{number}:{exc.colno}: not JSON ({exc.msg})") from None
     return rows
 
 
@@ -78,7 +79,7 @@ def load_datasets(store: Store, leaves: Mapping[str, str], what: str = "replay b
     for leaf, key in leaves.items():
         path = store.get(key)
         if path is None:
-            raise ValueError(f"{what}: the data of {leaf} ({key[:12]}) is missing from the store")
+            raise StoreError(f"{what}: the data of {leaf} ({key[:12]}) is missing from the store (run `lab-hooks store verify`)")
         buffer[leaf] = read_jsonl(path / "messages.jsonl")
     return buffer
 
