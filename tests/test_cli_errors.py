@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from pr_repos import commit, git, init_repo, leaf_files
+from pr_repos import commit, init_repo, leaf_files
 
 from lab_hooks.cli import COMMANDS
 
