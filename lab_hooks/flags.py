@@ -68,6 +68,13 @@ def _fail(prog: str, message: str, code: int) -> int:
     return code
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (`prog: message (see --help)`, exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def at_least(low: int):
     """An argparse type: an integer >= low (a zero token budget is a usage error, not a crash later)."""
     def parse(text: str) -> int:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from lab_hooks.flags import add_model_flags, add_train_flags, at_least, command, train_config
+from lab_hooks.flags import Parser, add_model_flags, add_train_flags, at_least, command, train_config
 from lab_hooks.loop.pr import run_pr
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
@@ -16,7 +16,7 @@ from lab_hooks.report.summary import set_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab-hooks pr", description="Run the PR loop: diff, validate, generate, "
+    p = Parser(prog="lab-hooks pr", description="Run the PR loop: diff, validate, generate, "
                                 "train (phase 2 with replay; phase 1 for knowledge), evaluate, report.")
     p.add_argument("--base", required=True, help="the branch the PR merges into (merge-base semantics)")
     p.add_argument("--head", required=True, help="the PR head (ref or sha; read as git objects)")

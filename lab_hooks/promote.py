@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from lab_hooks.flags import add_model_flags, add_train_flags, alias, at_least, command, train_config
+from lab_hooks.flags import Parser, add_model_flags, add_train_flags, alias, at_least, command, train_config
 from lab_hooks.loop.promote import promote
 from lab_hooks.loop.run import PrOptions
 from lab_hooks.report.escape import log_safe
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab-hooks promote", description=__doc__.splitlines()[0])
+    p = Parser(prog="lab-hooks promote", description=__doc__.splitlines()[0])
     p.add_argument("--base", default="main", metavar="REF",
                    help="the branch PRs merge into, after a merge (default: main); main's model advances to it")
     alias(p, "--ref", "base")

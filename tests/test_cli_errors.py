@@ -40,6 +40,7 @@ def run(place, *argv: str, blocked: tuple[str, ...] = ()) -> subprocess.Complete
 
 CASES = [  # (argv, exit code, what the one line says); {broken}, {data}, {tmp} are filled in
     (["validate", "--base", "nosuch"], 1, "base ref 'nosuch' is not a commit"),
+    (["baseline", "--root", "{tmp}/nowhere"], 2, "--root {tmp}/nowhere: not a directory"),
     (["diff", "--base", "nosuch"], 1, "base ref 'nosuch' is not a commit"),
     (["diff", "--repo", "{tmp}", "--base", "main"], 1, "not inside a git repository"),
     (["generate", "--leaf", "{broken}"], 1, "{broken}:3:1: LH003"),

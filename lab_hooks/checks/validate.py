@@ -1,6 +1,6 @@
 """`lab-hooks validate`: the pre-commit hook. Exit 0 clean (warnings allowed),
-1 when any error is found or the input cannot be used (a bad --base ref or config),
-2 for usage or internal errors."""
+1 when any error is found or the input cannot be used (a bad --base ref, config or
+baseline), 2 for usage or internal errors."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import os
 import sys
 
 from lab_hooks.checks.findings import FORMATS, render, summary_line
-from lab_hooks.flags import command
+from lab_hooks.flags import Parser, command
 
 
 def build_parser() -> argparse.ArgumentParser:
     # argparse builds a help formatter for every add_argument, and the default one
     # imports shutil for the terminal's width: a fixed width while the arguments are
     # added keeps that off the hook's start-up; help and usage errors get the real one.
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lab-hooks validate",
         description="Check taxonomy leaves (qna.yaml) for schema, lint, path and content problems.",
         formatter_class=lambda prog: argparse.HelpFormatter(prog, width=80),
@@ -31,31 +31,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--semantic", action="store_true",
                         help="also report paraphrased seeds (all-MiniLM-L6-v2 embeddings; needs the [ml] extra)")
     parser.add_argument("--base", metavar="REF",
-                        help="also check the leaves the working tree changes since it forked from REF "
-                             "(staged, unstaged, untracked; what a PR's validation job runs)")
+                        help="errors only for what changed since the working tree forked from REF: findings "
+                             "the base already had are listed as warnings marked pre-existing. Without FILE, "
+                             "checks the leaves changed since then (the pre-commit hook passes HEAD; a PR job, "
+                             "the PR's base branch)")
     parser.formatter_class = argparse.HelpFormatter
     return parser
 
 
-def select_files(args: argparse.Namespace) -> list[str]:
-    """The files this run checks (ways to choose them, like a git range, plug in here)."""
+def select_files(args: argparse.Namespace, base) -> tuple[list[str], str | None]:
+    """The files this run checks and the taxonomy root (None: found from the files).
+    With a base and no FILE, the leaves changed since the base."""
     from lab_hooks.checks.engine import expand
 
-    files = expand(args.files)
-    if args.base:
-        from lab_hooks.diff import diff_taxonomy, open_repo
+    if args.files or base is None:
+        return expand(args.files), args.root
+    from lab_hooks.checks.gitbase import changed_leaf_files, repository_top
 
-        top = open_repo(".").working_tree_dir
-        root = os.path.relpath(os.path.abspath(args.root), top) if args.root else ""
-        with diff_taxonomy(top, args.base, root=root) as changes:
-            # A leaf file that is a symlink is checked too: the checks report it (LH001), never skip it.
-            paths = [c.path for c in changes.present] + [s.path for s in changes.skipped_leaves]
-        # Relative to the working directory, like the paths a user or pre-commit passes: at
-        # the repository's top (Actions, pre-commit) that is the repo-relative path that
-        # GitHub annotations and the PR comment's links need, and a leaf named both ways
-        # is checked once.
-        files += [os.path.relpath(os.path.join(top, path)) for path in paths]
-    return list(dict.fromkeys(files))
+    root = args.root if args.root is not None else repository_top()
+    return changed_leaf_files(base, root), root
+
+
+def check(args: argparse.Namespace):
+    """The files checked and their report; the errors the baseline lists, and with
+    `--base` those the base had, are let through as warnings."""
+    from lab_hooks.checks import baseline
+    from lab_hooks.checks.config import load_config
+    from lab_hooks.checks.engine import check_files, find_root
+    from lab_hooks.checks.registry import load_checks
+
+    base = None
+    if args.base:
+        from lab_hooks.checks.gitbase import GitBase
+
+        base = GitBase(args.base)
+    try:
+        files, root = select_files(args, base)
+        root = os.path.relpath(root if root is not None else find_root(files))
+        load_checks()  # rules must be registered before the config names them
+        config = load_config(root)
+        config.semantic = args.semantic
+        report = check_files(files, root, config)
+        known = baseline.read(root)
+        if known is not None:
+            stale = baseline.apply(report, root, known)
+            if stale:
+                print(f"lab-hooks validate: {stale:,} {baseline.BASELINE_FILE} entries of these leaves no longer "
+                      "occur: run `lab-hooks baseline` to drop them", file=sys.stderr)
+        if base is not None:
+            from lab_hooks.checks.ratchet import base_states, mark_pre_existing
+
+            mark_pre_existing(report, root, config, base_states(base, files, root))
+        return files, report
+    finally:
+        if base is not None:
+            base.close()
 
 
 @command("lab-hooks validate")
@@ -65,17 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") else "text")
     if args.root is not None and not os.path.isdir(args.root):
         parser.error(f"--root {args.root}: not a directory")
-
-    from lab_hooks.checks.config import load_config
-    from lab_hooks.checks.engine import check_files, find_root
-    from lab_hooks.checks.registry import load_checks
-
-    files = select_files(args)
-    root = args.root if args.root is not None else find_root(files)
-    load_checks()  # rules must be registered before the config names them
-    config = load_config(root)
-    config.semantic = args.semantic
-    report = check_files(files, root, config)
+    files, report = check(args)  # a bad base, config or baseline: an InputError, one line, exit 1
     out = render(report.findings, fmt, report.files, report.metrics)
     try:
         if out:

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lab_hooks.diff.changes import ChangeSet, diff_taxonomy
-from lab_hooks.flags import command
+from lab_hooks.flags import Parser, command
 from lab_hooks.taxonomy.leaf import TOP_LEVELS
 
 _LETTER = {"added": "A", "modified": "M", "renamed": "R", "deleted": "D"}
@@ -42,7 +42,7 @@ def _json(diff: ChangeSet) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lab-hooks diff", description=__doc__)
+    parser = Parser(prog="lab-hooks diff", description=__doc__)
     parser.add_argument("--base", required=True, help="the branch the change goes into, e.g. origin/main")
     parser.add_argument("--head", help="the change's commit or branch (default: the working tree, "
                                        "staged, unstaged and untracked files included)")

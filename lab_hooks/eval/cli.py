@@ -8,12 +8,12 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from lab_hooks.flags import alias, command
+from lab_hooks.flags import Parser, alias, command
 from lab_hooks.models.specs import EMBEDDED_SPEC as DEFAULT_JUDGE
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab-hooks eval", description=__doc__)
+    p = Parser(prog="lab-hooks eval", description=__doc__)
     p.add_argument("--base-model", required=True, metavar="SPEC", help="the model the PR starts from")
     p.add_argument("--candidate", required=True, metavar="SPEC", help="the model trained on the PR")
     p.add_argument("--judge", default=DEFAULT_JUDGE, metavar="SPEC",

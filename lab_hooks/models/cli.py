@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from lab_hooks.assets import PINS, asset_dir
-from lab_hooks.flags import command
+from lab_hooks.flags import Parser, command
 from lab_hooks.home import lab_home
 
 
 @command("lab-hooks models")
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lab-hooks models", description=__doc__)
+    parser = Parser(prog="lab-hooks models", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     pull = sub.add_parser("pull", help="fetch and verify pinned assets, convert the embedded model")
     pull.add_argument("assets", nargs="*", metavar="ASSET", help=f"default: all ({', '.join(PINS)})")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lab_hooks.errors import InputError
-from lab_hooks.flags import add_model_flags, alias, at_least, command
+from lab_hooks.flags import Parser, add_model_flags, alias, at_least, command
 from lab_hooks.sdg.documents import GitTree
 from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
 
@@ -92,7 +92,7 @@ def _common(p: argparse.ArgumentParser, samples: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab-hooks generate", description="Synthetic data for changed or given leaves.")
+    p = Parser(prog="lab-hooks generate", description="Synthetic data for changed or given leaves.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--base", metavar="REF", help="generate for the leaves changed since REF (merge-base)")
     which.add_argument("--leaf", nargs="+", metavar="PATH", help="qna.yaml files (or their directories)")
@@ -129,7 +129,7 @@ def main(argv: list[str]) -> int:
 @command("lab-hooks preview")
 def preview(argv: list[str]) -> int:
     """A few samples for one leaf on the embedded model, with why the others were dropped."""
-    p = argparse.ArgumentParser(prog="lab-hooks preview", description="A quick local look at generated samples for one leaf.")
+    p = Parser(prog="lab-hooks preview", description="A quick local look at generated samples for one leaf.")
     p.add_argument("path", help="the leaf's qna.yaml (or its directory)")
     p.add_argument("--seeds", type=int, default=2, help="use only the first N seeds (default 2)")
     _common(p, 2)

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from lab_hooks.errors import InputError
-from lab_hooks.flags import add_train_flags, command, train_config
+from lab_hooks.flags import Parser, add_train_flags, command, train_config
 from lab_hooks.models.specs import EMBEDDED_SPEC
 
 
@@ -39,7 +39,7 @@ def _pr_leaves(repo: str, base: str, head: str | None) -> tuple[list[str], list[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab-hooks train", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="lab-hooks train", description=__doc__.split("\n\n")[0])
     p.add_argument("--base", metavar="REF", help="train the leaves changed since REF (merge-base)")
     p.add_argument("--head", metavar="REF", help="with --base: the PR head (default: the working tree)")
     p.add_argument("--repo", default=".", help="taxonomy repository (default: .)")
