@@ -24,6 +24,8 @@ from dataclasses import fields
 
 from lab_hooks.errors import LabHooksError, MissingExtra, one_line
 
+GENERATED = "lab-hooks-data"  # where `generate` writes its data and `train` reads it
+
 # Top-level modules of the optional extras: a command that needs one says which extra to install.
 EXTRAS = {"ml": ("torch", "transformers", "accelerate", "gguf", "peft", "safetensors", "tqdm", "tenacity", "numpy"),
           "vllm": ("vllm",), "postgres": ("psycopg",)}

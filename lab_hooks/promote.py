@@ -18,8 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     alias(p, "--ref", "base")
     p.add_argument("--repo", default=".", help="the taxonomy git repository (default: .)")
     add_model_flags(p)
-    p.add_argument("--samples-per-seed", type=at_least(1), default=3)
-    p.add_argument("--replay-ratio", type=float, default=1.0)
+    p.add_argument("--samples-per-seed", type=at_least(1), default=PrOptions.samples_per_seed)
+    p.add_argument("--replay-ratio", type=float, default=PrOptions.replay_ratio)
     p.add_argument("--sdg-max-tokens", type=at_least(1),
                    help="teacher tokens per generation (default: the pipeline's); as `pr` was given, so the data is shared")
     p.add_argument("--no-progress", action="store_true")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lab_hooks.errors import InputError
-from lab_hooks.flags import Parser, add_model_flags, alias, at_least, command
+from lab_hooks.flags import GENERATED, Parser, add_model_flags, alias, at_least, command
 from lab_hooks.sdg.documents import GitTree
 from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
 
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--base", metavar="REF", help="generate for the leaves changed since REF (merge-base)")
     which.add_argument("--leaf", nargs="+", metavar="PATH", help="qna.yaml files (or their directories)")
     p.add_argument("--head", metavar="REF", help="with --base: the PR head (default: the working tree)")
-    p.add_argument("--out", default="lab-hooks-data", metavar="DIR", help="output directory")
+    p.add_argument("--out", default=GENERATED, metavar="DIR", help=f"output directory (default {GENERATED})")
     p.add_argument("--skills-ratio", type=float, default=1.0, help="mix: samples per skills leaf = ratio x accepted")
     p.add_argument("--knowledge-ratio", type=float, default=1.0)
     p.add_argument("--format", choices=("text", "json"), default="text")

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from lab_hooks.errors import InputError
-from lab_hooks.flags import Parser, add_train_flags, command, train_config
+from lab_hooks.flags import GENERATED, Parser, add_train_flags, command, train_config
 from lab_hooks.models.specs import EMBEDDED_SPEC
 
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", default=".", help="taxonomy repository (default: .)")
     p.add_argument("--student", default=EMBEDDED_SPEC, metavar="SPEC",
                    help="model to start from when main has no checkpoint (embedded:NAME, hf:/path)")
-    p.add_argument("--data", default="lab-hooks-data", metavar="DIR", help="`lab-hooks generate` output dir")
+    p.add_argument("--data", default=GENERATED, metavar="DIR", help=f"`lab-hooks generate` output dir (default {GENERATED})")
     p.add_argument("--external", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="extra replay datasets")
     p.add_argument("--replay-ratio", type=float, default=1.0, help="replay samples per new sample (default 1.0)")
     p.add_argument("--format", choices=("text", "json"), default="text")
