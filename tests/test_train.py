@@ -289,7 +289,7 @@ def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkey
     def job():
         keys.append(train_pr_module.train_candidate(
             Store(tmp_path / "store"), {}, {"compositional_skills/a": SAMPLES[:16]}, removed=[], student=student,
-            config=TrainConfig(batch_size=8, max_steps=2, progress=False))[0])
+            config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[0])
 
     jobs = [threading.Thread(target=job) for _ in range(2)]
     for j in jobs:
