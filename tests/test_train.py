@@ -233,11 +233,11 @@ def test_cli_reports_a_broken_dataset_in_one_line(student, tmp_path, capsys, mon
     data = write_generated(tmp_path / "data", {})
     (data / "leaves" / "x").mkdir(parents=True)
     (data / "leaves" / "x" / "messages.jsonl").write_text('{"id": 1}\nnot json\n')
-    assert main(["train", "--data", str(data), "--student", f"hf:{student}", "--no-progress"]) == 2
+    assert main(["train", "--data", str(data), "--student", f"hf:{student}", "--no-progress"]) == 1
     assert capsys.readouterr().err.strip().endswith("leaves/x/messages.jsonl:2:1: not JSON (Expecting value)")
     (data / "leaves" / "x" / "messages.jsonl").write_text(json.dumps(SAMPLES[0]) + "\n")
     monkeypatch.chdir(tmp_path)  # not a git repository
-    assert main(["train", "--base", "main", "--data", str(data), "--student", f"hf:{student}"]) == 2
+    assert main(["train", "--base", "main", "--data", str(data), "--student", f"hf:{student}"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks train: ") and err.count("\n") == 1
 
@@ -262,7 +262,7 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     store.set_refs({BUFFER_REF: save_buffer(store, {a: dataset(SAMPLES[:16]), b: old_b})})
     new_b = SAMPLES[32:48]
     key, checkpoint, _ = train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=student,
-                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False))
+                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)
     buffer = advanced_leaves(buffer_leaves(store), {b: dataset(new_b)}, removed=[b])
     store.set_refs({CHECKPOINT_REF: key, BUFFER_REF: save_buffer(store, buffer)})
 
@@ -312,5 +312,30 @@ def test_the_memory_plan_names_the_fewest_gpus_that_fit(student, capsys):
     assert on_gpu[0] > plan.HEADROOM * 80 * plan.GIB >= on_gpu[1]
     assert main(["train", "--plan", "--student", str(config), "--method", "lora", "--nproc", "1"]) == 0
     assert "smallest GPU count that fits: 1" in capsys.readouterr().out
-    assert main(["train", "--plan", "--student", str(REPO / "README.md")]) == 2
+    assert main(["train", "--plan", "--student", str(REPO / "README.md")]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkeypatch):
+    """Two runners get the same PR at once: one trains under the key's store lock, the other
+    waits and takes its checkpoint (no second training into the same work dir)."""
+    import threading
+
+    import lab_hooks.train.pr as train_pr_module
+    from lab_hooks.store import Store
+
+    trained, real = [], train_pr_module.train_pr
+    monkeypatch.setattr(train_pr_module, "train_pr", lambda *a, **k: trained.append(1) or real(*a, **k))
+    store, keys = Store(tmp_path / "store"), []
+
+    def job():
+        keys.append(train_pr_module.train_candidate(
+            Store(tmp_path / "store"), {}, {"compositional_skills/a": SAMPLES[:16]}, removed=[], student=student,
+            config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[0])
+
+    jobs = [threading.Thread(target=job) for _ in range(2)]
+    for j in jobs:
+        j.start()
+    for j in jobs:
+        j.join(600)
+    assert trained == [1] and len(keys) == 2 and keys[0] == keys[1] and store.get(keys[0]) is not None

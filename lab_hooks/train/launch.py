@@ -1,7 +1,7 @@
 """Launch a phase under torchrun from a plain process (the PR loop, `lab-hooks train`).
 
 `launch` writes the phase's samples and config into its work dir and runs
-`torchrun --standalone --nproc_per_node N -m lab_hooks.train.launch INIT OUT_DIR`; each
+`torchrun --standalone --nproc_per_node N -m lab_hooks.train.worker INIT OUT_DIR`; each
 process joins the group and calls `train` on the same inputs, which shards the model
 with FSDP2. The checkpoint and summary land where an in-process run puts them, so the
 caller cannot tell the difference but for the speed. A killed launch resumes like any
@@ -32,7 +32,7 @@ def launch(samples: list[dict], init_checkpoint: Path, out_dir: Path, config) ->
     (inputs / "error.txt").unlink(missing_ok=True)
     nproc = fsdp.processes(config)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "lab_hooks.train.launch", str(init_checkpoint), str(out_dir)]
+               "-m", "lab_hooks.train.worker", str(init_checkpoint), str(out_dir)]
     code = subprocess.run(command).returncode
     error = inputs / "error.txt"
     if error.is_file():
@@ -42,26 +42,3 @@ def launch(samples: list[dict], init_checkpoint: Path, out_dir: Path, config) ->
         raise TrainError(f"training under torchrun ({nproc} processes) failed with exit code {code}; rerun to resume")
     shutil.rmtree(inputs)
     return final, json.loads((final / "summary.json").read_text())
-
-
-def main(argv: list[str]) -> int:
-    """One torchrun worker: the phase `launch` wrote, trained by this rank."""
-    from lab_hooks.train.loop import TrainConfig, train
-    from lab_hooks.train.replay import read_jsonl
-
-    init_checkpoint, out_dir = Path(argv[0]), Path(argv[1])
-    inputs = out_dir / INPUTS
-    fields = json.loads((inputs / "config.json").read_text())
-    config = TrainConfig(**{**fields, "lora_targets": tuple(fields["lora_targets"])})
-    try:
-        train(read_jsonl(inputs / "samples.jsonl"), init_checkpoint, out_dir, config)
-    except TrainError as exc:
-        if fsdp.join()[0] == 0:
-            (inputs / "error.txt").write_text(str(exc))
-        print(f"lab-hooks train: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

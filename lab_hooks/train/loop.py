@@ -30,7 +30,6 @@ import math
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -38,43 +37,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from lab_hooks.train import fsdp, resume
+from lab_hooks.train.config import TrainConfig
 from lab_hooks.train.data import EMPTY_ROW, IGNORE, prepare, rank_rows
 from lab_hooks.train.mix import digest
 from lab_hooks.train.model import TrainError, export, load_model, project_osf_gradients
 
 __all__ = ["TrainConfig", "TrainError", "row_loss", "train"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    method: str = "full"  # "full", "lora" (low-rank adapters) or "osf" (orthogonal subspace fine-tuning)
-    learning_rate: float = 2e-5
-    warmup_steps: int = 10
-    epochs: int = 1
-    max_steps: int | None = None  # overrides epochs
-    batch_size: int = 32  # samples per optimizer step, all processes together
-    max_tokens: int = 4096  # tokens per packed row
-    max_seq_len: int = 2048  # longer samples are dropped
-    min_trained_tokens: int = 2  # samples with fewer trained tokens are dropped
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    seed: int = 42
-    save_every: int = 25  # steps between resume points
-    dtype: str = "auto"  # "auto": bf16 on a GPU that has it, else fp32; or "bf16" / "fp32"
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    osf_frozen_fraction: float = 0.5  # OSF: share of each target weight's singular directions kept frozen
-    nproc: int = 0  # processes (one per GPU) to train with; 0: every visible GPU, one process without GPU
-    cpu_offload: bool = False  # FSDP2 keeps shards, gradients and optimizer state in host memory (GPU only)
-    activation_checkpointing: bool = False  # recompute each decoder block's activations in backward
-    progress: bool = True
-
-    def identity(self) -> dict:
-        """The fields that decide the result (a resumed run must match them)."""
-        how = ("save_every", "progress", "nproc", "cpu_offload", "activation_checkpointing")
-        return {k: v for k, v in asdict(self).items() if k not in how}
 
 
 def row_loss(model, row: dict, device: torch.device) -> tuple[torch.Tensor, int]:

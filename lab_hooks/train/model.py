@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from lab_hooks.errors import LabHooksError
 
-class TrainError(RuntimeError):
+
+class TrainError(LabHooksError, RuntimeError):
     """A run that cannot start or go on; the message is one line for the user."""
 
 

@@ -9,9 +9,9 @@ trained), compute in c bytes (2 for bf16, 4 for fp32), rows of S tokens:
     parameters   4 P / N                 fp32 master weights, sharded
     gathered     c (2 B + R_)            whole while computing: the running block, the
                                          next one (prefetched) and the root
-    gradients    4 T / N + (c + 4)(Bt + Rt)   fp32 shards + one block's and the root's whole
-                                         gradients, before and after their cast for the
-                                         fp32 reduce-scatter
+    gradients    4 T / N                 fp32 shards
+    whole grads  (c + 4)(Bt + Rt)        one block's and the root's whole gradients, before
+                                         and after their cast for the fp32 reduce-scatter
     optimizer    8 T / N                 AdamW's two moments, fp32, sharded
     adapters     4 A                     tensors held whole on every GPU (OSF's initial and
                                          frozen singular vectors, A numbers)
@@ -121,7 +121,8 @@ def per_gpu(shape: Shape, processes: int, config, compute_bytes: int, sharded: b
     return {
         "parameters": 4 * shape.params // n,
         "gathered": c * (2 * shape.block_params + shape.root_params) if sharded else 0,
-        "gradients": 4 * shape.trainable // n + ((c + 4) * whole_grads if sharded else 0),
+        "gradients": 4 * shape.trainable // n,
+        "whole_gradients": (c + 4) * whole_grads if sharded else 0,
         "optimizer": 8 * shape.trainable // n,
         "adapters": 4 * shape.adapter_buffers,
         "activations": activations,
@@ -161,7 +162,8 @@ def report(shape: Shape, processes: int, config, compute_bytes: int, gpu_bytes: 
 LABELS = {
     "parameters": "parameters (fp32 shards)",
     "gathered": "gathered blocks + root",
-    "gradients": "gradients",
+    "gradients": "gradients (fp32 shards)",
+    "whole_gradients": "whole gradients (block+root)",
     "optimizer": "optimizer (AdamW moments)",
     "adapters": "adapter tensors (whole)",
     "activations": "activations (one row)",
