@@ -71,13 +71,19 @@ def shard(model, config, device: torch.device):
     return model
 
 
+def whole(tensor):
+    """A DTensor's whole value (a collective); shards offloaded to host memory go to the mesh's device first."""
+    device = tensor.device_mesh.device_type
+    return (tensor if tensor.device.type == device else tensor.to(device)).full_tensor()
+
+
 def clip_grad_norm(params: list, max_norm: float) -> float:
     """The gradients' global norm (over all shards), clipped to `max_norm` when it is set."""
     from torch.distributed.tensor import DTensor
 
     norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
     if isinstance(norm, DTensor):
-        norm = norm.full_tensor()
+        norm = whole(norm)
     if max_norm:
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
     return norm.item()

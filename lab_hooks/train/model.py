@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from lab_hooks.errors import LabHooksError
+from lab_hooks.train.fsdp import whole
 
 
 class TrainError(LabHooksError, RuntimeError):
@@ -78,7 +79,7 @@ def project_osf_gradients(model) -> None:
                 grad = params[name].grad
                 if grad is None:
                     continue
-                full = grad.full_tensor() if isinstance(grad, DTensor) else grad
+                full = whole(grad) if isinstance(grad, DTensor) else grad
                 if name == "U_low" and adapter in layer._osf_U_high:
                     high = layer._osf_U_high[adapter]
                     projected = full - high @ (high.T @ full)
@@ -93,7 +94,7 @@ def project_osf_gradients(model) -> None:
                     projected = (full @ low.T) @ low
                 if isinstance(grad, DTensor):  # every rank holds the projection: keep its own shard
                     projected = distribute_tensor(projected, grad.device_mesh, grad.placements, src_data_rank=None)
-                    grad.to_local().copy_(projected.to_local())
+                    grad.to_local().copy_(projected.to_local())  # copy_ moves it back to offloaded shards
                 else:
                     grad.copy_(projected)
 
@@ -114,7 +115,7 @@ def export(model, tokenizer, init_checkpoint: Path, config, final: Path, summary
         served = load_model(init_checkpoint, config, torch.device("cpu"))[1] if rank == 0 else None
         for name, param in model.named_parameters():
             if param.requires_grad:
-                full = param.full_tensor()  # a collective: every rank, same order
+                full = whole(param)  # a collective: every rank, same order
                 if served is not None:
                     served.get_parameter(name).data.copy_(full)
         if served is not None:
