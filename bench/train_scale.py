@@ -96,6 +96,7 @@ def memory_worker(job: dict) -> None:
     _, model = load_model(Path(job["model"]), config, device)
     if dist.is_initialized():
         model = fsdp.shard(model, config, device)
+    model.train()  # as the trainer does: activation checkpointing acts in training mode only
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     ids = random.Random(rank).choices(range(100, 20000), k=job["tokens"])

@@ -339,3 +339,15 @@ def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkey
     for j in jobs:
         j.join(600)
     assert trained == [1] and len(keys) == 2 and keys[0] == keys[1] and store.get(keys[0]) is not None
+
+
+def test_activation_checkpointing_recomputes_each_block_in_backward(student, tokenizer):
+    row = packed_row(prepare([sample(3)], tokenizer, 512, 1).samples)
+    calls = {}
+    for checkpointing in (False, True):
+        model = load_model(student, TrainConfig(activation_checkpointing=checkpointing), torch.device("cpu"))[1].train()
+        count = []
+        model.model.layers[0].mlp.register_forward_pre_hook(lambda *_: count.append(1))  # recompute stops early
+        row_loss(model, row, torch.device("cpu"))[0].backward()
+        calls[checkpointing] = len(count)
+    assert calls == {False: 1, True: 2}  # forward, then again in backward

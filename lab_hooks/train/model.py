@@ -34,6 +34,8 @@ def load_model(init_checkpoint: Path, config, device: torch.device):
         raise TrainError(f"{init_checkpoint}: not a Hugging Face checkpoint (no config.json)")
     if config.method not in METHODS:
         raise TrainError(f"unknown training method {config.method!r} ({', '.join(METHODS)})")
+    if config.method == "osf" and not 0 < config.osf_frozen_fraction < 1:
+        raise TrainError(f"--osf-frozen-fraction {config.osf_frozen_fraction}: must be between 0 and 1 (exclusive)")
     tokenizer = AutoTokenizer.from_pretrained(init_checkpoint, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(
         init_checkpoint, dtype=torch.float32, attn_implementation="sdpa", local_files_only=True

@@ -19,8 +19,9 @@ trained), compute in c bytes (2 for bf16, 4 for fp32), rows of S tokens:
                  block: the norms keep fp32 inputs, attention q, k, v, rotary copies and
                  output, the MLP its gate, up, activation and product); with activation
                  checkpointing L S c h + S a (block inputs, one block recomputed)
-    LM head      S V (c + 12)            logits at trained positions (all, at worst), their
-                                         fp32 log-softmax and its gradient
+    LM head      S V (c + 8 + f)         logits at trained positions (all, at worst), their fp32
+                                         copy (f = 4 when c < 4, else 0), the fp32 log-softmax and
+                                         its gradient
 
 Without torchrun (one process on CPU) the model is not sharded: no gathered copies and
 N = 1. `check` compares the formula with a measured peak (bench/train.py --part memory).
@@ -126,7 +127,7 @@ def per_gpu(shape: Shape, processes: int, config, compute_bytes: int, sharded: b
         "optimizer": 8 * shape.trainable // n,
         "adapters": 4 * shape.adapter_buffers,
         "activations": activations,
-        "lm_head": s * shape.vocab * (c + 12),
+        "lm_head": s * shape.vocab * (c + 8 + (4 if c < 4 else 0)),
     }
 
 
