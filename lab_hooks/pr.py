@@ -30,6 +30,7 @@ from lab_hooks import __version__
 from lab_hooks.report.comment import render_comment
 from lab_hooks.report.escape import log_safe
 from lab_hooks.report.summary import annotations, findings_as_dicts, set_outputs, write_step_summary
+from lab_hooks.sdg.policy import JUDGE_MODES
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
 CONFIG_FILES = (".lab-hooks.yaml", "pyproject.toml")  # where a taxonomy repo's rules live
@@ -57,6 +58,7 @@ class PrOptions:
     quick: int | None = None  # MT-Bench questions per category
     samples_per_seed: int = 3
     sdg_max_tokens: int | None = None
+    sdg_judges: str = "auto"  # lab_hooks.sdg.policy: whether the teacher's judge steps filter
     seed: int = 0
     replay_ratio: float = 1.0
     train: dict = field(default_factory=dict)  # TrainConfig overrides
@@ -211,18 +213,20 @@ def _validate(run: _Run, diff, workdir: Path):
 
 def _generate(run: _Run, leaves, root: Path, store, out: Path):
     from lab_hooks.sdg import generate_leaves
+    from lab_hooks.sdg.policy import examples
 
     opts = run.opts
     result = generate_leaves(leaves, opts.teacher, store, out_dir=out / "sdg", samples_per_seed=opts.samples_per_seed,
-                             seed=opts.seed, max_tokens=opts.sdg_max_tokens, taxonomy_root=root,
-                             progress=opts.progress)
+                             seed=opts.seed, max_tokens=opts.sdg_max_tokens, judges=opts.sdg_judges,
+                             taxonomy_root=root, progress=opts.progress)
     rows = []
     for r in result.leaves:
         steps = r.stats.get("steps", {})
         dropped = {name: st["candidates"] - st["passed"] for name, st in steps.items()
                    if st.get("candidates", 0) > st.get("passed", 0)}
         rows.append({"leaf": r.leaf, "candidates": r.candidates, "accepted": r.accepted, "dropped": dropped,
-                     "status": "ok" if r.ok else (r.message or r.status), "artifact": r.artifact})
+                     "status": "ok" if r.ok else (r.message or r.status), "artifact": r.artifact,
+                     "judges": r.stats.get("judges"), "examples": examples(r.records)})
     run.data["generation"] = {"teacher": opts.teacher, "leaves": rows, "teacher_calls": result.calls}
     if not any(r.ok for r in result.leaves):
         raise StageFailed("no changed leaf produced any accepted sample: "
@@ -426,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("full", "lora"), default="full")
     p.add_argument("--max-steps", type=at_least(1), help="cap the optimizer steps per phase")
     p.add_argument("--sdg-max-tokens", type=at_least(1), help="teacher tokens per generation (default: the pipeline's)")
+    p.add_argument("--sdg-judges", choices=JUDGE_MODES, default="auto",
+                   help="whether the teacher's judge steps filter samples: auto (not when the teacher is too small "
+                        "to judge; its verdicts are then recorded only), apply, record")
     p.add_argument("--answer-max-tokens", type=at_least(1), help="MT-Bench answer tokens per turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=at_least(1), help="judge tokens per judgment (default 2048)")
     p.add_argument("--unchanged-leaves", type=at_least(0),
@@ -452,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
                                     ("unchanged_sample", args.unchanged_leaves)) if v is not None}
     opts = PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
                      student=args.student, judge=args.judge, quick=args.quick,
-                     samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens, seed=args.seed,
+                     samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens,
+                     sdg_judges=args.sdg_judges, seed=args.seed,
                      replay_ratio=args.replay_ratio, train=train, eval=evaluation, out_dir=str(out),
                      progress=not args.no_progress)
     run = run_pr(opts)

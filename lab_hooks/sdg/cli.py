@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lab_hooks.sdg.documents import GitTree
 from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
+from lab_hooks.sdg.policy import JUDGE_MODES
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
 
@@ -54,12 +55,14 @@ def _changed_leaves(repo: Path, base: str, head: str | None) -> tuple[list, GitT
 
 
 def _summary(r: LeafResult) -> str:
+    judges = r.stats.get("judges") or {"applied": True}
+    note = "" if judges["applied"] else f"\n       judge filtering not applied: {judges['reason']}"
     if r.status == "ok":
         tokens = sum(r.stats["teacher_tokens"].values())
         return (f"ok     {r.leaf}: {r.accepted} accepted of {r.candidates} candidates "
-                f"({100 * r.stats['acceptance_rate']:.1f}%), {tokens} teacher tokens")
+                f"({100 * r.stats['acceptance_rate']:.1f}%), {tokens} teacher tokens{note}")
     if r.status == "empty":
-        return f"EMPTY  {r.leaf}: {r.message}"
+        return f"EMPTY  {r.leaf}: {r.message}{note}"
     return f"ERROR  {r.leaf}: {r.message}"
 
 
@@ -88,7 +91,7 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
         with store.run("generate", {"leaves": [leaf.name for leaf in leaves], "teacher": args.teacher}):  # no gc meanwhile
             return generate_leaves(
                 leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
-                max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(),
+                max_tokens=args.max_tokens, batch_size=args.batch_size, judges=args.judges, taxonomy_root=Path(args.taxonomy).resolve(),
                 tree=tree, mix_config=mix, progress=progress,
             )
     finally:
@@ -103,6 +106,8 @@ def _common(p: argparse.ArgumentParser, samples: int) -> None:
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="conversations per teacher call (default: the pipeline's)")
     p.add_argument("--taxonomy", default=".", metavar="DIR", help="taxonomy root (default: .)")
+    p.add_argument("--judges", choices=JUDGE_MODES, default="auto",
+                   help="whether judge steps filter: auto (unless the teacher is too small to judge), apply, record")
 
 
 def main(argv: list[str]) -> int:
@@ -175,7 +180,8 @@ def preview(argv: list[str]) -> int:
                 for t in rec["trace"]:
                     if "score" in t or t["verdict"] != "kept":
                         detail = t.get("reason") or t.get("raw", "").strip().replace("\n", " ")[:80]
-                        print(f"  {t['step']}: {t['verdict']} {t.get('score', '')} {detail!r}")
+                        unapplied = " (not applied)" if t.get("applied") is False else ""
+                        print(f"  {t['step']}: {t['verdict']}{unapplied} {t.get('score', '')} {detail!r}")
     return 0 if r.ok else 1
 
 
