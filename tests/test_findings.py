@@ -50,7 +50,7 @@ def test_config_from_pyproject(tmp_path):
     ("rules:\n  LH999: warning\n", "unknown rule 'LH999'"),
     ("rules:\n  LH111: loud\n", "severity must be one of"),
     ("thresholds:\n  nope: 3\n", "unknown threshold 'nope'"),
-    ("colour: red\n", "only 'rules' and 'thresholds'"),
+    ("colour: red\n", "only 'rules', 'thresholds' and 'document_hosts'"),
     ("rules: [\n", "cannot read"),
     ("[" * 10_000, "cannot read: .*nesting"),
 ])

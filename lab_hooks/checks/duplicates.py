@@ -154,7 +154,7 @@ def _near_by_postings(index: SeedIndex, tokens: list[list[str]], vocab: sim.Voca
     return out
 
 
-def _shown(root: Path, path: str) -> str:
+def shown(root: Path, path: str) -> str:
     """Another leaf's file as the user can open it: relative to the working directory."""
     try:
         return os.path.relpath(root / path)
@@ -182,7 +182,7 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
         index.close()
     found: dict[tuple[int, bool], list[tuple[float, str]]] = {}
     for qi, leaf_id, seed, score, exact in matches:
-        where = f"{_shown(ctx.root, paths[leaf_id])}:{seeds[leaf_id][seed][0]}"
+        where = f"{shown(ctx.root, paths[leaf_id])}:{seeds[leaf_id][seed][0]}"
         found.setdefault((qi, exact), []).append((score, where))
     for (qi, exact), others in sorted(found.items()):
         leaf, example = queries[qi]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,28 +303,39 @@ def evaluate(
         if store is not None and records:
             store.record_put_many(records)
 
+    def computed_once(keys: dict) -> ExitStack:
+        """Hold these records' store locks (in key order: no deadlock) while finding and computing
+        them: a job on another runner needing the same answers waits, then reuses them."""
+        stack = ExitStack()
+        for key in sorted(set(keys.values())) if store is not None else ():
+            stack.enter_context(store.lock(key))
+        return stack
+
     ratings: dict[str, dict[str, list]] = {}
     for role in ROLES:
         keys = {s.name: answers_key(role, s) for s in plan.sets}
-        found = cached(keys)
-        answers = {name: found[key]["answers"] for name, key in keys.items() if key in found}
-        missing = [s for s in plan.sets if s.name not in answers]
-        model = backends(specs[role]) if missing else None  # loading is a step of its own
-        with steps.step(f"{role} answers", cached=not missing, questions=sum(len(s.questions) for s in missing)) as row:
-            if missing:
-                new, row["tokens"] = generate_answers(model, missing, settings.max_tokens, settings.seed)
-                answers.update(new)
-                save({keys[name]: {"answers": a} for name, a in new.items()})
+        with computed_once(keys):
+            found = cached(keys)
+            answers = {name: found[key]["answers"] for name, key in keys.items() if key in found}
+            missing = [s for s in plan.sets if s.name not in answers]
+            model = backends(specs[role]) if missing else None  # loading is a step of its own
+            with steps.step(f"{role} answers", cached=not missing,
+                            questions=sum(len(s.questions) for s in missing)) as row:
+                if missing:
+                    new, row["tokens"] = generate_answers(model, missing, settings.max_tokens, settings.seed)
+                    answers.update(new)
+                    save({keys[name]: {"answers": a} for name, a in new.items()})
         jkeys = {s.name: judgments_key(role, s) for s in plan.sets}
-        found = cached(jkeys)
-        judged = {name: found[key] for name, key in jkeys.items() if key in found}
-        missing = [s for s in plan.sets if s.name not in judged]
-        model = backends(specs["judge"]) if missing else None
-        with steps.step(f"{role} judgments", cached=not missing):
-            if missing:
-                new = judge_answers(model, missing, answers, settings, judging["prefill"])
-                judged.update(new)
-                save({jkeys[name]: j for name, j in new.items()})
+        with computed_once(jkeys):
+            found = cached(jkeys)
+            judged = {name: found[key] for name, key in jkeys.items() if key in found}
+            missing = [s for s in plan.sets if s.name not in judged]
+            model = backends(specs["judge"]) if missing else None
+            with steps.step(f"{role} judgments", cached=not missing):
+                if missing:
+                    new = judge_answers(model, missing, answers, settings, judging["prefill"])
+                    judged.update(new)
+                    save({jkeys[name]: j for name, j in new.items()})
         ratings[role] = {name: j["ratings"] for name, j in judged.items()}
 
     with steps.step("statistics"):

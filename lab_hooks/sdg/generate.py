@@ -30,7 +30,7 @@ from lab_hooks.sdg.documents import (
 )
 from lab_hooks.sdg.engine import CountingBackend, Engine, PipelineRun
 from lab_hooks.sdg.pipeline import Pipeline, load_pipeline
-from lab_hooks.sdg.policy import JudgePolicy, judge_policy
+from lab_hooks.sdg.policy import JudgePolicy, examples, judge_policy
 from lab_hooks.store import Store, artifact_key
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
@@ -59,6 +59,16 @@ class LeafResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def report(self) -> dict:
+        """The leaf as the PR comment shows it: counts, what each filter dropped, whether the judges
+        filtered, and a few accepted and dropped samples (each dropped one with why)."""
+        steps = self.stats.get("steps", {})
+        dropped = {name: st["candidates"] - st["passed"] for name, st in steps.items()
+                   if st.get("candidates", 0) > st.get("passed", 0)}
+        return {"leaf": self.leaf, "candidates": self.candidates, "accepted": self.accepted, "dropped": dropped,
+                "status": "ok" if self.ok else (self.message or self.status), "artifact": self.artifact,
+                "judges": self.stats.get("judges"), "examples": examples(self.records)}
 
 
 @dataclass

@@ -1,0 +1,22 @@
+"""The generate stage: synthetic data for the changed leaves (lab_hooks.sdg), cached in the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab_hooks.loop.run import StageFailed
+
+
+def generate(run, leaves, root: Path, store, out: Path):
+    from lab_hooks.sdg import generate_leaves
+
+    opts = run.opts
+    result = generate_leaves(leaves, opts.teacher, store, out_dir=out / "sdg", samples_per_seed=opts.samples_per_seed,
+                             seed=opts.seed, max_tokens=opts.sdg_max_tokens, judges=opts.sdg_judges,
+                             taxonomy_root=root, progress=opts.progress)
+    run.data["generation"] = {"teacher": opts.teacher, "leaves": [r.report() for r in result.leaves],
+                              "teacher_calls": result.calls}
+    if not any(r.ok for r in result.leaves):
+        raise StageFailed("no changed leaf produced any accepted sample: "
+                          + "; ".join(f"{r.leaf}: {r.message or r.status}" for r in result.leaves))
+    return ("cached", result) if result.calls == 0 else result
