@@ -15,8 +15,10 @@ from lab_hooks.taxonomy.leaf import Kind, Leaf
 
 GROUNDED_NO_CONTEXT = rule("LH401", "grounded-needs-context", ERROR, "a seed of a grounded skill (under `grounded/`) has no `context`")
 FREEFORM_CONTEXT = rule("LH402", "freeform-context", WARNING, "a seed of a freeform skill has a `context` (move the leaf under `grounded/`?)")
-NO_ATTRIBUTION = rule("LH403", "attribution-missing", ERROR, "no readable, non-empty `attribution.txt` beside the leaf")
-ATTRIBUTION_FIELDS = rule("LH404", "attribution-fields", ERROR, "`attribution.txt` does not name the title, link, license and creator")
+NO_ATTRIBUTION = rule("LH403", "attribution-missing", ERROR, "no readable, non-empty `attribution.txt` beside the leaf",
+                      leaf_level=True)
+ATTRIBUTION_FIELDS = rule("LH404", "attribution-fields", WARNING,
+                          "`attribution.txt` does not name the title, link, license and creator", leaf_level=True)
 DOCUMENT_REPO = rule("LH405", "document-repo", ERROR, "knowledge `document.repo` is not an https URL nor a folder inside the taxonomy repo")
 DOCUMENT_COMMIT = rule("LH406", "document-commit", ERROR, "knowledge `document.commit` is not a full 40-hex commit sha (or `HEAD` for an in-repo document)")
 DOCUMENT_PATTERN = rule("LH407", "document-pattern", ERROR, "a `document.patterns` entry is absolute, uses `..`, or matches no file in the taxonomy repo")
@@ -132,7 +134,8 @@ def check_lengths(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
         size = len(example.question) + len(example.answer) + len(example.context or "")
         if size > max_chars:
             yield SEED_TOO_LONG.at(leaf.file, example.pos, f"question + answer + context are {size:,} characters, "
-                                                           f"over the {max_chars:,} budget (max_seed_chars)")
+                                                           f"over the {max_chars:,} budget (max_seed_chars)",
+                                   " ".join(example.question.split()))
     if leaf.kind is not Kind.KNOWLEDGE:
         return
     max_context, max_qna = ctx.threshold(MAX_CONTEXT_WORDS), ctx.threshold(MAX_QNA_WORDS)
