@@ -16,7 +16,7 @@ import pytest
 
 from lab_hooks.sdg import MixConfig, generate_leaves
 from lab_hooks.sdg.engine import CountingBackend
-from lab_hooks.sdg.policy import examples
+from lab_hooks.sdg.policy import sample_examples
 from lab_hooks.store import Store
 from lab_hooks.taxonomy.load import load_leaf_file
 
@@ -270,7 +270,7 @@ def test_all_filtered_leaf_is_reported_with_its_filter(teacher, taxonomy, tmp_pa
     assert r.dataset.read_text() == ""
     assert "skills" in result.mixes  # an empty leaf is listed in the recipe, never silently dropped
     assert f"{r.leaf}" in result.recipes["skills"].read_text()
-    shown = examples(r.records)  # what the PR comment shows the contributor
+    shown = sample_examples(r.records)  # what the PR comment shows the contributor
     assert shown["accepted"] == [] and shown["dropped"]
     for sample in shown["dropped"]:
         assert sample["dropped_by"] in ("questions", "question_judge") and sample["reason"]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lab_hooks.report.comment import render_comment
-from lab_hooks.sdg.policy import examples, judge_policy, keep_rule
+from lab_hooks.sdg.policy import judge_policy, keep_rule, sample_examples
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
 
@@ -48,7 +48,7 @@ RECORDS = [
 def test_examples_show_one_dropped_sample_per_filter_first_each_with_why(tmp_path):
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    shown = examples(path, k=3)
+    shown = sample_examples(path, k=3)
     assert shown["accepted"] == [{"question": "Write a haiku about wind.", "answer": "Wind."}]
     assert [d["dropped_by"] for d in shown["dropped"]] == ["questions", "dedup", "response_judge"]
     unparsed, duplicate, judged = shown["dropped"]
@@ -56,8 +56,8 @@ def test_examples_show_one_dropped_sample_per_filter_first_each_with_why(tmp_pat
     assert duplicate["reason"] == "ROUGE-L 0.91 >= 0.7 of 'Write a haiku on snow.'"
     assert judged == {"question": "Write a haiku about rain.", "answer": "Rain.", "dropped_by": "response_judge",
                       "reason": "score 1, kept only >= 2"}
-    assert len(examples(path, k=5)["dropped"][3]["answer"]) == 401  # long fields are cut, marked with …
-    assert examples(tmp_path / "missing.jsonl") == examples(None) == {"accepted": [], "dropped": []}
+    assert len(sample_examples(path, k=5)["dropped"][3]["answer"]) == 401  # long fields are cut, marked with …
+    assert sample_examples(tmp_path / "missing.jsonl") == sample_examples(None) == {"accepted": [], "dropped": []}
 
 
 def test_a_leaf_that_kept_nothing_shows_the_contributor_why_in_the_comment(tmp_path):
@@ -65,7 +65,7 @@ def test_a_leaf_that_kept_nothing_shows_the_contributor_why_in_the_comment(tmp_p
     path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS[:4]))
     leaf = {"leaf": "writing/haiku", "candidates": 4, "accepted": 0, "dropped": {"response_judge": 2},
             "status": "all samples filtered out: step 'response_judge' kept 0 of 2",
-            "judges": {"applied": True, "reason": ""}, "examples": examples(path)}
+            "judges": {"applied": True, "reason": ""}, "examples": sample_examples(path)}
     run = {"status": "failed", "failure": {"stage": "generate", "reason": "no changed leaf produced any sample"},
            "generation": {"teacher": EMBEDDED, "leaves": [leaf]}}
     body = render_comment(run)
@@ -76,3 +76,6 @@ def test_a_leaf_that_kept_nothing_shows_the_contributor_why_in_the_comment(tmp_p
     leaf["judges"] = judge_policy(EMBEDDED).as_dict()
     assert f"Judge filtering was not applied: the teacher `{EMBEDDED}`" not in render_comment(run)
     assert "⚠️ Judge filtering was not applied: the teacher embedded:smollm2" in render_comment(run)
+    for bad in ("not a mapping", {"dropped": "nor a list"}, {"dropped": ["nor samples"]}):  # a results.json from
+        leaf.update(examples=bad, judges=["not", "a", "mapping"])  # anywhere renders, it never crashes
+        assert "kept nothing" not in render_comment(run)

@@ -158,18 +158,24 @@ def _generation(run: dict) -> list[str]:
     if gen.get("teacher"):
         head = ["### Synthetic data", "", f"Teacher {md_code(gen['teacher'])}.", ""]
     out = head + _table(["Leaf", "Candidates → accepted", "Dropped most by"], rows) + [""]
-    unapplied = {md_text((leaf.get("judges") or {}).get("reason"), 300) for leaf in gen.get("leaves", [])
-                 if (leaf.get("judges") or {}).get("applied") is False}
-    out += [f"⚠️ Judge filtering was not applied: {reason}." for reason in sorted(unapplied)] + ([""] if unapplied else [])
+    judges = [_mapping(leaf, "judges") for leaf in gen.get("leaves", [])]
+    unapplied = sorted({md_text(j.get("reason"), 300) for j in judges if j.get("applied") is False})
+    out += [f"⚠️ Judge filtering was not applied: {reason}." for reason in unapplied] + ([""] if unapplied else [])
     for leaf in gen.get("leaves", []):
         if leaf.get("status", "ok") != "ok":
             out += _dropped_samples(leaf)
     return out
 
 
+def _mapping(parent: dict, key: str) -> dict:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _dropped_samples(leaf: dict) -> list[str]:
     """What a contributor fixes their seeds from: a few dropped samples and why each was dropped."""
-    dropped = (leaf.get("examples") or {}).get("dropped") or []
+    dropped = _mapping(leaf, "examples").get("dropped")
+    dropped = [s for s in dropped if isinstance(s, dict)] if isinstance(dropped, list) else []
     if not dropped:
         return []
     out = [f"<details><summary>Why {md_code(leaf.get('leaf', '?'))} kept nothing: {len(dropped)} dropped "

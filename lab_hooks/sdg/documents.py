@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.documents import DEFAULT_DOCUMENT_HOSTS, glob_regex, in_repo_folder, local_document_dir, url_problem
 
 CHUNK_TOKENS = 500
@@ -66,7 +67,7 @@ _HEADING = re.compile(r"^#{1,6}\s")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
-class DocumentError(Exception):
+class DocumentError(InputError):
     """A knowledge leaf's documents cannot be had; the message says why."""
 
 

@@ -30,7 +30,7 @@ from lab_hooks.sdg.documents import (
 )
 from lab_hooks.sdg.engine import CountingBackend, Engine, PipelineRun
 from lab_hooks.sdg.pipeline import Pipeline, load_pipeline
-from lab_hooks.sdg.policy import JudgePolicy, examples, judge_policy
+from lab_hooks.sdg.policy import JudgePolicy, judge_policy, sample_examples
 from lab_hooks.store import Store, artifact_key
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
@@ -68,7 +68,7 @@ class LeafResult:
                    if st.get("candidates", 0) > st.get("passed", 0)}
         return {"leaf": self.leaf, "candidates": self.candidates, "accepted": self.accepted, "dropped": dropped,
                 "status": "ok" if self.ok else (self.message or self.status), "artifact": self.artifact,
-                "judges": self.stats.get("judges"), "examples": examples(self.records)}
+                "judges": self.stats.get("judges"), "examples": sample_examples(self.records)}
 
 
 @dataclass

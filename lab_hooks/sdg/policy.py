@@ -57,7 +57,7 @@ def keep_rule(keep: dict) -> str:
     return f"= {keep['equals']}" if "equals" in keep else f">= {keep.get('min', 1)}"
 
 
-def examples(records: Path | None, k: int = 3) -> dict:
+def sample_examples(records: Path | None, k: int = 3) -> dict:
     """A few accepted and a few dropped samples of a leaf (records.jsonl), each dropped one with
     the step that dropped it and why; dropped ones from as many different steps as there are."""
     import json
