@@ -257,18 +257,19 @@ class Engine:
                 stats.candidates += 1
                 parsed = step.parser(out["text"])
                 entry = {"step": step.name, "raw": out["text"], "finish_reason": out["finish_reason"]}
-                if step.type == "judge" and not stats.applied:  # the verdict is recorded, drops nothing
-                    entry.update(self._verdict(step, parsed), applied=False)
-                    stats.would_drop += entry["verdict"] != "kept"
+                if step.type == "judge":
+                    entry.update(self._verdict(step, parsed))
+                    if not stats.applied:  # recorded, drops nothing
+                        entry["applied"] = False
+                        stats.would_drop += entry["verdict"] != "kept"
+                    elif entry["verdict"] != "kept":
+                        stats.unparseable += entry["verdict"] == "unparseable"
+                        stats.rejected += entry["verdict"] == "rejected"
+                        child.dropped_by = step.name
                 elif parsed is None:
                     stats.unparseable += 1
                     entry.update(verdict="unparseable")
                     child.dropped_by = step.name
-                elif step.type == "judge":
-                    entry.update(self._verdict(step, parsed))
-                    if entry["verdict"] == "rejected":
-                        stats.rejected += 1
-                        child.dropped_by = step.name
                 else:
                     child.fields.update(parsed)
                     entry.update(verdict="kept")
