@@ -67,10 +67,11 @@ def check(args: argparse.Namespace):
         files, root = select_files(args, base)
         root = os.path.relpath(root if root is not None else find_root(files))
         load_checks()  # rules must be registered before the config names them
-        config = load_config(root)
+        settings = base.files(root) if base is not None else None  # a change does not relax its own rules
+        config = load_config(root, settings)
         config.semantic = args.semantic
         report = check_files(files, root, config)
-        known = baseline.read(root)
+        known = baseline.read(root, settings)
         if known is not None:
             stale = baseline.apply(report, root, known)
             if stale:
