@@ -50,6 +50,12 @@ def select_files(args: argparse.Namespace, base) -> tuple[list[str], str | None]
     return changed_leaf_files(base, root), root
 
 
+def hook_base(base: str) -> str:
+    """The base the hook's `--base HEAD` means: HEAD for a commit, but the first ref of
+    `pre-commit run --from-ref A --to-ref B` (a CI job checking a range: HEAD is B there)."""
+    return os.environ.get("PRE_COMMIT_FROM_REF") or base if base == "HEAD" else base
+
+
 def check(args: argparse.Namespace):
     """The files checked and their report; the errors the baseline lists, and with
     `--base` those the base had, are let through as warnings."""
@@ -62,7 +68,7 @@ def check(args: argparse.Namespace):
     if args.base:
         from lab_hooks.checks.gitbase import GitBase
 
-        base = GitBase(args.base)
+        base = GitBase(hook_base(args.base))
     try:
         files, root = select_files(args, base)
         root = os.path.relpath(root if root is not None else find_root(files))
