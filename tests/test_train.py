@@ -273,3 +273,28 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     assert store.get(key) == checkpoint and (checkpoint / "model.safetensors").is_file()
     assert load_buffer(store) == {a: SAMPLES[:16], b: new_b}
     assert not store.verify()
+
+
+def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkeypatch):
+    """Two runners get the same PR at once: one trains under the key's store lock, the other
+    waits and takes its checkpoint (no second training into the same work dir)."""
+    import threading
+
+    import lab_hooks.train.pr as train_pr_module
+    from lab_hooks.store import Store
+
+    trained, real = [], train_pr_module.train_pr
+    monkeypatch.setattr(train_pr_module, "train_pr", lambda *a, **k: trained.append(1) or real(*a, **k))
+    store, keys = Store(tmp_path / "store"), []
+
+    def job():
+        keys.append(train_pr_module.train_candidate(
+            Store(tmp_path / "store"), {}, {"compositional_skills/a": SAMPLES[:16]}, removed=[], student=student,
+            config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[0])
+
+    jobs = [threading.Thread(target=job) for _ in range(2)]
+    for j in jobs:
+        j.start()
+    for j in jobs:
+        j.join(600)
+    assert trained == [1] and len(keys) == 2 and keys[0] == keys[1] and store.get(keys[0]) is not None
