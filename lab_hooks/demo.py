@@ -41,7 +41,7 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "lab-hooks demo", "GIT_AUTHOR_EMAIL": "demo@lab-ho
 # the time (MT-Bench's 16 turns plus the branch eval's questions, for base and candidate):
 # 32 tokens each, one unchanged control leaf. The embedded judge's answer is prefilled up
 # to its rating, so 8 tokens hold "7]]".
-DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "1", "--max-steps", "4", "--judge-max-tokens", "8",
+DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--max-steps", "4", "--judge-max-tokens", "8",
              "--answer-max-tokens", "32", "--unchanged-leaves", "1", "--sdg-max-tokens", "96"]
 
 

@@ -45,7 +45,7 @@ def student(tmp_path_factory, embedded_model_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def tokenizer(student):
-    return transformers.AutoTokenizer.from_pretrained(student)
+    return transformers.AutoTokenizer.from_pretrained(student, local_files_only=True)
 
 
 def trained_text(tokenizer, tokenized) -> str:
@@ -129,8 +129,8 @@ def test_training_lowers_the_loss_and_writes_an_hf_checkpoint(uninterrupted, stu
     checkpoint, summary = uninterrupted
     assert summary["steps"] == 24 and summary["samples"] == 48 and summary["loss_last"] < summary["loss_first"] * 0.8
     assert summary["real_token_fraction"] >= 0.95
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(checkpoint)
-    assert transformers.AutoTokenizer.from_pretrained(checkpoint).chat_template == tokenizer.chat_template
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(checkpoint, local_files_only=True)
+    assert transformers.AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).chat_template == tokenizer.chat_template
     assert not torch.equal(reloaded.model.layers[0].mlp.up_proj.weight, weights(student)["model.layers.0.mlp.up_proj.weight"])
     assert train(SAMPLES, student, checkpoint.parent, CONFIG) == uninterrupted  # done is done
 
@@ -294,7 +294,7 @@ def test_the_memory_plan_counts_what_the_trainer_builds(student, method):
                                if not any(k in name for k in ("lora_", "osf_svd_params")))
     assert shape.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert shape.adapter_buffers == sum(b.numel() for name, b in model.named_buffers() if "_osf_" in name)
-    assert shape.block_params == sum(p.numel() for p in transformers.AutoModelForCausalLM.from_pretrained(student)
+    assert shape.block_params == sum(p.numel() for p in transformers.AutoModelForCausalLM.from_pretrained(student, local_files_only=True)
                                      .model.layers[0].parameters())
 
 
@@ -324,8 +324,14 @@ def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkey
     import lab_hooks.train.pr as train_pr_module
     from lab_hooks.store import Store
 
-    trained, real = [], train_pr_module.train_pr
-    monkeypatch.setattr(train_pr_module, "train_pr", lambda *a, **k: trained.append(1) or real(*a, **k))
+    trained, inside, real = [], threading.Event(), train_pr_module.train_pr
+
+    def training(*args, **kwargs):
+        trained.append(1)
+        inside.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_pr_module, "train_pr", training)
     store, keys = Store(tmp_path / "store"), []
 
     def job():
@@ -334,8 +340,9 @@ def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkey
             config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[0])
 
     jobs = [threading.Thread(target=job) for _ in range(2)]
-    for j in jobs:
-        j.start()
+    jobs[0].start()
+    assert inside.wait(300)  # the first job is training when the second arrives
+    jobs[1].start()
     for j in jobs:
         j.join(600)
     assert trained == [1] and len(keys) == 2 and keys[0] == keys[1] and store.get(keys[0]) is not None

@@ -9,7 +9,8 @@ Keys (all optional except `status`; a stage that did not run has no key):
     version, repo, pr, base: {ref, sha}, head: {ref, sha}, artifacts_url, server_url
     stages: [{name, seconds, status: ok|failed|cached|skipped}]
     changed_leaves: [{path, change: added|modified|renamed|deleted, kind, blob_sha}]
-    generation: {leaves: [{leaf, candidates, accepted, dropped: {filter: count}, status}]}
+    generation: {leaves: [{leaf, candidates, accepted, dropped: {filter: count}, status,
+                 judges: {applied, reason}, examples: {accepted: [fields], dropped: [{fields, dropped_by, reason}]}}]}
     training: {method, phases: [{phase, new_samples, replay_samples, replay_ratio,
                steps, loss_first, loss_last, dropped}]}
     mtbench: {quick, judge_error_rate, overall: {base, candidate, delta, ci, verdict},
@@ -156,7 +157,34 @@ def _generation(run: dict) -> list[str]:
     head = ["### Synthetic data", ""]
     if gen.get("teacher"):
         head = ["### Synthetic data", "", f"Teacher {md_code(gen['teacher'])}.", ""]
-    return head + _table(["Leaf", "Candidates → accepted", "Dropped most by"], rows) + [""]
+    out = head + _table(["Leaf", "Candidates → accepted", "Dropped most by"], rows) + [""]
+    judges = [_mapping(leaf, "judges") for leaf in gen.get("leaves", [])]
+    unapplied = sorted({md_text(j.get("reason"), 300) for j in judges if j.get("applied") is False})
+    out += [f"⚠️ Judge filtering was not applied: {reason}." for reason in unapplied] + ([""] if unapplied else [])
+    for leaf in gen.get("leaves", []):
+        if leaf.get("status", "ok") != "ok":
+            out += _dropped_samples(leaf)
+    return out
+
+
+def _mapping(parent: dict, key: str) -> dict:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _dropped_samples(leaf: dict) -> list[str]:
+    """What a contributor fixes their seeds from: a few dropped samples and why each was dropped."""
+    dropped = _mapping(leaf, "examples").get("dropped")
+    dropped = [s for s in dropped if isinstance(s, dict)] if isinstance(dropped, list) else []
+    if not dropped:
+        return []
+    out = [f"<details><summary>Why {md_code(leaf.get('leaf', '?'))} kept nothing: {len(dropped)} dropped "
+           "sample(s)</summary>", ""]
+    for sample in dropped:
+        out.append(f"- dropped by {md_code(sample.get('dropped_by', '?'), 60)}: {md_text(sample.get('reason'), 300)}")
+        out += [f"  - {name}: {md_text(sample[name], 400)}" for name in ("context", "question", "answer")
+                if sample.get(name)]
+    return out + ["", "</details>", ""]
 
 
 def _training(run: dict) -> list[str]:
