@@ -129,13 +129,20 @@ def _alike(rule, leaf: Leaf, examples: list[Example], scores: list, limit: float
         if score >= limit and (i, j) not in repeats:
             earlier.setdefault(j, []).append((i, score))
     for j, alike in earlier.items():
-        lines = ", ".join(str(_line(examples[i])) for i, _ in alike[:SHOWN_LINES])
-        more = f" and {len(alike) - SHOWN_LINES} more" if len(alike) > SHOWN_LINES else ""
+        lines = _listed([str(_line(examples[i])) for i, _ in alike])
         low, high = min(s for _, s in alike), max(s for _, s in alike)
-        where = f"the {other[0]} at line {lines}" if len(alike) == 1 else f"the {other[1]} at lines {lines}{more}"
+        where = f"the {other[0]} at line {lines}" if len(alike) == 1 else f"the {other[1]} at lines {lines}"
         score = f"{high:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
         yield rule.at(leaf.file, examples[j].pos, f"{what} is a near-duplicate of {where} (ROUGE-L {score} >= {limit})",
                       "\n".join([names[j], *sorted(names[i] for i, _ in alike)]))
+
+
+def _listed(lines: list[str]) -> str:
+    """'5', '5 and 7', '5, 7 and 9', '5, 7, 9 and 13 more'."""
+    rest = len(lines) - SHOWN_LINES
+    if rest > 0:
+        return f"{', '.join(lines[:SHOWN_LINES])} and {rest} more"
+    return lines[0] if len(lines) == 1 else f"{', '.join(lines[:-1])} and {lines[-1]}"
 
 
 def cross_leaf_matches(index: SeedIndex, queries: Sequence[tuple[str, str]], limit: float,
