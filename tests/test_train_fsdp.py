@@ -152,3 +152,29 @@ def test_kill_9_of_either_rank_then_torchrun_again_ends_bit_identical(uninterrup
     answer = load_backend(f"hf:{resumed['checkpoint']}").chat([[{"role": "user", "content": "1 plus 2?"}]],
                                                               SamplingParams(max_tokens=4))
     assert answer[0][0].completion_tokens > 0
+
+
+@pytest.mark.vllm
+def test_vllm_serves_an_fsdp2_export_as_transformers_reads_it(embedded_model_dir, tmp_path):
+    """The checkpoint trained and exported under torchrun, served by vLLM's engine: each
+    greedy token it picks is transformers' best on the same dir (both fp32: within 0.01 nats;
+    a wrong or missing tensor puts tokens whole nats below)."""
+    pytest.importorskip("vllm")
+    from greedy import assert_near_greedy
+
+    from lab_hooks.models import load_backend
+    from lab_hooks.models.types import SamplingParams
+
+    student = tiny_student.build(tmp_path / "student", embedded_model_dir, heads=2)
+    config = TrainConfig(batch_size=8, max_tokens=256, learning_rate=LR, warmup_steps=1, max_steps=4, nproc=2,
+                         progress=False)
+    checkpoint, summary = train(SAMPLES[:32], student, tmp_path / "run", config)
+    assert summary["world_size"] == 2
+    question = [{"role": "user", "content": "What is 3 plus 4?"}]
+    engine = load_backend(f"vllm:{checkpoint}?max_model_len=512")
+    try:
+        [[answer]] = engine.chat([question], SamplingParams(max_tokens=12))
+    finally:
+        engine.close()
+    assert answer.completion_tokens > 0
+    assert_near_greedy(load_backend(f"hf:{checkpoint}"), question, answer.text, tolerance=0.01)
