@@ -156,12 +156,10 @@ def test_kill_9_of_either_rank_then_torchrun_again_ends_bit_identical(uninterrup
 
 @pytest.mark.vllm
 def test_vllm_serves_an_fsdp2_export_as_transformers_reads_it(embedded_model_dir, tmp_path):
-    """The checkpoint trained and exported under torchrun, served by vLLM's engine: each
-    greedy token it picks is transformers' best on the same dir (both fp32: within 0.01 nats;
-    a wrong or missing tensor puts tokens whole nats below)."""
+    """The checkpoint trained and exported under torchrun, served by vLLM's engine, answers
+    greedily the very text transformers answers from the same dir. Both in float32: on a CPU
+    with bf16 each would round to bf16, and two bf16 kernels may part at a near tie."""
     pytest.importorskip("vllm")
-    from greedy import assert_near_greedy
-
     from lab_hooks.models import load_backend
     from lab_hooks.models.types import SamplingParams
 
@@ -170,11 +168,13 @@ def test_vllm_serves_an_fsdp2_export_as_transformers_reads_it(embedded_model_dir
                          progress=False)
     checkpoint, summary = train(SAMPLES[:32], student, tmp_path / "run", config)
     assert summary["world_size"] == 2
-    question = [{"role": "user", "content": "What is 3 plus 4?"}]
-    engine = load_backend(f"vllm:{checkpoint}?max_model_len=512")
+    questions = [[{"role": "user", "content": f"What is {a} plus {b}?"}] for a, b in ((3, 4), (11, 2))]
+    greedy = SamplingParams(max_tokens=12)
+    engine = load_backend(f"vllm:{checkpoint}?max_model_len=512&dtype=float32")
     try:
-        [[answer]] = engine.chat([question], SamplingParams(max_tokens=12))
+        served = engine.chat(questions, greedy)
     finally:
         engine.close()
-    assert answer.completion_tokens > 0
-    assert_near_greedy(load_backend(f"hf:{checkpoint}"), question, answer.text, tolerance=0.01)
+    read = load_backend(f"hf:{checkpoint}?dtype=float32").chat(questions, greedy)
+    assert all(answer[0].completion_tokens > 0 for answer in served)
+    assert [a[0].text for a in served] == [a[0].text for a in read]
