@@ -55,6 +55,7 @@ def handrolled_module(work: Path):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("handrolled_loop", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
