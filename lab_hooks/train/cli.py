@@ -75,6 +75,8 @@ def main(argv: list[str]) -> int:
     from lab_hooks.train.pr import train_candidate
     from lab_hooks.train.replay import load_datasets, read_generated, read_jsonl, read_main
 
+    if not args.base and not Path(args.data).is_dir():  # (with --base, a PR that only deletes needs no data)
+        raise InputError(f"--data {args.data}: not a directory (run `lab-hooks generate` first)")
     generated = read_generated(Path(args.data))
     changed, removed = _pr_leaves(args.repo, args.base, args.head) if args.base else (sorted(generated), [])
     missing = [leaf for leaf in changed if leaf not in generated]
