@@ -148,6 +148,8 @@ def test_setup_picks_the_package_set_by_the_runner_s_hardware(tmp_path, mode, nv
         extras = "[ml,postgres]" if mode in ("pr", "promote") else ""
         assert commands == [c for c in commands if "requirements-cuda" not in c]
         assert commands[-1].endswith(f"-c {ROOT}/constraints.txt {ROOT}{extras}")
+        # torch==2.13.0+cpu is on PyTorch's CPU index only; the core set needs no torch
+        assert ("--extra-index-url https://download.pytorch.org/whl/cpu" in commands[-1]) == bool(extras)
 
 
 def test_setup_refuses_an_unknown_accelerator(tmp_path):
