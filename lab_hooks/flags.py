@@ -95,6 +95,32 @@ def alias(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: str, d
     parser.add_argument(old, dest=dest, help=argparse.SUPPRESS, **kwargs)
 
 
+def non_negative(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--seed N, with the one default every command shares (TrainConfig's: the PR loop's seed)."""
+    from lab_hooks.train.config import TrainConfig
+
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed, metavar="N", help=f"{what} (default {TrainConfig.seed})")
+
+
+def add_replay_flag(parser: argparse.ArgumentParser) -> None:
+    """--replay-ratio R, as `train`, `pr` and `promote` take it."""
+    from lab_hooks.train.mix import REPLAY_RATIO
+
+    parser.add_argument("--replay-ratio", type=non_negative, default=REPLAY_RATIO, metavar="R",
+                        help=f"replay samples from main's buffer per new sample (default {REPLAY_RATIO})")
+
+
 def add_model_flags(parser: argparse.ArgumentParser, teacher: bool = True, student: bool = True,
                     judge: bool = False) -> None:
     """--teacher, --student, --judge: model specs (lab_hooks.models.specs), the embedded model by default."""

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from lab_hooks.errors import InputError
-from lab_hooks.flags import GENERATED, Parser, add_train_flags, command, train_config
+from lab_hooks.flags import GENERATED, Parser, add_replay_flag, add_train_flags, command, train_config
 from lab_hooks.models.specs import EMBEDDED_SPEC
 
 
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model to start from when main has no checkpoint (embedded:NAME, hf:/path)")
     p.add_argument("--data", default=GENERATED, metavar="DIR", help=f"`lab-hooks generate` output dir (default {GENERATED})")
     p.add_argument("--external", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="extra replay datasets")
-    p.add_argument("--replay-ratio", type=float, default=1.0, help="replay samples per new sample (default 1.0)")
+    add_replay_flag(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-progress", action="store_true")
     add_train_flags(p)
@@ -65,8 +65,6 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.head and not args.base:
         p.error("--head needs --base")
-    if args.replay_ratio < 0:
-        p.error("--replay-ratio must be >= 0")
     if any("=" not in item for item in args.external):
         p.error(f"--external {next(i for i in args.external if '=' not in i)!r}: expected NAME=FILE.jsonl")
     config = build_config(args)
