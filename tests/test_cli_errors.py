@@ -56,7 +56,7 @@ CASES = [  # (argv, exit code, what the one line says); {broken}, {data}, {tmp} 
     (["pr", "--base", "nosuch", "--head", "HEAD", "--no-progress", "--out", "{tmp}/pr-out"], 1,
      "stage diff failed: base ref 'nosuch' is not a commit"),
     (["promote", "--base", "nosuch"], 1, "'nosuch' is not a commit"),
-    (["comment", "--results", "{tmp}/none.json", "--pr", "1", "--repo", "a/b"], 2, "$GITHUB_TOKEN is empty"),
+    (["comment", "--results", "{tmp}/none.json", "--pr", "1", "--github-repo", "a/b"], 2, "$GITHUB_TOKEN is empty"),
     (["models", "pull", "gpt-5"], 2, "unknown asset 'gpt-5'"),
     (["store", "ref", "set", "main/checkpoint", "nosuch"], 2, "nosuch"),
     (["nope"], 2, "unknown command 'nope'"),

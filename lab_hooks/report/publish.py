@@ -21,7 +21,7 @@ import os
 import re
 import sys
 
-from lab_hooks.flags import Parser, command
+from lab_hooks.flags import Parser, alias, command
 from lab_hooks.report import results
 from lab_hooks.report.comment import MARKER, malformed, render_comment
 from lab_hooks.report.escape import log_safe, one_line
@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, help="results JSON written by `lab-hooks pr`")
     p.add_argument("--pr", required=True, type=int, help="pull request number")
     p.add_argument("--expect-head", type=sha, help="post only if the PR's head (GitHub's API) and the results' are this sha")
-    p.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME ($GITHUB_REPOSITORY)")
+    p.add_argument("--github-repo", dest="repo", default=os.environ.get("GITHUB_REPOSITORY"), metavar="OWNER/NAME",
+                   help="the repository on GitHub (default $GITHUB_REPOSITORY); `--repo` is a git folder elsewhere")
+    alias(p, "--repo", "repo")
     p.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL", API_URL))
     p.add_argument("--server-url", default=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
                    help="the GitHub server the comment links to ($GITHUB_SERVER_URL)")
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab-hooks comment: ${args.token_env} is empty: pass the workflow's token", file=sys.stderr)
         return 2
     if not args.repo:
-        print("lab-hooks comment: --repo OWNER/NAME is required outside GitHub Actions", file=sys.stderr)
+        print("lab-hooks comment: --github-repo OWNER/NAME is required outside GitHub Actions", file=sys.stderr)
         return 2
     try:
         if os.path.getsize(args.results) > MAX_RESULTS_BYTES:
