@@ -3,8 +3,10 @@
 - git refs: `--base REF` (the branch a change goes into, merge-base semantics) and
   `--head REF` (the change; default: the working tree where that makes sense);
 - the taxonomy: `--repo DIR` (its git repository) and `--root SUBDIR` (its folder
-  inside the repository, default the repository's root);
-- `--format text|json` for what is printed, `--seed N` for every random choice;
+  inside the repository, default the repository's root); GitHub's repository, where one
+  is meant, is `--github-repo OWNER/NAME`;
+- `--format text|json` for what is printed, `--seed N` for every random choice
+  (`add_seed_flag`: one default, TrainConfig's);
 - training settings: generated from lab_hooks.train.config.TrainConfig's fields, so
   `train`, `pr` and `promote` take the same flags and build the same config from them;
 - exit codes: 0 done, 1 the input is wrong (findings, a bad leaf or ref: InputError, one
