@@ -100,6 +100,22 @@ def test_within_leaf_near_duplicates_point_at_both_lines(taxonomy, capsys):
     assert run_json(capsys, file)[0] == 1
 
 
+def test_one_finding_per_seed_names_the_earlier_ones_it_is_alike(taxonomy, capsys):
+    """Five copies of a template: four findings (one per later seed), not the ten pairs."""
+    seeds = [(f"List {n} synonyms for the word happy.", f"Here are {n}, {words}.") for n, words in
+             [("two", "glad, cheerful"), ("three", "joyful, merry, content"), ("four", "elated, upbeat, jolly, sunny"),
+              ("five", "blissful, chipper, buoyant, jovial, gleeful")]]
+    seeds.append(("List six synonyms for the word happy.", "Six, delighted, pleased, thrilled, ecstatic, chirpy, sunny."))
+    file = write(taxonomy, "compositional_skills/writing/freeform/synonyms", skill(*seeds))
+    rc, findings, _ = run_json(capsys, file)
+    lh601 = [(f[1], f[3]) for f in findings if f[2] == "LH601"]
+    assert rc == 0 and [line for line, _ in lh601] == [7, 9, 11, 13]
+    assert "near-duplicate of the question at line 5 (ROUGE-L" in lh601[0][1]
+    assert "near-duplicate of the questions at lines 5 and 7 (ROUGE-L" in lh601[1][1]
+    assert "near-duplicate of the questions at lines 5, 7 and 9 (ROUGE-L" in lh601[2][1]
+    assert "near-duplicate of the questions at lines 5, 7, 9 and 1 more (ROUGE-L" in lh601[3][1]
+
+
 def test_a_seed_that_repeats_another_is_an_error(taxonomy, capsys):
     """The same question (case and punctuation aside) and a near-copy of its answer: it adds nothing."""
     question, answer = DIVERSE[1]
