@@ -29,10 +29,13 @@ case "$LAB_MODE" in
       args+=(--pr "$LAB_PR")  # recorded in results.json; with no token, nothing is posted
     fi
     if [ "${LAB_QUICK:-0}" != "0" ]; then args+=(--quick "$LAB_QUICK"); fi
+    if [ "${LAB_GPUS:-0}" != "0" ]; then args+=(--nproc "$LAB_GPUS"); fi
     exec "${tokenless[@]}" lab-hooks "${args[@]}"
     ;;
   promote)
-    exec "${tokenless[@]}" lab-hooks promote --base "${LAB_BASE:-main}" --student "$LAB_STUDENT" --teacher "$LAB_TEACHER"
+    args=(promote --base "${LAB_BASE:-main}" --student "$LAB_STUDENT" --teacher "$LAB_TEACHER")
+    if [ "${LAB_GPUS:-0}" != "0" ]; then args+=(--nproc "$LAB_GPUS"); fi
+    exec "${tokenless[@]}" lab-hooks "${args[@]}"
     ;;
   comment)
     args=(comment --results "$LAB_RESULTS" --pr "$LAB_PR" --repo "$GITHUB_REPOSITORY"

@@ -47,8 +47,11 @@ class Trained:
 
 
 def served_spec(student: str, checkpoint: Path) -> str:
-    """Serve a trained checkpoint the way the student is served (vLLM stays vLLM)."""
-    return f"{'vllm' if student.startswith('vllm:') else 'hf'}:{checkpoint}"
+    """Serve a trained checkpoint the way the student is served: vLLM stays vLLM, with the
+    student's options (tensor_parallel_size, gpu_memory_utilization, ...)."""
+    kind, _, rest = student.partition(":")
+    options = rest.partition("?")[2] if kind in ("hf", "vllm") else ""
+    return f"{'vllm' if kind == 'vllm' else 'hf'}:{checkpoint}" + (f"?{options}" if options else "")
 
 
 def train(job: TrainJob) -> Trained:

@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=GENERATED, metavar="DIR", help=f"`lab-hooks generate` output dir (default {GENERATED})")
     p.add_argument("--external", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="extra replay datasets")
     p.add_argument("--replay-ratio", type=float, default=1.0, help="replay samples per new sample (default 1.0)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the per-GPU memory plan of training --student under FSDP2 and the fewest GPUs that fit; "
+                        "train nothing (--student may also be a config.json)")
+    p.add_argument("--gpu-memory", type=float, metavar="GIB",
+                   help="with --plan: memory of one GPU (default: the visible GPU's, else 80)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-progress", action="store_true")
     add_train_flags(p)
@@ -70,6 +75,15 @@ def main(argv: list[str]) -> int:
     if any("=" not in item for item in args.external):
         p.error(f"--external {next(i for i in args.external if '=' not in i)!r}: expected NAME=FILE.jsonl")
     config = build_config(args)
+    if args.plan:
+        from lab_hooks.train import fsdp, plan
+
+        try:
+            print(plan.main(student_dir(args.student), config, fsdp.processes(config), args.gpu_memory,
+                            args.format == "json"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--plan: {str(exc).splitlines()[0]}") from None
+        return 0
 
     from lab_hooks.store import Store
     from lab_hooks.train.pr import train_candidate
