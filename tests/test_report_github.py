@@ -130,7 +130,7 @@ def test_pagination_never_follows_a_link_off_the_api_host(server):
         list(gh.issue_comments(1))
 
 
-def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch):
+def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch, capsys):
     from lab_hooks.report.publish import main as comment_main
 
     results = tmp_path / "results.json"
@@ -140,8 +140,11 @@ def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch):
     argv = ["--results", str(results), "--pr", "5", "--github-repo", server.repo, "--api-url", server.url]
     assert comment_main(argv) == 0
     argv[argv.index("--github-repo")] = "--repo"  # the old spelling: a hidden alias for one release
-    results.write_text("{not json")  # lab-pr died mid-write: the PR still hears about it
-    assert comment_main(argv) == 0
+    results.write_text("{not json")  # lab-pr died mid-write: the PR still hears about it, the job log too
+    capsys.readouterr()
+    assert comment_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{results}: no usable results file (JSONDecodeError: " in err, err
     [comment] = server.comments[5]
     assert comment["body"].startswith(MARKER) and "no usable results file" in comment["body"]
     assert "comment-url<<" in (tmp_path / "output").read_text()

@@ -9,8 +9,8 @@ PR `--pr` is at that sha, and so must the results, before anything is posted:
 a report is never posted on a PR it was not made for. Where the comment links to (the
 server, the repository, the run's artifacts) comes from this job's own
 environment and flags, never from the JSON. A results file whose fields do not
-have the types the comment renders is reported as malformed on the PR and the
-command exits 1.
+have the types the comment renders is reported as malformed on the PR, one that
+is missing or not JSON as the lab-pr job's failure; either way the command exits 1.
 """
 
 from __future__ import annotations
@@ -104,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(run, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
-        # lab-pr died before writing results: still say so on the PR
-        run = {"status": "failed", "failure": {"stage": "lab-pr job",
-                                               "reason": f"no usable results file ({type(e).__name__}: {e})"}}
+        # lab-pr died before writing results: still say so on the PR, and exit 1
+        unusable = f"no usable results file ({type(e).__name__}: {e})"
+        run = {"status": "failed", "failure": {"stage": "lab-pr job", "reason": unusable}}
+        print(f"lab-hooks comment: {log_safe(one_line(args.results))}: {log_safe(one_line(unusable))}", file=sys.stderr)
+    else:
+        unusable = None
     problem = results.problem(run)
     if problem:
         print(f"lab-hooks comment: {log_safe(one_line(args.results))}: malformed results {log_safe(problem)}",
@@ -121,4 +124,4 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lab-hooks comment: {url}")
     set_outputs({"comment-url": url})
     write_step_summary(render_comment(run))
-    return 1 if problem else 0
+    return 1 if problem or unusable else 0
