@@ -38,7 +38,7 @@ case "$LAB_MODE" in
     exec "${tokenless[@]}" lab-hooks "${args[@]}"
     ;;
   comment)
-    args=(comment --results "$LAB_RESULTS" --pr "$LAB_PR" --repo "$GITHUB_REPOSITORY"
+    args=(comment --results "$LAB_RESULTS" --pr "$LAB_PR" --github-repo "$GITHUB_REPOSITORY"
           --api-url "${GITHUB_API_URL:-https://api.github.com}" --token-env LAB_TOKEN)
     if [ -n "$LAB_HEAD" ]; then args+=(--expect-head "$LAB_HEAD"); fi
     if [ -n "${LAB_ARTIFACTS_URL:-}" ]; then args+=(--artifacts-url "$LAB_ARTIFACTS_URL"); fi

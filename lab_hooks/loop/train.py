@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab_hooks.train.mix import REPLAY_RATIO
 from lab_hooks.train.replay import MainState
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ class TrainJob:
     new_data: dict[str, Path]  # {leaf: messages.jsonl} of the changed leaves
     retired: frozenset[str]  # leaves whose old data is not replayed (modified, deleted, renamed-from)
     config: TrainConfig
-    replay_ratio: float = 1.0
+    replay_ratio: float = REPLAY_RATIO
 
 
 @dataclass(frozen=True)
