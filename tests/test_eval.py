@@ -59,23 +59,46 @@ def judged_answer(prompt):
     return prompt.rsplit("### Assistant A:", 1)[1].split("<|The End of Assistant A's Conversation")[0]
 
 
+def mtbench_references() -> dict[str, str]:
+    """MT-Bench's first-turn questions -> GPT-4's reference answer, where there is one."""
+    data = mtbench_data_dir()
+    with open(data / "question.jsonl") as fh:
+        questions = {r["question_id"]: r["turns"][0] for r in map(json.loads, fh)}
+    with open(data / "reference_answer" / "gpt-4.jsonl") as fh:
+        return {questions[r["question_id"]]: r["choices"][0]["turns"][0] for r in map(json.loads, fh)}
+
+
+def judged_question(prompt):
+    return prompt.split("[Question]\n", 1)[1].split("\n\n[The Start of Assistant's Answer]")[0] \
+        if "[Question]\n" in prompt else None
+
+
 class Judge:
-    """Rates an answer 3 + 2 per 'good' in it; an answer saying 'broken' gets no rating.
+    """Rates an answer 3 + 2 per 'good' in it; an answer saying 'broken' gets no rating;
+    GPT-4's own reference answer to the question asked gets 9 (so it passes calibration).
 
     Asked to continue a prefilled answer, it writes what follows the prefill, as the backends do.
     """
 
     spec = "test:judge"
+    references = None
 
     def __init__(self):
         self.calls = []
+        if Judge.references is None:
+            Judge.references = mtbench_references()
+
+    def rating(self, prompt):
+        answer = judged_answer(prompt)
+        if answer.strip() == self.references.get(judged_question(prompt)):
+            return 9
+        return None if "broken" in answer else 3 + 2 * answer.count("good")
 
     def chat(self, conversations, params):
         self.calls.append((conversations, params))
         out = []
         for conv in conversations:
-            answer = judged_answer(conv[1]["content"])
-            rating = None if "broken" in answer else 3 + 2 * answer.count("good")
+            rating = self.rating(conv[1]["content"])
             if rating is None:
                 text = "I cannot say."
             elif is_prefill(conv):  # the conversation ends in "Rating: [["
