@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
@@ -22,7 +23,7 @@ def full_run(**over) -> dict:
     run = {
         "status": "ok", "version": "0.1.0", "repo": "acme/taxonomy", "pr": 7,
         "base": {"ref": "main", "sha": "a" * 40}, "head": {"ref": "pr-7", "sha": "b" * 40},
-        "artifacts_url": "https://github.com/acme/taxonomy/actions/runs/42",
+        "artifacts_url": "https://github.com/acme/taxonomy/actions/runs/42", "server_url": "https://github.com",
         "stages": [{"name": "diff", "seconds": 0.12, "status": "ok"}, {"name": "generate", "seconds": 61.0, "status": "ok"},
                    {"name": "train", "seconds": 120.5, "status": "cached"}],
         "changed_leaves": [{"path": "compositional_skills/writing/freeform/haiku/qna.yaml", "change": "added",
@@ -94,17 +95,26 @@ def test_failed_stage_says_which_and_why_with_linked_findings():
 
 
 def _assert_inert(body: str, allowed_links: int):
-    html = html_of(body)
-    assert "<img" not in html and "<script" not in html and "<!--" not in html.replace("<!-- lab-hooks", "")
+    html = _assert_no_live_markup(body)
     assert len(re.findall(r"<a href", html)) == allowed_links
     assert "evil.example/x\"" not in html
-    # no live mention: every @ is followed by a zero-width space (literal or entity)
-    assert not re.search(r"@(?!\u200b|&#8203;)[A-Za-z]", body)
     # no autolink-able scheme or www. outside code spans (GitHub autolinks bare URLs in prose)
     prose = re.sub(r"<code>.*?</code>", "", html, flags=re.S)
     assert "https://evil" not in prose and "www.evil" not in prose and "evil" in html
+
+
+def _assert_no_live_markup(body: str, where: object = None) -> str:
+    """No HTML, no live mention, no workflow command, no link off the repository; returns the HTML."""
+    html = html_of(body)
+    assert body.startswith(MARKER), where
+    assert "<img" not in html and "<script" not in html and "<!--" not in html.replace("<!-- lab-hooks", ""), where
+    # no live mention: every @ is followed by a zero-width space (literal or entity)
+    assert not re.search(r"@(?!\u200b|&#8203;)[A-Za-z]", body), where
     # echoed to a job log, no line can be a workflow command
-    assert not any(line.lstrip().startswith("::") for line in body.splitlines())
+    assert not any(line.lstrip().startswith("::") for line in body.splitlines()), where
+    hrefs = re.findall(r'<a href="([^"]*)"', html)
+    assert all(h.startswith("https://github.com/acme/taxonomy/") for h in hrefs), (where, hrefs)
+    return html
 
 
 def test_hostile_text_everywhere_is_inert():
@@ -171,3 +181,102 @@ def test_odd_numbers_do_not_crash(value):
     run["mtbench"]["overall"]["delta"] = value
     run["training"]["phases"][0]["loss_last"] = value
     assert MARKER in render_comment(run)
+
+
+# -- crafted results files (issue 15, item 1): every rendered field, typed or not ---------------------------
+
+EVIL_URL = "https://evil.example/x)![i](https://evil.example/p.png)<img src=x>"
+
+
+def test_crafted_strings_in_links_and_shas_render_inert():
+    run = full_run(server_url=EVIL_URL, artifacts_url="https://github.com/acme/taxonomy/actions/runs/1\n\n"
+                                                      "<img src=x onerror=alert(1)>\n@org/team [x](https://evil.example)")
+    run["head"]["sha"] = "b" * 40 + ")<img src=x> @org/team"
+    run["failure"] = {"stage": "validate", "reason": HOSTILE, "findings": [
+        {"file": "compositional_skills/x/qna.yaml", "line": 3, "col": 1, "severity": "error",
+         "code": "LH1", "message": HOSTILE}]}
+    _assert_inert(render_comment(run), allowed_links=0)
+
+
+def test_wrongly_typed_numbers_are_never_interpolated():
+    """Counts, phase numbers and rates that are not numbers: the comment says the results file is
+    malformed (and where) instead of pasting them in."""
+    run = full_run()
+    run["generation"]["leaves"][0].update(accepted="<img src=x onerror=alert(1)>", candidates="@org/team",
+                                          dropped={HOSTILE: "@org/team"})
+    run["training"]["phases"][0].update(phase="![p](https://evil.example/p.png)", new_samples="@org/team",
+                                        steps="[x](https://evil.example)", replay_samples=HOSTILE)
+    run["mtbench"]["quick"] = "@org/team"
+    run["stages"][0]["seconds"] = "<b>x</b>"
+    run["branch"]["leaves"][0]["change"] = ["unhashable"]
+    body = render_comment(run)
+    html = _assert_no_live_markup(body)
+    assert "<a href" not in html and "evil" not in html
+    assert "malformed" in body and "### Synthetic data" not in body and "### Training" not in body
+
+
+@pytest.mark.parametrize("field, value", [
+    ("server_url", EVIL_URL), ("server_url", "javascript:alert(1)//"), ("server_url", "http://github.com"),
+    ("server_url", "https://github.com/x\n"), ("artifacts_url", "https://evil.example/acme/taxonomy/actions/runs/1"),
+    ("artifacts_url", "https://github.com/acme/taxonomy/actions/runs/1)[x](https://evil.example/y"),
+    ("artifacts_url", "https://github.com@evil.example/acme/taxonomy/actions/runs/1"),
+])
+def test_links_go_only_to_the_server_on_plain_paths(field, value):
+    """A link is made only to an https URL on a plain path, on the run's own GitHub server; else none."""
+    run = full_run(**{field: value})
+    run["failure"] = {"stage": "validate", "reason": "r", "findings": [
+        {"file": "compositional_skills/x/qna.yaml", "line": 3, "col": 1, "severity": "error", "code": "LH1", "message": "m"}]}
+    html = html_of(render_comment(run))
+    hrefs = re.findall(r'<a href="([^"]*)"', html)
+    assert all(h.startswith("https://github.com/acme/taxonomy/") for h in hrefs), hrefs
+    assert all(re.fullmatch(r"[A-Za-z0-9:/._#-]+", h) for h in hrefs), hrefs
+    assert "evil.example" not in "".join(hrefs)
+
+
+def _paths(value, prefix=()):
+    """Every (path, value) in a nested dict/list, leaves and containers alike."""
+    yield prefix, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, sub in items:
+        yield from _paths(sub, prefix + (key,))
+
+
+def _replaced(run, path, new):
+    run = copy.deepcopy(run)
+    target = run
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return run
+
+
+WRONG_VALUES = [HOSTILE, {"k": HOSTILE}, [HOSTILE], True, -1, 1e308, float("nan"), float("inf"), None, "12", 3.5]
+
+
+def test_any_value_anywhere_renders_without_crash_and_inert():
+    """Each field of a full results file replaced by each wrongly typed or hostile value: the comment is
+    still rendered (a malformed file says so), and nothing in it is live markup or a foreign link."""
+    base = full_run()
+    base["failure"] = {"stage": "validate", "reason": "r", "findings": [
+        {"file": "compositional_skills/x/qna.yaml", "line": 3, "col": 1, "severity": "error", "code": "LH1", "message": "m"}]}
+    for path, _ in _paths(base):
+        for value in WRONG_VALUES if path else ():
+            _assert_no_live_markup(render_comment(_replaced(base, path, value)), (path, value))
+
+
+def test_every_field_of_a_full_run_is_typed_in_the_results_schema():
+    """The schema the comment checks names every field of a full run: a field the comment renders
+    must be typed there before it can reach a comment."""
+    from lab_hooks.report.results import declared
+
+    missing = [".".join(map(str, p)) for p, _ in _paths(full_run()) if p and not declared(p)]
+    assert not missing, missing
+
+
+def test_numbers_are_formatted_from_numbers_only():
+    run = full_run()
+    run["generation"]["leaves"][0].update(candidates=40.0, accepted=12)
+    assert "40 → 12 (30 %)" in render_comment(run)
+    run["generation"]["leaves"][0]["accepted"] = "12"  # a string is not a count, even a numeric one
+    body = render_comment(run)
+    assert "malformed" in body and "accepted" in body and "40 →" not in body

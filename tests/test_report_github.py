@@ -133,3 +133,39 @@ def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch):
     assert "comment-url<<" in (tmp_path / "output").read_text()
     monkeypatch.delenv("GITHUB_TOKEN")
     assert comment_main(argv) == 2
+
+
+def test_comment_command_on_badly_typed_results_says_so_in_one_line(server, tmp_path, monkeypatch, capsys):
+    from lab_hooks.report.publish import main as comment_main
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"status": "ok", "mtbench": {"overall": {"delta": "<img src=x> @org/team"}},
+                                   "generation": {"leaves": [{"leaf": "x", "accepted": "12"}]}}))
+    monkeypatch.setenv("GITHUB_TOKEN", server.token)
+    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url]
+    assert comment_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "malformed results at " in err and "Traceback" not in err, err
+    [comment] = server.comments[5]  # the PR hears that its run's report cannot be shown
+    assert "malformed" in comment["body"] and "<img" not in comment["body"] and "@org/team" not in comment["body"]
+
+
+def test_comment_links_come_from_the_job_not_the_results(server, tmp_path, monkeypatch):
+    """server_url, repo and artifacts_url in results.json are not where the comment links."""
+    from lab_hooks.report.publish import main as comment_main
+
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({
+        "status": "failed", "repo": "evil/repo", "server_url": "https://evil.example",
+        "artifacts_url": "https://evil.example/evil/repo/actions/runs/1", "head": {"sha": "b" * 40},
+        "failure": {"stage": "validate", "reason": "r", "findings": [
+            {"file": "knowledge/x/qna.yaml", "line": 2, "col": 1, "severity": "error", "code": "LH1", "message": "m"}]}}))
+    monkeypatch.setenv("GITHUB_TOKEN", server.token)
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url,
+            "--artifacts-url", "https://github.com/acme/taxonomy/actions/runs/77"]
+    assert comment_main(argv) == 0
+    body = server.comments[5][0]["body"]
+    assert "evil" not in body
+    assert f"(https://github.com/acme/taxonomy/blob/{'b' * 40}/knowledge/x/qna.yaml#L2)" in body
+    assert "(https://github.com/acme/taxonomy/actions/runs/77)" in body

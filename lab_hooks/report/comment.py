@@ -21,12 +21,19 @@ Keys (all optional except `status`; a stage that did not run has no key):
     seeds: {name: int}
 
 Everything a contributor or a model wrote goes through `escape` (leaf paths,
-filter names, finding messages, failure reasons); numbers are formatted here.
+filter names, finding messages, failure reasons); numbers are formatted here from
+int/float only; links are made only to plain https paths on the run's own GitHub
+server. `run` is first checked against results.schema.json (report/results.py):
+a malformed file is reported as such, never rendered field by field.
 """
 
 from __future__ import annotations
 
-from lab_hooks.report.escape import md_code, md_text, one_line
+import re
+
+from lab_hooks.report import results
+from lab_hooks.report.results import is_number
+from lab_hooks.report.escape import md_code, md_text, one_line, safe_url, url_host
 
 MARKER = "<!-- lab-hooks:pr-report -->"
 GITHUB_LIMIT = 65_536
@@ -36,26 +43,29 @@ VERDICT_MARK = {"improved": "🟢 improved", "regressed": "🔴 regressed",
 
 
 def _num(value, fmt: str = ".2f") -> str:
-    if value is None:
-        return "–"
-    try:
-        return format(float(value), fmt)
-    except (TypeError, ValueError):
-        return md_text(value, 20)
+    """A number formatted with `fmt`; anything else (None, text) is a dash."""
+    return format(float(value), fmt) if is_number(value) else "–"
+
+
+def _count(value) -> str:
+    """A whole number as digits; anything else is a dash."""
+    return str(int(value)) if is_number(value) and float(value).is_integer() else "–"
 
 
 def _signed(value) -> str:
-    return "–" if value is None else _num(value, "+.2f")
+    return _num(value, "+.2f")
 
 
 def _ci(ci) -> str:
-    if not ci or len(ci) != 2:
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
         return "–"
     return f"[{_signed(ci[0])}, {_signed(ci[1])}]"
 
 
 def _verdict(v) -> str:
-    return VERDICT_MARK.get(v, md_text(v, 30)) if v else "–"
+    if not isinstance(v, str) or not v:
+        return "–"
+    return VERDICT_MARK.get(v, md_text(v, 30))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -64,22 +74,28 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _server(run: dict) -> str | None:
+    """The GitHub server to link to (https://host, nothing after), or None: make no link."""
+    return safe_url((run.get("server_url") or "https://github.com").rstrip("/"))
+
+
+def _repo_url(run: dict) -> str | None:
+    server, repo = _server(run), run.get("repo")
+    if server and isinstance(repo, str) and re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+        return safe_url(f"{server}/{repo}")
+    return None
+
+
 def _file_link(run: dict, finding: dict) -> str:
     """`file:line:col`, linked to the PR head's blob when the repo is known."""
     file, line, col = finding.get("file") or "?", finding.get("line"), finding.get("col")
-    label = md_code(f"{file}:{line or '?'}:{col or '?'}")
-    repo, sha = run.get("repo"), (run.get("head") or {}).get("sha")
-    if repo and sha and _safe_path(file):
-        url = f"{run.get('server_url') or 'https://github.com'}/{repo}/blob/{sha}/{file}"
-        if line:
-            url += f"#L{int(line)}"
-        return f"[{label}]({url})"
+    label = md_code(f"{file}:{_count(line) if line else '?'}:{_count(col) if col else '?'}")
+    repo_url, sha = _repo_url(run), (run.get("head") or {}).get("sha")
+    if repo_url and isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        url = safe_url(f"{repo_url}/blob/{sha}/{file}")
+        if url and ".." not in file.split("/"):
+            return f"[{label}]({url}#L{_count(line)})" if _count(line) != "–" else f"[{label}]({url})"
     return label
-
-
-def _safe_path(path: str) -> bool:
-    """A path we may put in a URL: plain characters only (else it is shown, not linked)."""
-    return all(c.isalnum() or c in "-_./" for c in path) and ".." not in path
 
 
 def _header(run: dict) -> list[str]:
@@ -133,11 +149,10 @@ def _generation(run: dict) -> list[str]:
         dropped = leaf.get("dropped") or {}
         top = max(dropped.items(), key=lambda kv: kv[1]) if dropped else None
         cand, acc = leaf.get("candidates"), leaf.get("accepted")
-        rate = f" ({100 * acc / cand:.0f} %)" if cand and acc is not None else ""
+        rate = f" ({_num(100 * acc / cand, '.0f')} %)" if is_number(cand) and cand and is_number(acc) else ""
         status = "" if leaf.get("status", "ok") == "ok" else f" ⚠️ {md_text(leaf.get('status'), 60)}"
-        rows.append([md_code(leaf.get("leaf", "?")), f"{cand if cand is not None else '–'} → "
-                     f"{acc if acc is not None else '–'}{rate}{status}",
-                     f"{md_code(top[0], 60)} (−{top[1]})" if top and top[1] else "–"])
+        rows.append([md_code(leaf.get("leaf", "?")), f"{_count(cand)} → {_count(acc)}{rate}{status}",
+                     f"{md_code(top[0], 60)} (−{_count(top[1])})" if top and top[1] else "–"])
     head = ["### Synthetic data", ""]
     if gen.get("teacher"):
         head = ["### Synthetic data", "", f"Teacher {md_code(gen['teacher'])}.", ""]
@@ -148,8 +163,8 @@ def _training(run: dict) -> list[str]:
     tr = run.get("training")
     if not tr:
         return []
-    rows = [[str(p.get("phase", "?")), str(p.get("new_samples", "–")), str(p.get("replay_samples", "–")),
-             _num(p.get("replay_ratio")), str(p.get("steps", "–")),
+    rows = [[_count(p.get("phase")), _count(p.get("new_samples")), _count(p.get("replay_samples")),
+             _num(p.get("replay_ratio")), _count(p.get("steps")),
              f"{_num(p.get('loss_first'), '.3f')} → {_num(p.get('loss_last'), '.3f')}"]
             for p in tr.get("phases", [])]
     out = ["### Training", ""]
@@ -165,7 +180,7 @@ def _mtbench(run: dict) -> list[str]:
     out = ["### MT-Bench", ""]
     notes = []
     if mt.get("quick"):
-        notes.append(f"quick subset: {int(mt['quick'])} question(s) per category")
+        notes.append(f"quick subset: {_count(mt['quick'])} question(s) per category")
     notes += _judge_notes(mt)
     if mt.get("smoke_judge"):
         prefill = f", its answers prefilled with {md_code(mt['judge_prefill'], 30)}" if mt.get("judge_prefill") else ""
@@ -186,7 +201,7 @@ def _mtbench(run: dict) -> list[str]:
 
 def _judge_notes(section: dict) -> list[str]:
     rate = section.get("judge_error_rate")
-    return [] if rate is None else [f"judge error rate {100 * float(rate):.1f} % (unparseable judgments excluded)"]
+    return [] if not is_number(rate) else [f"judge error rate {_num(100 * rate, '.1f')} % (unparseable judgments excluded)"]
 
 
 def _sentence(notes: list[str]) -> list[str]:
@@ -228,17 +243,18 @@ def _details(run: dict) -> list[str]:
         out += ["Seeds: " + ", ".join(f"{md_text(k, 40)}={md_code(v, 30)}" for k, v in seeds.items()), ""]
     stages = run.get("stages") or []
     if stages:
-        total = sum(float(s.get("seconds") or 0) for s in stages)
-        rows = [[md_code(s.get("name", "?")), md_text(s.get("status", ""), 20), f"{float(s.get('seconds') or 0):.1f} s"]
-                for s in stages] + [["**total**", "", f"{total:.1f} s"]]
+        total = sum(s["seconds"] for s in stages if is_number(s.get("seconds")))
+        rows = [[md_code(s.get("name", "?")), md_text(s.get("status", ""), 20), f"{_num(s.get('seconds'), '.1f')} s"]
+                for s in stages] + [["**total**", "", f"{_num(total, '.1f')} s"]]
         out += _table(["Stage", "Status", "Wall time"], rows) + [""]
     out += [f"lab-hooks {md_code(run.get('version', '?'), 30)}", "", "</details>", ""]
     return out
 
 
 def _footer(run: dict) -> list[str]:
-    url = run.get("artifacts_url")
-    if url and str(url).startswith(("https://", "http://")) and " " not in url and ")" not in url:
+    server = _server(run)
+    url = safe_url(run.get("artifacts_url"), url_host(server)) if server else None
+    if url:
         return [f"[Full results (JSON) and generated samples]({url})"]
     local = run.get("results_dir")
     if local:
@@ -249,8 +265,17 @@ def _footer(run: dict) -> list[str]:
 SECTIONS = (_header, _failure, _changed, _mtbench, _branch, _generation, _training, _details)
 
 
+def malformed(problem: str) -> dict:
+    """The run to report instead of a results file that does not match its schema."""
+    return {"status": "failed", "failure": {"stage": "report", "reason": f"the run's results file is malformed "
+                                             f"({problem}); its report cannot be shown"}}
+
+
 def render_comment(run: dict, limit: int = GITHUB_LIMIT) -> str:
     """The comment body, under `limit` characters (cut at a section line, with a pointer)."""
+    problem = results.problem(run)
+    if problem:
+        run = malformed(problem)
     lines = [line for section in SECTIONS for line in section(run)]
     footer = _footer(run)
     body = "\n".join(lines + footer) + "\n"

@@ -64,6 +64,23 @@ def md_code(text: object, limit: int | None = 200) -> str:
     return f"{fence}{pad}{s}{pad}{fence}"
 
 
+_SAFE_URL = re.compile(r"https://(?P<host>[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]{1,5})?)(?P<path>(?:/[A-Za-z0-9._~-]*)*)")
+
+
+def safe_url(value: object, host: str | None = None) -> str | None:
+    """`value` when it is an https URL we may link to: a host (`host` if given) and a plain path
+    (no credentials, query, fragment, spaces or markdown), else None."""
+    m = _SAFE_URL.fullmatch(value) if isinstance(value, str) else None
+    if m is None or (host is not None and m.group("host").lower() != host.lower()):
+        return None
+    return value
+
+
+def url_host(url: str) -> str:
+    """The host[:port] of a URL that `safe_url` accepted."""
+    return _SAFE_URL.fullmatch(url).group("host")
+
+
 def log_safe(text: object) -> str:
     """Untrusted text for a job log: no line can start or contain a workflow command."""
     return _COLONS.sub(":" + ZWSP, str(text).replace("\r", ""))

@@ -3,7 +3,11 @@
 The commenting job runs this with a `pull-requests: write` token and nothing
 else: it reads the results JSON that `lab-hooks pr` wrote, renders it again
 (every untrusted string escaped here, whatever the JSON holds), and creates or
-updates the comment that carries the marker.
+updates the comment that carries the marker. Where the comment links to (the
+server, the repository, the run's artifacts) comes from this job's own
+environment and flags, never from the JSON. A results file whose fields do not
+have the types the comment renders is reported as malformed on the PR and the
+command exits 1.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import json
 import os
 import sys
 
-from lab_hooks.report.comment import MARKER, render_comment
-from lab_hooks.report.escape import log_safe
+from lab_hooks.report import results
+from lab_hooks.report.comment import MARKER, malformed, render_comment
+from lab_hooks.report.escape import log_safe, one_line
 from lab_hooks.report.github import API_URL, GitHub, GitHubError
 from lab_hooks.report.summary import set_outputs, write_step_summary
 
@@ -33,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pr", required=True, type=int, help="pull request number")
     p.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME ($GITHUB_REPOSITORY)")
     p.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL", API_URL))
+    p.add_argument("--server-url", default=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+                   help="the GitHub server the comment links to ($GITHUB_SERVER_URL)")
+    p.add_argument("--artifacts-url", help="the web page of the run whose artifacts hold the full results")
     p.add_argument("--token-env", default="GITHUB_TOKEN", help="environment variable holding the token")
     return p
 
@@ -57,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         # lab-pr died before writing results: still say so on the PR
         run = {"status": "failed", "failure": {"stage": "lab-pr job",
                                                "reason": f"no usable results file ({type(e).__name__}: {e})"}}
+    problem = results.problem(run)
+    if problem:
+        print(f"lab-hooks comment: {log_safe(one_line(args.results))}: malformed results {log_safe(problem)}",
+              file=sys.stderr)
+        run = malformed(problem)
+    run.update(repo=args.repo, server_url=args.server_url, artifacts_url=args.artifacts_url)
     try:
         url = post(run, args.pr, args.repo, token, args.api_url)
     except GitHubError as e:
@@ -65,4 +79,4 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lab-hooks comment: {url}")
     set_outputs({"comment-url": url})
     write_step_summary(render_comment(run))
-    return 0
+    return 1 if problem else 0
