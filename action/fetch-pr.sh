@@ -6,11 +6,13 @@
 set -euo pipefail
 if ! [[ "$LAB_PR" =~ ^[0-9]{1,10}$ ]]; then echo "lab-hooks: PR number must be digits" >&2; exit 2; fi
 if ! [[ "$LAB_HEAD" =~ ^[0-9a-f]{40}$ ]]; then echo "lab-hooks: head must be a 40-hex sha" >&2; exit 2; fi
-auth=()
-if [ -n "${GITHUB_TOKEN:-}" ]; then
-  auth=(-c "http.extraheader=AUTHORIZATION: basic $(printf 'x-access-token:%s' "$GITHUB_TOKEN" | base64 -w0)")
+if [ -n "${LAB_TOKEN:-}" ]; then
+  # Through git's environment config, not `-c` on the command line (which any user can read in ps).
+  export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=http.extraheader
+  GIT_CONFIG_VALUE_0="AUTHORIZATION: basic $(printf 'x-access-token:%s' "$LAB_TOKEN" | base64 -w0)"
+  export GIT_CONFIG_VALUE_0
 fi
-git "${auth[@]}" -c core.hooksPath=/dev/null fetch --no-tags --no-recurse-submodules --quiet \
+git -c core.hooksPath=/dev/null fetch --no-tags --no-recurse-submodules --quiet \
   origin "+refs/pull/$LAB_PR/head:refs/lab-hooks/pr/$LAB_PR"
 fetched="$(git rev-parse "refs/lab-hooks/pr/$LAB_PR")"
 if [ "$fetched" != "$LAB_HEAD" ]; then

@@ -171,7 +171,7 @@ def hook_latency(rows: list[dict]) -> None:
 
 
 def findings(rows: list[dict]) -> None:
-    """What LH601-LH606 find: per version (within a leaf, MT-Bench), and across
+    """What LH601-LH610 find: per version (within a leaf, MT-Bench), and across
     the latest version of every leaf path taken as one taxonomy."""
     import json
     from collections import Counter
@@ -203,11 +203,11 @@ def findings(rows: list[dict]) -> None:
         if verdicts.get(row["tree"]):
             accepted_codes.update(c for c in codes if RULES[c].severity == "error")
         for f in found:
-            if getattr(f, "code", None) in ("LH601", "LH602", "LH606"):
+            if getattr(f, "code", None) in ("LH601", "LH602", "LH606", "LH610"):
                 examples.setdefault(f.code, []).append(f"{row['path']} ({row['tree'][6:]}): {f.line}: {f.message}")
     print(f"{parsed} parseable versions; versions with each finding: {dict(sorted(per_code.items()))}")
     print(f"InstructLab-accepted versions we reject, by code: {dict(sorted(accepted_codes.items()))}")
-    for code in ("LH601", "LH602", "LH606"):
+    for code in ("LH601", "LH602", "LH606", "LH610"):
         for example in examples.get(code, [])[:: max(1, len(examples.get(code, [])) // 4)][:5]:
             print(f"  {code} {example}")
     # The latest version of each leaf path, as one taxonomy.

@@ -16,6 +16,7 @@ from lab_hooks import __version__
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("lab_hooks.checks.validate:main", "check qna.yaml leaves (the pre-commit hook)"),
+    "baseline": ("lab_hooks.checks.baseline:main", "record today's errors so that only new ones block"),
     "diff": ("lab_hooks.diff.cli:main", "list the leaves a branch or the working tree changes"),
     "generate": ("lab_hooks.sdg.cli:main", "synthetic data (LAB pipelines) for changed or given leaves"),
     "preview": ("lab_hooks.sdg.cli:preview", "a few generated samples for one leaf, on the embedded model"),

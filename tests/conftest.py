@@ -63,3 +63,31 @@ def vllm_backend(embedded_model_dir, vllm_server_process):
     backend = load_backend(f"vllm:{embedded_model_dir}?{options}")
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (tests/postgres_server.py)."""
+    from postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_store_url(request, tmp_path):
+    """Makes new empty stores' URLs, once per backend: SQLite in a temp dir, and PostgreSQL (a
+    database of its own on the session's server) with its artifacts in a temp dir."""
+    def make(name: str = "store") -> str:
+        if request.param == "sqlite":
+            return f"sqlite://{tmp_path / name}"
+        return f"{request.getfixturevalue('postgres_server').database()}?artifacts={tmp_path / name}"
+
+    make.backend = request.param
+    return make
+
+
+@pytest.fixture
+def store_url(new_store_url) -> str:
+    return new_store_url()

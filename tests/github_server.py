@@ -3,6 +3,8 @@
 Real sockets, real HTTP: issue comments (list with Link pagination, create,
 update), check runs (create, update), bearer-token auth, and a queue of
 rate-limit answers (403 secondary limit, 429, x-ratelimit-reset) to inject.
+`user` is who the token is: None for a workflow's GITHUB_TOKEN (`GET /user` is
+403, comments are written by github-actions[bot]), else a user's login.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 
 
 class FakeGitHub:
-    def __init__(self, token: str = "test-token", repo: str = "acme/taxonomy"):
-        self.token, self.repo = token, repo
+    def __init__(self, token: str = "test-token", repo: str = "acme/taxonomy", user: str | None = None):
+        self.token, self.repo, self.user = token, repo, user
         self.comments: dict[int, list[dict]] = {}
+        self.pulls: dict[int, dict] = {}  # number -> {"head": {"sha": ...}, ...}
         self.check_runs: dict[int, dict] = {}
         self.requests: list[tuple[str, str]] = []
         self.inject: list[tuple[int, dict, dict]] = []  # (status, headers, body) answered before the next requests
@@ -77,7 +80,8 @@ class FakeGitHub:
         return self._next_id
 
     def add_comment(self, number: int, body: str, user: str = "someone") -> dict:
-        comment = {"id": self._id(), "body": body, "user": {"login": user},
+        comment = {"id": self._id(), "body": body,
+                   "user": {"login": user, "type": "Bot" if user.endswith("[bot]") else "User"},
                    "html_url": f"https://github.com/{self.repo}/pull/{number}#issuecomment-{self._next_id}"}
         self.comments.setdefault(number, []).append(comment)
         return comment
@@ -87,6 +91,13 @@ class FakeGitHub:
         query = parse_qs(parts.query)
         repo = re.escape(self.repo)
         with self._lock:
+            if parts.path == "/user" and method == "GET":
+                if self.user is None:
+                    return 403, {"message": "Resource not accessible by integration"}, {}
+                return 200, {"login": self.user, "type": "User"}, {}
+            if (m := re.fullmatch(rf"/repos/{repo}/pulls/(\d+)", parts.path)) and method == "GET":
+                pull = self.pulls.get(int(m.group(1)))
+                return (200, {"number": int(m.group(1)), **pull}, {}) if pull else (404, {"message": "Not Found"}, {})
             if m := re.fullmatch(rf"/repos/{repo}/issues/(\d+)/comments", parts.path):
                 number = int(m.group(1))
                 if method == "GET":
@@ -104,7 +115,7 @@ class FakeGitHub:
                         return 422, {"message": "Validation Failed"}, {}
                     if len(payload["body"]) > 65536:
                         return 422, {"message": "Body is too long (maximum is 65536 characters)"}, {}
-                    return 201, self.add_comment(number, payload["body"], "github-actions[bot]"), {}
+                    return 201, self.add_comment(number, payload["body"], self.user or "github-actions[bot]"), {}
             if (m := re.fullmatch(rf"/repos/{repo}/issues/comments/(\d+)", parts.path)) and method == "PATCH":
                 for comments in self.comments.values():
                     for c in comments:

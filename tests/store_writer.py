@@ -1,6 +1,6 @@
 """A deterministic store workload, run as a subprocess by test_store.py.
 
-`python store_writer.py HOME [BUILD_LOG]`: builds artifacts, puts records and
+`python store_writer.py STORE_URL [BUILD_LOG]`: builds artifacts, puts records and
 swaps the pair of refs main/checkpoint + main/replay for each step. Prints
 "ready" once imported, "step I" after each step (the test kills it at random
 points in the run, counted in steps so the kills land however fast the machine)
@@ -20,8 +20,8 @@ def payload(i: int, name: str, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
-def main(home: str, log: str | None) -> None:
-    store = Store(home)
+def main(url: str, log: str | None) -> None:
+    store = Store(url=url)
     print("ready", flush=True)
     for i in range(STEPS):
         def build(out, kind, i=i):

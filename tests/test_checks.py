@@ -2,10 +2,13 @@
 line:col the diagnostic points at."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from lab_hooks.checks.config import ConfigError, load_config
 from lab_hooks.checks.engine import check_files
 
 TAXONOMY = Path(__file__).resolve().parent.parent / "taxonomy"
@@ -64,6 +67,11 @@ CASES = [
      "  - question: Write a haiku about how bees make honey.\n    context: Bees.\n", [("LH402", "warning", 13, 5)]),
     (TARDIGRADES, "  repo: .", "  repo: git@github.com:x/y.git", [("LH405", "error", 148, 9)]),
     (TARDIGRADES, "  repo: .\n  commit: HEAD", "  repo: https://github.com/x/y\n  commit: HEAD", [("LH406", "error", 149, 11)]),
+    *[(TARDIGRADES, "  repo: .\n  commit: HEAD", f"  repo: {url}\n  commit: {'a' * 40}", [("LH408", "error", 148, 9)])
+      for url in ("https://10.0.0.1/docs.git", "https://169.254.169.254/latest/meta-data", "https://[::1]/x.git",
+                  "https://localhost/x.git", "https://2130706433/x.git", "https://evil.example/x.git",
+                  "https://user:token@github.com/x/y.git", "https://metadata.google.internal/x")],
+    (TARDIGRADES, "  repo: .\n  commit: HEAD", f"  repo: https://github.com/x/y.git\n  commit: {'a' * 40}", []),
     (TARDIGRADES, "    - documents/tardigrades.md", "    - ../secret.md", [("LH407", "error", 151, 7)]),
     (TARDIGRADES, "    - documents/tardigrades.md", "    - /etc/passwd", [("LH407", "error", 151, 7)]),
     (TARDIGRADES, "    - documents/tardigrades.md", "    - documents/*.txt", [("LH407", "error", 151, 7)]),
@@ -89,7 +97,7 @@ def test_file_and_folder_names(taxonomy):
     assert ("LH301", "error", 1, 1) in findings(taxonomy, str(leaf / "qna.yml"))
     moved = taxonomy / "compositional_skills/writing/Free Form"
     shutil.move(str(leaf.parent), str(moved))
-    assert ("LH302", "error", 1, 1) in findings(taxonomy, str(moved / "haiku/qna.yml"))
+    assert ("LH302", "warning", 1, 1) in findings(taxonomy, str(moved / "haiku/qna.yml"))
     outside = taxonomy / "misc/haiku"
     shutil.copytree(moved / "haiku", outside)
     assert ("LH304", "error", 1, 1) in findings(taxonomy, str(outside / "qna.yml"))
@@ -124,15 +132,15 @@ def test_nesting_names_the_nearest_leaf_and_counts_the_rest(taxonomy, monkeypatc
     assert found[str(taxonomy / TARDIGRADES / "qna.yaml")] == "inside the leaf folder ../"
 
 
-@pytest.mark.parametrize("attribution, code", [
-    (None, "LH403"), ("  \n", "LH403"), ("Title of work: x\nCreator names: y\n", "LH404"),
+@pytest.mark.parametrize("attribution, code, severity", [
+    (None, "LH403", "error"), ("  \n", "LH403", "error"), ("Title of work: x\nCreator names: y\n", "LH404", "warning"),
 ])
-def test_attribution(taxonomy, attribution, code):
+def test_attribution(taxonomy, attribution, code, severity):
     path = taxonomy / HAIKU / "attribution.txt"
     path.unlink()
     if attribution is not None:
         path.write_text(attribution)
-    assert findings(taxonomy, str(taxonomy / HAIKU / "qna.yaml")) == [(code, "error", 1, 1)]
+    assert findings(taxonomy, str(taxonomy / HAIKU / "qna.yaml")) == [(code, severity, 1, 1)]
 
 
 def test_length_budgets(taxonomy):
@@ -159,3 +167,26 @@ def test_knowledge_folder_inside_a_skill_keeps_the_skill_schema(taxonomy):
     shutil.copytree(taxonomy / HAIKU, moved)
     shutil.rmtree(taxonomy / HAIKU)
     assert findings(taxonomy, str(moved / "qna.yaml")) == []
+
+
+def test_document_hosts_come_from_the_taxonomy_config(taxonomy):
+    """`document_hosts` replaces the default list: a listed host passes, github.com then does not."""
+    file = edit(taxonomy, TARDIGRADES, "  repo: .\n  commit: HEAD", f"  repo: https://git.example.org/d.git\n  commit: {'a' * 40}")
+    assert findings(taxonomy, file) == [("LH408", "error", 148, 9)]
+    (taxonomy / ".lab-hooks.yaml").write_text("document_hosts: [git.example.org]\n")
+    listed = check_files([file], taxonomy, load_config(taxonomy), taxonomy_wide=False)
+    assert [f.code for f in listed.findings] == []
+    edit(taxonomy, TARDIGRADES, "https://git.example.org/d.git", "https://github.com/x/y.git")
+    unlisted = check_files([file], taxonomy, load_config(taxonomy), taxonomy_wide=False)
+    assert [(f.code, f.line, f.col) for f in unlisted.findings] == [("LH408", 148, 9)]
+    (taxonomy / ".lab-hooks.yaml").write_text("document_hosts: github.com\n")
+    with pytest.raises(ConfigError, match="document_hosts must be a list"):
+        load_config(taxonomy)
+
+
+def test_a_private_document_host_fails_validation_at_its_repo_line(taxonomy):
+    file = edit(taxonomy, TARDIGRADES, "  repo: .\n  commit: HEAD", f"  repo: https://10.0.0.1/docs.git\n  commit: {'a' * 40}")
+    out = subprocess.run([sys.executable, "-m", "lab_hooks", "validate", "--root", str(taxonomy), file],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert f"{file}:148:9: error LH408" in out.stdout and "10.0.0.1 is a private address" in out.stdout, out.stdout

@@ -90,11 +90,28 @@ def test_within_leaf_near_duplicates_point_at_both_lines(taxonomy, capsys):
     seeds = DIVERSE[:3] + [("Summarise the plot of Hamlet in 2 sentences!", "Hamlet avenges his father; all die.")] + DIVERSE[3:]
     file = write(taxonomy, "compositional_skills/writing/freeform/mixed", skill(*seeds))
     rc, findings, metrics = run_json(capsys, file)
-    assert rc == 1
+    assert rc == 0  # a warning by default: templates with one word changed are merged by reviewers
     lh601 = [f for f in findings if f[2] == "LH601"]
     assert len(lh601) == 1
     assert lh601[0][1] == 11 and "question at line 5" in lh601[0][3] and "ROUGE-L 0.75" in lh601[0][3]
     assert 0.8 < metrics[file]["diversity"] < 1
+    (taxonomy / ".lab-hooks.yaml").write_text("rules:\n  similar-questions: error\n")  # the stricter setting
+    assert run_json(capsys, file)[0] == 1
+
+
+def test_a_seed_that_repeats_another_is_an_error(taxonomy, capsys):
+    """The same question (case and punctuation aside) and a near-copy of its answer: it adds nothing."""
+    question, answer = DIVERSE[1]
+    seeds = DIVERSE + [(question.upper() + "!!", answer + " 2")]
+    file = write(taxonomy, "compositional_skills/writing/freeform/copies", skill(*seeds))
+    rc, findings, _ = run_json(capsys, file)
+    assert rc == 1
+    assert [(f[1], f[2]) for f in findings] == [(15, "LH610")]  # not also LH601 and LH602 for the same pair
+    assert findings[0][3].startswith("seed repeats the seed at line 7: the same question, and answers with ROUGE-L")
+    other_answer = [(question, "Something else entirely, with other words.")]
+    file = write(taxonomy, "compositional_skills/writing/freeform/copies", skill(*DIVERSE, *other_answer))
+    rc, findings, _ = run_json(capsys, file)
+    assert rc == 0 and {f[2] for f in findings} == {"LH601"}  # one question, two answers: a warning
 
 
 def test_question_plus_answer_near_duplicates(taxonomy, capsys):
@@ -118,7 +135,13 @@ def test_grounded_seeds_compare_with_their_context(taxonomy, capsys):
     assert run_json(capsys, file)[:2] == (0, [])
     file = write(taxonomy, "compositional_skills/writing/grounded/summaries", grounded(topics[:4] + topics[:1]))
     _, findings, _ = run_json(capsys, file)
-    assert [(f[1], f[2]) for f in findings] == [(18, "LH601"), (18, "LH602")]
+    assert [(f[1], f[2]) for f in findings] == [(18, "LH610")]
+    assert "seed repeats the seed at line 6: the same question (with its context)" in findings[0][3]
+    other = grounded(topics[:4] + [topics[0]]).replace("Summarize the text.\n    answer: A summary of Tides",
+                                                        "Summarize the text.\n    answer: The moon pulls the sea", 1)
+    file = write(taxonomy, "compositional_skills/writing/grounded/summaries", other)
+    _, findings, _ = run_json(capsys, file)
+    assert [(f[1], f[2]) for f in findings] == [(18, "LH601"), (18, "LH602")]  # alike, but not a repeat
     assert "question (with its context) is a near-duplicate of the question (with its context) at line 6" in findings[0][3]
 
 
@@ -256,7 +279,7 @@ def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsy
     file = write(taxonomy, "compositional_skills/writing/freeform/x", skill(*seeds))
     rc = main(["validate", file])
     out = capsys.readouterr().out.splitlines()
-    assert rc == 1
+    assert rc == 0
     warnings = [line for line in out if "LH607" in line]
     assert len(warnings) == 1 and warnings[0].startswith(f"{file}:1:1: warning LH607 MT-Bench contamination not checked")
     assert any("LH601" in line for line in out)

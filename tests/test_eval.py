@@ -390,3 +390,38 @@ def test_judge_context_overflow_is_a_counted_error(store):
     assert by_leaf["compositional_skills/writing/fine"]["delta"] == 2.0
     assert results["mtbench"] is None and results["branch"]["errors"]["candidate"]["errors"] == 5
     check_schema(results)
+
+
+class SlowModel(Model):
+    """Takes its time answering, so that two evaluations overlap."""
+
+    def chat(self, conversations, params):
+        import time
+
+        time.sleep(0.2)
+        return super().chat(conversations, params)
+
+
+def test_two_runners_evaluating_against_one_base_answer_it_once(new_store_url):
+    """Two PRs evaluated at once against the same base (two runners sharing a store, on both
+    backends): one answers and judges the base, the other waits for it and reuses the records."""
+    import threading
+
+    leaves = [skill_leaf("writing/a")]
+    solo = SlowModel("test:base", "plain")
+    evaluate(solo, Model("test:pr0", "good"), Judge(), leaves, Store(new_store_url("solo")), settings=FAST)
+    base, url, results = SlowModel("test:base", "plain"), new_store_url("shared"), {}
+
+    def pr(n):
+        results[n] = evaluate(base, Model(f"test:pr{n}", "good" * n), Judge(), leaves, Store(url), settings=FAST)
+
+    threads = [threading.Thread(target=pr, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(base.calls) == len(solo.calls) > 0  # answered once, not twice
+    cached = sorted({row["step"]: row for row in r["timings"]["steps"]}["base answers"]["cached"]
+                    for r in results.values())
+    assert cached == [False, True]
+    assert results[1]["mtbench"]["overall"]["base"] == results[2]["mtbench"]["overall"]["base"] == 3.0

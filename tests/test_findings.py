@@ -46,11 +46,26 @@ def test_config_from_pyproject(tmp_path):
     assert load_config(tmp_path).severity(RULES["LH101"]) == "warning"
 
 
+def test_a_profile_and_the_repository_rules_over_it(tmp_path):
+    load_checks()
+    (tmp_path / ".lab-hooks.yaml").write_text("profile: instructlab\nrules:\n  version-missing: error\n"
+                                              "  LH201: error\n")
+    config = load_config(tmp_path)
+    assert config.profile == "instructlab"
+    assert config.severity(RULES["LH101"]) == "error"  # moved back to strict, one rule
+    assert config.severity(RULES["LH302"]) == "warning"  # still the profile's
+    assert config.severity(RULES["LH403"]) == "error" and config.severity(RULES["LH403"], version_1=True) == "warning"
+    assert config.severity(RULES["LH201"], version_1=True) == "error"  # a plain severity holds for every leaf
+    assert load_config(tmp_path / "missing").profile == "strict"
+
+
 @pytest.mark.parametrize("text, message", [
     ("rules:\n  LH999: warning\n", "unknown rule 'LH999'"),
     ("rules:\n  LH111: loud\n", "severity must be one of"),
     ("thresholds:\n  nope: 3\n", "unknown threshold 'nope'"),
-    ("colour: red\n", "only 'rules' and 'thresholds'"),
+    ("colour: red\n", "only 'document_hosts', 'profile', 'rules', 'thresholds'"),
+    ("profile: lenient\n", "unknown profile 'lenient'; known: instructlab, strict"),
+    ("rules:\n  LH201: {severity: error, version_1: warning}\n", "severity must be one of"),
     ("rules: [\n", "cannot read"),
     ("[" * 10_000, "cannot read: .*nesting"),
 ])

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from pr_repos import commit, git, init_repo, leaf_files
 
-from lab_hooks.pr import PrOptions, run_pr
-from lab_hooks.promote import promote
+from lab_hooks.loop.pr import run_pr
+from lab_hooks.loop.promote import promote
+from lab_hooks.loop.run import PrOptions
 from lab_hooks.report.comment import MARKER
 from lab_hooks.store import Store
 

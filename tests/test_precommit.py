@@ -46,7 +46,7 @@ def test_pre_commit_try_repo(tmp_path):
     assert f"{bad_file}:1:11: error LH201 trailing spaces" in run.stdout
     notes_line = len(text.splitlines()) + 1
     assert f"{bad_file}:{notes_line}:1: error LH111 unknown key 'notes'" in run.stdout
-    assert f"{bad_file}:1:1: error LH302 folder 'Bad Leaf'" in run.stdout
+    assert f"{bad_file}:1:1: warning LH302 folder 'Bad Leaf'" in run.stdout
     assert "haiku/qna.yaml" not in run.stdout
 
     run = try_repo("compositional_skills/writing/freeform/haiku/qna.yaml")

@@ -11,8 +11,9 @@ import time
 import pytest
 from pr_repos import commit, git, init_repo, leaf_files
 
-from lab_hooks.promote import adoptable, next_buffer, promote, remember_candidate, switch, taxonomy_fingerprint
 from lab_hooks.diff.changes import open_repo
+from lab_hooks.loop.candidate import next_buffer, remember_candidate, taxonomy_fingerprint
+from lab_hooks.loop.promote import adoptable, promote, switch
 from lab_hooks.store import Store, artifact_key
 
 HAIKU = "compositional_skills/writing/freeform/haiku"
@@ -96,7 +97,7 @@ def test_kill_9_during_promotion_leaves_old_or_new_never_a_mix(merged):
     repo, path = merged["repo"], merged["path"]
     old_state = state(store)
     old_refs = {"main/checkpoint": store.get_ref("main/checkpoint"), "main/replay": store.get_ref("main/replay")}
-    script = ("import sys; from lab_hooks.promote import promote; from lab_hooks.store import Store; "
+    script = ("import sys; from lab_hooks.loop.promote import promote; from lab_hooks.store import Store; "
               f"promote({str(repo)!r}, 'main', store=Store({str(path)!r}))")
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", script], check=True)
@@ -119,9 +120,8 @@ def test_kill_9_during_promotion_leaves_old_or_new_never_a_mix(merged):
 
 def age(store: Store, days: float = 30) -> None:
     """Make every artifact and record `days` old, as if made by runs long ago."""
-    db = store._db()
-    db.execute("UPDATE artifacts SET created = created - ?", (days * 86400,))
-    db.execute("UPDATE records SET created = created - ?", (days * 86400,))
+    for table in ("artifacts", "records"):
+        store.db.write(lambda tx: tx.execute(f"UPDATE {table} SET created = created - ?", (days * 86400,)))
 
 
 def test_gc_keeps_what_main_and_a_waiting_candidate_need(merged):

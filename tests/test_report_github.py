@@ -34,8 +34,34 @@ def test_sticky_comment_found_across_pages_and_updated_in_place(server):
     assert result["id"] == ours["id"] and result["html_url"].endswith(f"#issuecomment-{ours['id']}")
     assert [c["body"] for c in server.comments[7]].count(f"{MARKER}\nnew report") == 1
     assert len(server.comments[7]) == 252
-    pages = [p for m, p in server.requests if m == "GET"]
+    pages = [p for m, p in server.requests if m == "GET" and "/comments" in p]
     assert len(pages) == 3 and "page=3" in pages[-1]
+
+
+@pytest.mark.parametrize("user", [None, "maintainer"])  # the workflow's GITHUB_TOKEN; a maintainer's PAT
+def test_a_planted_marker_comment_is_never_taken_over(server, user):
+    """The PR's author pastes the marker first (and a comment under the bot's name that is no bot):
+    the bot writes its own comment, and only ever updates that one."""
+    server.user = user
+    bot = user or "github-actions[bot]"
+    planted = server.add_comment(7, f"{MARKER}\nplanted by the PR author", user="mallory")
+    impostor = server.add_comment(7, f"{MARKER}\nnot a bot", user="mallory")
+    impostor["user"] = {"login": bot, "type": "Bot" if user else "User"}  # a login that is not of its type
+    gh, _ = client(server)
+    first = gh.upsert_comment(7, f"{MARKER}\nreport 1", MARKER)
+    second = gh.upsert_comment(7, f"{MARKER}\nreport 2", MARKER)
+    assert first["id"] == second["id"] not in (planted["id"], impostor["id"])
+    assert first["user"]["login"] == bot
+    assert [c["body"] for c in server.comments[7]] == [f"{MARKER}\nplanted by the PR author", f"{MARKER}\nnot a bot",
+                                                        f"{MARKER}\nreport 2"]
+    assert not any(m == "PATCH" and p.endswith(f"/{planted['id']}") for m, p in server.requests)
+
+
+def test_identity_errors_other_than_forbidden_are_reported(server):
+    server.add_comment(7, f"{MARKER}\nx", user="github-actions[bot]")
+    gh, _ = client(server, token="wrong")
+    with pytest.raises(GitHubError, match="HTTP 401"):
+        gh.upsert_comment(7, f"{MARKER}\ny", MARKER)
 
 
 def test_first_run_creates_then_updates(server):
@@ -169,3 +195,31 @@ def test_comment_links_come_from_the_job_not_the_results(server, tmp_path, monke
     assert "evil" not in body
     assert f"(https://github.com/acme/taxonomy/blob/{'b' * 40}/knowledge/x/qna.yaml#L2)" in body
     assert "(https://github.com/acme/taxonomy/actions/runs/77)" in body
+
+
+@pytest.mark.parametrize("case, pulls, results_head, results_pr, code, posted", [
+    ("the PR is at the verified head", {5: "a"}, "a", 5, 0, True),
+    ("a failure report without a head", {5: "a"}, None, None, 0, True),
+    ("the number names another PR (forged)", {5: "c"}, "a", 5, 0, False),
+    ("the PR moved on since", {5: "b"}, "a", 5, 0, False),
+    ("no such PR (an issue number)", {}, "a", 5, 1, False),
+    ("the results are for another head", {5: "a"}, "b", 5, 1, False),
+    ("the results are for another PR", {5: "a"}, "a", 6, 1, False),
+])
+def test_comment_posts_only_on_the_pr_at_the_verified_head(server, tmp_path, monkeypatch, capsys, case, pulls,
+                                                           results_head, results_pr, code, posted):
+    from lab_hooks.report.publish import main as comment_main
+
+    server.pulls = {n: {"head": {"sha": c * 40}, "state": "open"} for n, c in pulls.items()}
+    run = {"status": "ok", "pr": results_pr}
+    if results_head:
+        run["head"] = {"ref": "x", "sha": results_head * 40}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(run))
+    monkeypatch.setenv("GITHUB_TOKEN", server.token)
+    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url,
+            "--expect-head", "a" * 40]
+    assert comment_main(argv) == code, case
+    assert bool(server.comments.get(5)) == posted, case
+    err = capsys.readouterr().err
+    assert posted or (err.count("\n") == 1 and "not posted" in err or "HTTP 404" in err), (case, err)

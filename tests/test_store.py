@@ -1,4 +1,8 @@
-"""The run store: keys, atomic artifacts, records, refs, gc, and real crashes."""
+"""The run store: keys, atomic artifacts, records, refs, gc, and real crashes.
+
+Every store test runs on both backends (the `store_url` fixture, tests/conftest.py):
+SQLite, and a real PostgreSQL server the suite starts itself, so both keep one behaviour.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_hooks.store import Store, StoreBusy, StoreError, artifact_key, sha256_tree
+from lab_hooks.store import Store, StoreBusy, StoreCorrupt, StoreError, artifact_key, sha256_tree
 from lab_hooks.store.cli import main as store_main
 from store_writer import STEPS
 
@@ -24,22 +28,28 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store(tmp_path / "store")
+def store(store_url):
+    return Store(url=store_url)
 
 
 def snapshot(store: Store) -> dict:
     """Everything a rerun must reproduce: artifacts with file hashes, records, refs."""
-    db = store._db()
-    files = sorted(db.execute("SELECT key, path, sha256, size FROM files"))
-    arts = sorted(db.execute("SELECT key, kind, meta, size, nfiles FROM artifacts"))
-    records = sorted(db.execute("SELECT key, value FROM records"))
+    files = sorted(tuple(r) for r in store.db.read("SELECT key, path, sha256, size FROM files"))
+    arts = sorted(tuple(r) for r in store.db.read("SELECT key, kind, meta, size, nfiles FROM artifacts"))
+    records = sorted(tuple(r) for r in store.db.read("SELECT key, value FROM records"))
     return {"artifacts": arts, "files": files, "records": records, "refs": store.refs()}
 
 
-def writer(home: Path, *extra: str) -> subprocess.Popen:
+def age(store: Store, table: str, days: float = 30, where: str = "", params: tuple = ()) -> None:
+    """Make rows of `table` `days` old, as if made long ago."""
+    column = "started" if table == "runs" else "created"
+    store.db.write(lambda tx: tx.execute(f"UPDATE {table} SET {column} = {column} - ? {where}",
+                                         (days * 86400, *params)))
+
+
+def writer(url: str, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, str(WRITER), str(home), *extra],
+    return subprocess.Popen([sys.executable, str(WRITER), url, *extra],
                             stdout=subprocess.PIPE, text=True, env=env)
 
 
@@ -168,21 +178,23 @@ def test_refs_swap_together_and_compare_and_swap(store):
     assert store.get_ref("main/checkpoint") is None
 
 
-# -- verify and gc ---------------------------------------------------------
+def abc(out: Path) -> None:
+    for name in "abc":
+        (out / name).write_text(name)
+
 
 def test_verify_finds_corruption_and_fix_removes_it(store, capsys):
     key = artifact_key("data", n=9)
-    path = store.ensure(key, lambda out: [(out / n).write_text(n) for n in "abc"], kind="data")
-    home = ["--home", str(store.home)]
-    assert store_main(home + ["verify"]) == 0
+    path = store.ensure(key, abc, kind="data")
+    where = ["--url", store.url]
+    assert store_main(where + ["verify"]) == 0
     store.record_put("r", 1)
-    store.set_ref("main/data", key)
     capsys.readouterr()
-    assert store_main(home + ["ls"]) == 0
+    assert store_main(where + ["ls"]) == 0
     assert f"{key[:12]}  data" in capsys.readouterr().out
-    assert store_main(home + ["ls", "--format", "json"]) == 0
+    assert store_main(where + ["ls", "--format", "json"]) == 0
     listing = json.loads(capsys.readouterr().out)
-    assert listing["artifacts"][0]["refs"] == ["main/data"] and listing["records"] == 1
+    assert listing["artifacts"][0]["refs"] == [] and listing["records"] == 1
     (path / "a").chmod(0o644)
     (path / "a").write_text("A")  # same size, other content
     (path / "b").unlink()
@@ -190,15 +202,110 @@ def test_verify_finds_corruption_and_fix_removes_it(store, capsys):
     assert {(p.path, p.message) for p in store.verify()} == {
         ("a", "content changed (sha256 differs)"), ("b", "missing"), ("extra", "extra file, not in the manifest")}
     capsys.readouterr()
-    assert store_main(home + ["verify", "--fix"]) == 1
+    assert store_main(where + ["verify", "--fix"]) == 1
     out = capsys.readouterr().out
     assert f"{key[:12]} a: content changed" in out and f"removed {key[:12]}" in out
-    assert store.get(key) is None
-    assert [p.message for p in store.verify()] == [
-        "ref main/data names nothing in the store (rebuild it or delete the ref)"]
-    assert store.ensure(key, lambda out: [(out / n).write_text(n) for n in "abc"], kind="data").is_dir()
-    assert store_main(home + ["verify"]) == 0  # rebuilt under the same key: the ref is whole again
+    assert store.get(key) is None and store.verify() == []
+    assert store.ensure(key, abc, kind="data").is_dir()  # rebuilt under the same key
+    assert store_main(where + ["verify"]) == 0
 
+
+def test_verify_fix_keeps_what_a_ref_names_and_says_so(store, capsys):
+    """Removing main's checkpoint would fail every later PR and promote: --fix reports it instead."""
+    key = artifact_key("checkpoint", n=1)
+    path = store.ensure(key, abc, kind="checkpoint")
+    store.set_refs({"main/checkpoint": key, "pr/3/checkpoint": key})
+    (path / "a").chmod(0o644)
+    (path / "a").write_text("A")
+    where = ["--url", store.url]
+    capsys.readouterr()
+    assert store_main(where + ["verify", "--fix"]) == 1
+    out = capsys.readouterr().out
+    assert f"kept {key[:12]}: ref main/checkpoint, pr/3/checkpoint names it" in out and "removed" not in out
+    assert store.info(key) is not None and store.get_ref("main/checkpoint") == key
+    with pytest.raises(StoreError, match="named by ref main/checkpoint, pr/3/checkpoint: not removed"):
+        store.remove(key)
+    with pytest.raises(StoreCorrupt):
+        store.get(key)  # kept, and still never served
+    assert store_main(where + ["ref", "rm", "main/checkpoint", "pr/3/checkpoint"]) == 0
+    assert store_main(where + ["verify", "--fix"]) == 1
+    assert f"removed {key[:12]}" in capsys.readouterr().out
+    assert store_main(where + ["verify"]) == 0
+
+
+def test_ref_set_and_rm_from_the_command_line(store, capsys):
+    a, b = (store.ensure(artifact_key("checkpoint", n=n), abc, kind="checkpoint").name for n in (1, 2))
+    store.record_put("replay-record", {"leaves": {}})
+    where = ["--url", store.url]
+    assert store_main(where + ["ref", "set", "main/checkpoint", a[:12], "--expect", "none"]) == 0
+    assert store.get_ref("main/checkpoint") == a
+    assert store_main(where + ["ref", "set", "main/replay", "replay-record"]) == 0
+    capsys.readouterr()
+    assert store_main(where + ["ref", "ls", "main/"]) == 0
+    assert capsys.readouterr().out == f"main/checkpoint  {a}\nmain/replay  replay-record\n"
+    # a compare-and-swap that lost: nothing moves, one line, exit 2
+    assert store_main(where + ["ref", "set", "main/checkpoint", b, "--expect", b]) == 2
+    err = capsys.readouterr().err
+    assert err == f"lab-hooks store: ref main/checkpoint moved to {a[:12]} (expected {b[:12]})\n"
+    assert store_main(where + ["ref", "set", "main/checkpoint", b, "--expect", a]) == 0
+    assert store.get_ref("main/checkpoint") == b
+    for bad in (["set", "x", "0" * 12], ["set", "x", ""]):
+        assert store_main(where + ["ref", *bad]) == 2
+        assert "names no artifact or record" in capsys.readouterr().err
+    assert store_main(where + ["ref", "rm", "main/checkpoint", "nosuch"]) == 1
+    assert capsys.readouterr().err == "lab-hooks store: no ref nosuch\n"
+    assert store.get_ref("main/checkpoint") == b  # all named, or none deleted
+    assert store_main(where + ["ref", "rm", "main/checkpoint"]) == 0
+    assert store.refs() == {"main/replay": "replay-record"}
+
+
+# -- what get serves ---------------------------------------------------------
+
+def test_a_tampered_artifact_is_never_served(store, monkeypatch):
+    """However the bytes change (same size, mtime set back), get refuses them; an untouched
+    artifact is hashed once when made and then only stat'ed, in this process and the next."""
+    import lab_hooks.store.store as store_module
+
+    hashed = []
+    real_sha256 = store_module.sha256_file
+    monkeypatch.setattr(store_module, "sha256_file", lambda p: hashed.append(Path(p).name) or real_sha256(p))
+    key = artifact_key("checkpoint", n=7)
+
+    def weights(out: Path) -> None:
+        (out / "model.safetensors").write_bytes(bytes(range(256)) * 4096)
+        (out / "config.json").write_text("{}")
+
+    path = store.ensure(key, weights, kind="checkpoint")
+    hashed.clear()
+    again = Store(url=store.url)  # another process: the stamp is in the manifest
+    for s in (store, again, store):
+        assert s.get(key) == path
+    assert hashed == []  # served without re-reading the weights
+
+    weights_file = path / "model.safetensors"
+    before = weights_file.stat()
+    weights_file.chmod(0o644)
+    with open(weights_file, "r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\xff")  # one byte, same size
+    os.utime(weights_file, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the mtime set back
+    for s in (store, again, Store(url=store.url)):
+        with pytest.raises(StoreCorrupt, match=rf"artifact {key[:12]} is not served: model.safetensors: content changed"):
+            s.get(key)
+        with pytest.raises(StoreCorrupt):
+            s.ensure(key, weights, kind="checkpoint")
+
+    with open(weights_file, "r+b") as fh:  # the bytes put back (a restore from a backup, a copy):
+        fh.seek(1000)
+        fh.write(bytes([1000 % 256]))
+    hashed.clear()
+    assert store.get(key) == path  # hashed again once, clean: served, the new stamp kept
+    assert sorted(hashed) == ["config.json", "model.safetensors"]
+    hashed.clear()
+    assert Store(url=store.url).get(key) == path and hashed == []
+
+
+# -- verify and gc ---------------------------------------------------------
 
 def test_gc_keeps_refs_recent_runs_and_recent_artifacts(store, capsys):
     def make(name):
@@ -210,17 +317,16 @@ def test_gc_keeps_refs_recent_runs_and_recent_artifacts(store, capsys):
         run.use(used)
     store.record_put("old-record", 1)
     (store.tmp / f"{loose}.999.dead").mkdir()  # a crashed builder's leftovers
-    db = store._db()
-    db.execute("UPDATE artifacts SET created = created - 30 * 86400 WHERE key != ?", (fresh,))
-    db.execute("UPDATE records SET created = created - 30 * 86400")
+    age(store, "artifacts", where="WHERE key != ?", params=(fresh,))
+    age(store, "records")
 
-    assert store_main(["--home", str(store.home), "gc", "--dry-run"]) == 0
+    assert store_main(["--url", store.url, "gc", "--dry-run"]) == 0
     assert "would delete 1 artifacts, 1 records, 0 runs, 1 unfinished dirs" in capsys.readouterr().out
     assert store.get(loose)
     report = store.gc()
     assert report.artifacts == [loose] and report.records == 1 and report.garbage_dirs
     assert store.get(loose) is None and all(store.get(k) for k in (referenced, used, fresh))
-    db.execute("UPDATE runs SET started = started - 30 * 86400")
+    age(store, "runs")
     assert store.gc().artifacts == [used] and store.gc().runs == 0
     assert store.get(referenced) and store.verify() == []
 
@@ -229,16 +335,16 @@ def test_gc_waits_for_no_job_and_a_killed_job_does_not_block_it(store, capsys):
     """A job (a pr or promote run) holds the store while it runs: gc refuses, in one
     line with exit 1, rather than delete what the job found but has not named yet."""
     loose = store.ensure(artifact_key("x", name="old cache"), lambda out: (out / "f").write_text("x"), kind="x").name
-    store._db().execute("UPDATE artifacts SET created = created - 30 * 86400")
+    age(store, "artifacts")
     job = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from lab_hooks.store import Store\n"
-         f"with Store({str(store.home)!r}).run('pr', {{'pr': 1}}):\n    print('ready', flush=True); time.sleep(600)"],
+         f"with Store(url={store.url!r}).run('pr', {{'pr': 1}}):\n    print('ready', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert job.stdout.readline() == "ready\n"
         with pytest.raises(StoreBusy, match=r"a job \(pr, promote, generate, train, eval\) is using the store"):
             store.gc()
-        assert store_main(["--home", str(store.home), "gc"]) == 1
+        assert store_main(["--url", store.url, "gc"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("lab-hooks store: ") and err.count("\n") == 1
         assert store.gc(dry_run=True).artifacts == [loose] and store.get(loose)  # looking is fine
@@ -266,8 +372,8 @@ def finished(proc) -> bool:
     return proc.returncode == 0 and lines[0] == "ready" and lines[-2:] == ["done", ""]
 
 
-def test_two_processes_at_once_build_each_key_once(tmp_path):
-    home, log, solo = tmp_path / "store", tmp_path / "builds.log", tmp_path / "solo"
+def test_two_processes_at_once_build_each_key_once(new_store_url, tmp_path):
+    home, log, solo = new_store_url("store"), tmp_path / "builds.log", new_store_url("solo")
     alone = writer(solo)  # the reference, in its own store
     procs = [writer(home, str(log)) for _ in range(2)]
     assert all(finished(p) for p in procs)
@@ -276,15 +382,15 @@ def test_two_processes_at_once_build_each_key_once(tmp_path):
     kinds_steps = [" ".join(line.split()[:2]) for line in builds]
     assert len(kinds_steps) == len(set(kinds_steps)) == 80  # every key computed once, by one of them
     assert len({line.split()[2] for line in builds}) == 2  # and both did part of the work
-    store = Store(home)
+    store = Store(url=home)
     assert store.verify() == [] and store.garbage() == []
 
     assert finished(alone)
-    assert snapshot(store) == snapshot(Store(solo))
+    assert snapshot(store) == snapshot(Store(url=solo))
 
 
-def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
-    home, clean = tmp_path / "store", tmp_path / "clean"
+def test_kill_9_at_random_points_then_verify_and_rerun(new_store_url):
+    home, clean = new_store_url("store"), new_store_url("clean")
     uninterrupted = writer(clean)  # the reference, run meanwhile
     rng = random.Random(4)
     kills = interrupted_builds = 0
@@ -298,7 +404,7 @@ def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait(30)
-        store = Store(home)
+        store = Store(url=home)
         assert store.verify() == []
         interrupted_builds += bool(store.garbage())
         ckpt, replay = store.get_ref("main/checkpoint"), store.get_ref("main/replay")
@@ -308,10 +414,10 @@ def test_kill_9_at_random_points_then_verify_and_rerun(tmp_path):
     assert kills >= 20 and interrupted_builds  # some kills landed inside a build
 
     assert finished(writer(home))
-    store = Store(home)
+    store = Store(url=home)
     assert store.verify() == [] and store.garbage() == []
     assert finished(uninterrupted)
-    assert snapshot(store) == snapshot(Store(clean))
+    assert snapshot(store) == snapshot(Store(url=clean))
 
 
 def test_gc_keeps_what_live_items_depend_on(store):
@@ -325,9 +431,8 @@ def test_gc_keeps_what_live_items_depend_on(store):
     replay = artifact_key("replay", n=1)
     store.record_put(replay, {"leaves": {"a": model}}, deps=[model])
     store.set_refs({"main/replay": replay})
-    db = store._db()
-    db.execute("UPDATE artifacts SET created = created - 30 * 86400")
-    db.execute("UPDATE records SET created = created - 30 * 86400")
+    age(store, "artifacts")
+    age(store, "records")
     assert store.gc().artifacts == [loose]  # ref -> record -> checkpoint -> data, all kept
     assert store.get(model) and store.get(data) and store.verify() == []
 
@@ -335,27 +440,52 @@ def test_gc_keeps_what_live_items_depend_on(store):
     assert [(p.key, p.message) for p in store.verify()] == [(data, f"missing, but {model[:12]} depends on it (rebuild it)")]
     make("sdg data")
     store.delete_refs("main/replay")
-    db.execute("UPDATE artifacts SET created = created - 30 * 86400")
+    age(store, "artifacts")
     report = store.gc()
     assert sorted(report.artifacts) == sorted([model, data]) and report.records == 1
-    assert db.execute("SELECT count(*) FROM deps").fetchone()[0] == 0
+    assert store.db.read("SELECT count(*) FROM deps") == [(0,)]
 
 
-def test_a_version_1_manifest_is_upgraded(tmp_path):
+V2_SCHEMA = """
+CREATE TABLE artifacts (key TEXT PRIMARY KEY, kind TEXT NOT NULL, meta TEXT NOT NULL,
+    created REAL NOT NULL, size INTEGER NOT NULL, nfiles INTEGER NOT NULL);
+CREATE TABLE files (key TEXT NOT NULL REFERENCES artifacts(key) ON DELETE CASCADE,
+    path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (key, path));
+CREATE TABLE records (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE refs (name TEXT PRIMARY KEY, key TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, meta TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL, status TEXT NOT NULL);
+CREATE TABLE run_uses (run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,
+    PRIMARY KEY (run, key));
+PRAGMA user_version=2;
+"""
+
+
+def test_older_manifests_are_upgraded_and_newer_refused(tmp_path):
+    """A v2 manifest (as the previous release wrote it, without deps): its artifacts, hashed
+    when made, are served after one re-hash; a manifest from a newer lab-hooks is refused."""
     import sqlite3
 
-    Store(tmp_path / "s").close()
-    db = sqlite3.connect(tmp_path / "s" / "manifest.sqlite")
-    db.execute("DROP TABLE deps")
-    db.execute("PRAGMA user_version=1")
+    from lab_hooks.store.keys import sha256_file
+
+    key = artifact_key("checkpoint", n=1)
+    home = tmp_path / "s"
+    (home / "objects" / key[:2] / key).mkdir(parents=True)
+    (home / "objects" / key[:2] / key / "w").write_text("weights")
+    db = sqlite3.connect(home / "manifest.sqlite")
+    db.executescript(V2_SCHEMA)
+    db.execute("INSERT INTO artifacts VALUES (?, 'checkpoint', '{}', 1.0, 7, 1)", (key,))
+    db.execute("INSERT INTO files VALUES (?, 'w', ?, 7)", (key, sha256_file(home / "objects" / key[:2] / key / "w")))
+    db.execute("INSERT INTO refs VALUES ('main/checkpoint', ?, 1.0)", (key,))
     db.commit()
     db.close()
-    store = Store(tmp_path / "s")
-    store.record_put("r", 1, deps=["x"])
-    assert store.gc().records == 0
-    db = sqlite3.connect(tmp_path / "s" / "manifest.sqlite")
+    store = Store(home)
+    assert store.get_ref("main/checkpoint") == key and store.get(key).name == key
+    store.record_put("r", 1, deps=[key])
+    assert store.deps("r") == [key] and store.verify() == []
+    db = sqlite3.connect(home / "manifest.sqlite")
     db.execute("PRAGMA user_version=99")
     db.commit()
     db.close()
-    with pytest.raises(StoreError, match="manifest schema v99, this lab-hooks reads v2"):
-        Store(tmp_path / "s")
+    with pytest.raises(StoreError, match="manifest schema v99, this lab-hooks reads v3"):
+        Store(home)

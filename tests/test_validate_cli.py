@@ -73,6 +73,19 @@ def test_config_can_lower_an_error_to_a_warning(repo, capsys):
     assert "warning LH111 unknown key 'notes'" in capsys.readouterr().out
 
 
+def test_the_instructlab_profile_skips_lint_and_attribution_for_version_1_leaves(repo, capsys):
+    """As InstructLab does: yamllint and the attribution check run for `version:` 2 and 3 only."""
+    (repo / ".lab-hooks.yaml").write_text("profile: instructlab\n")
+    spaced = GOOD.replace("Write a haiku about why the sky is blue.", "Write a haiku about why the sky is blue.  ")
+    old = leaf(repo, "compositional_skills/writing/freeform/old/qna.yaml", spaced.replace("version: 3\n", ""), None)
+    new = leaf(repo, "compositional_skills/writing/freeform/new/qna.yaml", spaced, None)
+    assert main(["validate", old]) == 0
+    found = {tuple(line.split()[1:3]) for line in capsys.readouterr().out.splitlines()}
+    assert {("warning", "LH101"), ("warning", "LH403"), ("warning", "LH201")} <= found
+    assert main(["validate", new]) == 1
+    assert {line.split()[2] for line in capsys.readouterr().out.splitlines() if " error " in line} == {"LH201", "LH403"}
+
+
 @pytest.mark.parametrize("argv", [["validate", "--format", "xml", "a"], ["validate", "--root", "/nonexistent", "a"]])
 def test_usage_errors_exit_2(repo, argv, capsys):
     assert main(argv) == 2

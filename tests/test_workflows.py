@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gh_expr
 import pytest
 import yaml
 
@@ -46,7 +47,7 @@ def test_action_steps_have_shell_and_no_interpolation_in_run():
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     assert action["runs"]["using"] == "composite" and action["branding"]
     assert set(action["inputs"]) >= {"mode", "base", "head", "teacher", "student", "judge", "lab-home",
-                                     "github-token", "quick"}
+                                     "github-token", "quick", "artifacts-url"}
     assert set(action["outputs"]) == {"comment-url", "overall-delta", "verdict"}
     for step in action["runs"]["steps"]:
         assert step.get("shell") == "bash", step
@@ -112,3 +113,77 @@ def test_install_pins_every_workflow_to_a_full_sha(tmp_path):
                        (["a/b", str(tmp_path), "no-such-tag"], "not a commit")):
         bad = subprocess.run(["bash", str(install), *args], capture_output=True, text=True)
         assert bad.returncode == 2 and says in bad.stderr and bad.stderr.count("\n") == 1, bad.stderr
+
+
+# -- who may trigger what (issue 15, items 1 and 3): the jobs' `if:` evaluated on real event shapes -----------
+
+REPO = "acme/taxonomy"
+
+
+def _event(**run) -> dict:
+    """The contexts of a workflow_run-triggered job: `run` is the triggering run's fields."""
+    return {"github": {"repository": REPO, "event": {"repository": {"default_branch": "main"},
+                                                     "workflow_run": run}}}
+
+
+def _job_if(workflow: str, job: str) -> str:
+    return load(ROOT / "examples" / "workflows" / f"{workflow}.yml")["jobs"][job]["if"]
+
+
+def _lab_pr_run(**over) -> dict:
+    """A run of this repository's own lab-pr.yml: started by workflow_run, on the default branch."""
+    return {"event": "workflow_run", "path": ".github/workflows/lab-pr.yml", "conclusion": "success",
+            "repository": {"full_name": REPO}, "head_repository": {"full_name": REPO}, "head_branch": "main", **over}
+
+
+@pytest.mark.parametrize("case, run, runs", [
+    ("lab-pr finished", _lab_pr_run(), True),
+    ("lab-pr failed: the PR still hears why", _lab_pr_run(conclusion="failure"), True),
+    ("lab-pr cancelled by a newer push", _lab_pr_run(conclusion="cancelled"), False),
+    ("a fork's own workflow named lab-pr", _lab_pr_run(event="pull_request", head_repository={"full_name": "mallory/taxonomy"},
+                                                      head_branch="patch-1"), False),
+    ("a fork's lab-pr at the real path", _lab_pr_run(event="pull_request", head_branch="patch-1"), False),
+    ("a branch's workflow named lab-pr, run on push", _lab_pr_run(event="push", head_branch="topic"), False),
+    ("a pull_request_target workflow named lab-pr", _lab_pr_run(event="pull_request_target"), False),
+    ("another workflow file named lab-pr", _lab_pr_run(path=".github/workflows/other.yml"), False),
+    ("a run in another repository", _lab_pr_run(repository={"full_name": "mallory/taxonomy"}), False),
+    ("a run on another branch", _lab_pr_run(head_branch="topic"), False),
+])
+def test_lab_comment_trusts_only_lab_pr_runs_of_this_repository(case, run, runs):
+    assert gh_expr.truthy(gh_expr.evaluate(_job_if("lab-comment", "comment"), _event(**run))) is runs, case
+
+
+@pytest.mark.parametrize("case, run, runs", [
+    ("validate passed on a PR", {}, True),
+    ("validate failed", {"conclusion": "failure"}, False),
+    ("validate on a push", {"event": "push"}, False),
+    ("a fork's workflow named validate at another path", {"path": ".github/workflows/x.yml"}, False),
+])
+def test_lab_pr_runs_only_after_validate_passed_on_a_pr(case, run, runs):
+    run = {"event": "pull_request", "path": ".github/workflows/validate.yml", "conclusion": "success",
+           "repository": {"full_name": REPO}, "head_repository": {"full_name": "fork/taxonomy"}, **run}
+    assert gh_expr.truthy(gh_expr.evaluate(_job_if("lab-pr", "lab-pr"), _event(**run))) is runs, case
+
+
+def test_the_expression_reader_is_github_s():
+    ctx = {"a": {"b": "Main"}}
+    assert gh_expr.evaluate("a.b == 'main' && !(a.c == 'x') || false", ctx) is True  # case-insensitive
+    assert gh_expr.evaluate("a.missing == 'x'", ctx) is False
+    with pytest.raises(ValueError):
+        gh_expr.evaluate("contains(a.b, 'x')", ctx)
+
+
+def test_lab_pr_publishes_only_the_report_and_the_verified_number():
+    job = load(ROOT / "examples" / "workflows" / "lab-pr.yml")["jobs"]["lab-pr"]
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    paths = [p.strip() for p in upload["with"]["path"].splitlines() if p.strip()]
+    assert [p.rsplit("/", 1)[1] for p in paths] == ["results.json", "comment.md", "number", "head_sha"]
+    for step in job["steps"]:  # the number is written by the action once fetch-pr.sh verified it, nowhere else
+        assert step.get("if") != "always()" or step is upload, step
+        assert step is upload or "/out" not in yaml.safe_dump(step.get("env", {})), step
+    lab = next(s for s in job["steps"] if s.get("id") == "lab")
+    assert lab["with"]["github-token"] == "${{ github.token }}" and "write" not in str(job["permissions"])
+    comment = load(ROOT / "examples" / "workflows" / "lab-comment.yml")["jobs"]["comment"]
+    post = next(s for s in comment["steps"] if s.get("with", {}).get("mode") == "comment")
+    assert post["with"]["head"] == "${{ steps.pr.outputs.head }}"  # --expect-head: the API must agree
+    assert post["with"]["artifacts-url"] == "${{ github.event.workflow_run.html_url }}"

@@ -10,16 +10,19 @@ from typing import Iterator
 from lab_hooks.checks.context import Context
 from lab_hooks.checks.findings import ERROR, WARNING, Finding
 from lab_hooks.checks.registry import leaf_check, rule, threshold
-from lab_hooks.taxonomy.documents import HEAD, glob_files, local_document_dir
+from lab_hooks.taxonomy.documents import HEAD, glob_files, local_document_dir, url_problem
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
 GROUNDED_NO_CONTEXT = rule("LH401", "grounded-needs-context", ERROR, "a seed of a grounded skill (under `grounded/`) has no `context`")
 FREEFORM_CONTEXT = rule("LH402", "freeform-context", WARNING, "a seed of a freeform skill has a `context` (move the leaf under `grounded/`?)")
-NO_ATTRIBUTION = rule("LH403", "attribution-missing", ERROR, "no readable, non-empty `attribution.txt` beside the leaf")
-ATTRIBUTION_FIELDS = rule("LH404", "attribution-fields", ERROR, "`attribution.txt` does not name the title, link, license and creator")
+NO_ATTRIBUTION = rule("LH403", "attribution-missing", ERROR, "no readable, non-empty `attribution.txt` beside the leaf",
+                      leaf_level=True)
+ATTRIBUTION_FIELDS = rule("LH404", "attribution-fields", WARNING,
+                          "`attribution.txt` does not name the title, link, license and creator", leaf_level=True)
 DOCUMENT_REPO = rule("LH405", "document-repo", ERROR, "knowledge `document.repo` is not an https URL nor a folder inside the taxonomy repo")
 DOCUMENT_COMMIT = rule("LH406", "document-commit", ERROR, "knowledge `document.commit` is not a full 40-hex commit sha (or `HEAD` for an in-repo document)")
 DOCUMENT_PATTERN = rule("LH407", "document-pattern", ERROR, "a `document.patterns` entry is absolute, uses `..`, or matches no file in the taxonomy repo")
+DOCUMENT_HOST = rule("LH408", "document-host", ERROR, "knowledge `document.repo` is on a host not in `document_hosts` (an IP address or local name only if listed there)")
 SEED_TOO_LONG = rule("LH501", "seed-too-long", ERROR, "question + answer + context of a seed exceed the character budget (`max_seed_chars`)")
 CONTEXT_WORDS = rule("LH502", "context-too-long", WARNING, "a knowledge context exceeds `max_context_words` (500) words")
 QNA_WORDS = rule("LH503", "qna-too-long", WARNING, "a knowledge question + answer exceed `max_qna_words` (250) words")
@@ -101,6 +104,9 @@ def check_document(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
             yield DOCUMENT_REPO.at(leaf.file, pos(("document", "repo")),
                                    f"document.repo {repo!r}: use an https:// URL or a folder inside the taxonomy repo")
             return
+        problem = None if local is not None else url_problem(repo, ctx.config.document_hosts)
+        if problem:
+            yield DOCUMENT_HOST.at(leaf.file, pos(("document", "repo")), f"document.repo {repo!r} {problem}")
         if isinstance(commit, str) and commit and not _SHA.fullmatch(commit) and (local is None or commit != HEAD):
             yield DOCUMENT_COMMIT.at(leaf.file, pos(("document", "commit")),
                                      f"document.commit {commit!r}: give the full 40-character commit sha"
@@ -128,7 +134,8 @@ def check_lengths(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
         size = len(example.question) + len(example.answer) + len(example.context or "")
         if size > max_chars:
             yield SEED_TOO_LONG.at(leaf.file, example.pos, f"question + answer + context are {size:,} characters, "
-                                                           f"over the {max_chars:,} budget (max_seed_chars)")
+                                                           f"over the {max_chars:,} budget (max_seed_chars)",
+                                   " ".join(example.question.split()))
     if leaf.kind is not Kind.KNOWLEDGE:
         return
     max_context, max_qna = ctx.threshold(MAX_CONTEXT_WORDS), ctx.threshold(MAX_QNA_WORDS)

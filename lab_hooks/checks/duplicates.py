@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 from functools import lru_cache
+from itertools import combinations
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -23,13 +24,14 @@ from lab_hooks.checks.registry import leaf_check, rule, taxonomy_check, threshol
 from lab_hooks.checks.seedindex import SeedIndex, seed_prompt
 from lab_hooks.taxonomy.leaf import Example, Leaf
 
-SIMILAR_QUESTIONS = rule("LH601", "similar-questions", ERROR,
+SIMILAR_QUESTIONS = rule("LH601", "similar-questions", WARNING,
                          "two seed questions of a leaf (with their context in a grounded skill) have ROUGE-L >= "
                          "`rouge_l_near_duplicate` (0.7)")
-SIMILAR_SEEDS = rule("LH602", "similar-seeds", ERROR,
+SIMILAR_SEEDS = rule("LH602", "similar-seeds", WARNING,
                      "two seeds of a leaf (question + answer) have ROUGE-L >= `rouge_l_near_duplicate` (0.7)")
 LOW_DIVERSITY = rule("LH603", "low-diversity", WARNING,
-                     "the leaf's diversity (mean pairwise 1 - ROUGE-L of its questions) is below `min_diversity`")
+                     "the leaf's diversity (mean pairwise 1 - ROUGE-L of its questions) is below `min_diversity`",
+                     leaf_level=True)
 DUPLICATE_ACROSS = rule("LH604", "duplicate-across-leaves", ERROR,
                         "a seed question repeats one of another leaf (ignoring case, whitespace, punctuation)")
 SIMILAR_ACROSS = rule("LH605", "similar-across-leaves", WARNING,
@@ -38,9 +40,15 @@ CONTAMINATION = rule("LH606", "mtbench-contamination", ERROR,
                      "a seed question, answer or context has ROUGE-L >= `rouge_l_contamination` (0.7) or shares a "
                      "`contamination_ngram`-word (13) run with an MT-Bench question (either turn)")
 MTBENCH_UNAVAILABLE = rule("LH607", "mtbench-unavailable", WARNING,
-                           "the MT-Bench questions are not cached and cannot be fetched: contamination not checked")
+                           "the MT-Bench questions are not cached and cannot be fetched: contamination not checked",
+                           leaf_level=True)
+REPEATED_SEED = rule("LH610", "repeated-seed", ERROR,
+                     "a seed asks an earlier seed's question (the same words; in a grounded skill over the same "
+                     "context) and its answer nearly repeats that seed's (ROUGE-L >= `rouge_l_repeated_answer`, 0.9)")
 
 NEAR_DUPLICATE = threshold("rouge_l_near_duplicate", 0.7, "ROUGE-L F at which two seeds are near-duplicates")
+REPEATED_ANSWER = threshold("rouge_l_repeated_answer", 0.9,
+                            "ROUGE-L F of two answers to one question at which the later seed repeats the earlier")
 # 0.3 = 1 - 0.7: below it, the leaf's average pair of seeds is itself a near-duplicate.
 MIN_DIVERSITY = threshold("min_diversity", 0.3, "the least mean pairwise 1 - ROUGE-L of a leaf's seed questions")
 CONTAMINATION_ROUGE_L = threshold("rouge_l_contamination", 0.7, "ROUGE-L F at which a seed matches an MT-Bench turn")
@@ -56,8 +64,23 @@ def _line(example: Example) -> int:
     return example.pos[0]
 
 
+class _Normalized(dict):
+    """Text -> `sim.normalize(text)`, each text once: a leaf's pairs share their seeds."""
+
+    def __missing__(self, text: str) -> str:
+        value = self[text] = sim.normalize(text)
+        return value
+
+    def pair(self, a: str, b: str) -> str:
+        """The subject of a finding about two seeds: both texts, without case or punctuation."""
+        return f"{self[a]}\n{self[b]}"
+
+
 @leaf_check
 def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
+    """Seeds of one leaf that repeat each other: an error when a seed asks the same
+    question and nearly repeats the answer (it adds nothing), a warning when they
+    are merely alike (templates with one word changed, which reviewers merge)."""
     examples = [e for e in leaf.examples if e.question.strip()]
     if len(examples) < 2:
         return
@@ -66,20 +89,34 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     what = "question (with its context)" if prompts != [e.question for e in examples] else "question"
     vocab = ctx.memo("vocabulary", sim.Vocabulary)
     questions = [vocab.encode(p) for p in prompts]
+    answers = [vocab.encode(e.answer) for e in examples]
+    texts = [f"{p}\n{e.answer}" for p, e in zip(prompts, examples)]
+    subject = _Normalized().pair
+    repeats = set()
+    answer_limit = ctx.threshold(REPEATED_ANSWER)
+    for i, j in combinations(range(len(examples)), 2):
+        if questions[i] == questions[j] and (score := sim.rouge_l_tokens(answers[i], answers[j])) >= answer_limit:
+            repeats.add((i, j))
+            yield REPEATED_SEED.at(leaf.file, examples[j].pos,
+                                   f"seed repeats the seed at line {_line(examples[i])}: the same {what}, and "
+                                   f"answers with ROUGE-L {score:.2f} >= {answer_limit}; it adds nothing",
+                                   subject(texts[i], texts[j]))
     scores = sim.pairwise_scores(questions)
     for i, j, score in scores:
-        if score >= limit:
+        if score >= limit and (i, j) not in repeats:
             yield SIMILAR_QUESTIONS.at(leaf.file, examples[j].pos,
                                        f"{what} is a near-duplicate of the {what} at line "
-                                       f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
+                                       f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})",
+                                       subject(prompts[i], prompts[j]))
     # One leaf's seeds are few: all pairs in rapidfuzz beat building self_join's index.
-    seeds = [q + vocab.encode(e.answer) for q, e in zip(questions, examples)]  # the tokens of f"{p}\n{answer}"
+    seeds = [q + a for q, a in zip(questions, answers)]  # the tokens of f"{p}\n{answer}"
     for i, j, score in sim.pairwise_scores(seeds):
-        if score < limit:
+        if score < limit or (i, j) in repeats:
             continue
         yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
                                f"seed (question + answer) is a near-duplicate of the seed at line "
-                               f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})")
+                               f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})",
+                               subject(texts[i], texts[j]))
     diversity = math.fsum(1 - score for _, _, score in scores) / len(scores)  # statistics.fmean, without importing it
     yield Metric(leaf.file, "diversity", round(diversity, 4))
     floor = ctx.threshold(MIN_DIVERSITY)
@@ -154,7 +191,7 @@ def _near_by_postings(index: SeedIndex, tokens: list[list[str]], vocab: sim.Voca
     return out
 
 
-def _shown(root: Path, path: str) -> str:
+def shown(root: Path, path: str) -> str:
     """Another leaf's file as the user can open it: relative to the working directory."""
     try:
         return os.path.relpath(root / path)
@@ -182,7 +219,7 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
         index.close()
     found: dict[tuple[int, bool], list[tuple[float, str]]] = {}
     for qi, leaf_id, seed, score, exact in matches:
-        where = f"{_shown(ctx.root, paths[leaf_id])}:{seeds[leaf_id][seed][0]}"
+        where = f"{shown(ctx.root, paths[leaf_id])}:{seeds[leaf_id][seed][0]}"
         found.setdefault((qi, exact), []).append((score, where))
     for (qi, exact), others in sorted(found.items()):
         leaf, example = queries[qi]
@@ -191,11 +228,12 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
                           for score, where in others[:SHOWN_MATCHES])
         more = f" and {len(others) - SHOWN_MATCHES} more" if len(others) > SHOWN_MATCHES else ""
         what = "question (with its context)" if seed_prompt(leaf, example) != example.question else "question"
+        subject = sim.normalize(seed_prompt(leaf, example))
         if exact:
-            yield DUPLICATE_ACROSS.at(leaf.file, example.pos, f"{what} repeats the seed at {named}{more}")
+            yield DUPLICATE_ACROSS.at(leaf.file, example.pos, f"{what} repeats the seed at {named}{more}", subject)
         else:
             yield SIMILAR_ACROSS.at(leaf.file, example.pos, f"{what} is a near-duplicate (ROUGE-L >= {limit}) "
-                                                            f"of the seed at {named}{more}")
+                                                            f"of the seed at {named}{more}", subject)
 
 
 @lru_cache(maxsize=1)
@@ -246,9 +284,11 @@ def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterato
             score, turn_i = near[text]
             qid, category, turn, _ = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} matches MT-Bench question {qid} ({category}) turn "
-                                                   f"{turn}: ROUGE-L {score:.2f} >= {limit}")
+                                                   f"{turn}: ROUGE-L {score:.2f} >= {limit}",
+                                   f"{what} {sim.normalize(text)}")
         elif shared[text] is not None:
             gram, turn_i = shared[text]
             qid, category, turn, _ = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} shares {n} words with MT-Bench question {qid} "
-                                                   f"({category}) turn {turn}: \"{gram}\"")
+                                                   f"({category}) turn {turn}: \"{gram}\"",
+                                   f"{what} {sim.normalize(text)}")

@@ -34,16 +34,19 @@ class Report:
         return sum(f.is_error for f in self.findings)
 
 
-def _taxonomy_name(file: Path, root: str) -> str:
-    """The file's path below the (absolute) root when it is inside it, else as given."""
-    path = os.path.abspath(file)
-    return path[len(root) + 1:].replace(os.sep, "/") if path.startswith(root + os.sep) else file.as_posix()
+def taxonomy_name(file: str, root: str | Path) -> str:
+    """The file's path below the taxonomy root when it is inside it, else as given."""
+    path, root = os.path.abspath(file), os.path.abspath(root)
+    return path[len(root) + 1:].replace(os.sep, "/") if path.startswith(root + os.sep) else Path(file).as_posix()
 
 
-def load_for_check(file: str, root: Path) -> Leaf:
-    """Read and parse one leaf; `Leaf.file` stays as given so diagnostics point at it."""
+def load_for_check(file: str, root: Path, content: bytes | None = None, attribution: str | None = None) -> Leaf:
+    """Read (or take `content` and `attribution`: another version of the file) and parse
+    one leaf; `Leaf.file` stays as given so diagnostics point at it."""
     path = Path(file)
-    leaf = parse_leaf(read_bounded(path), _taxonomy_name(path, os.path.abspath(root)), read_attribution(path))
+    if content is None:
+        content, attribution = read_bounded(path), read_attribution(path)
+    leaf = parse_leaf(content, taxonomy_name(file, root), attribution)
     return dataclasses.replace(leaf, file=file)
 
 
@@ -67,15 +70,26 @@ def check_files(files: Sequence[str], root: str | Path | None = None, config: Co
                 taxonomy_wide: bool = True) -> Report:
     """Check the files; `root` is the taxonomy root (found from the files when None).
     Without `taxonomy_wide`, each leaf is judged on its own (no checks across leaves)."""
-    load_checks()
-    ctx = Context(Path(root) if root is not None else find_root(files), config or Config())
-    report = Report(files=list(files))
-    raw: list[Finding | Metric] = []
+    root = Path(root) if root is not None else find_root(files)
+    leaves, unreadable = [], []
     for file in files:
         try:
-            ctx.checked.append(load_for_check(file, ctx.root))
+            leaves.append(load_for_check(file, root))
         except LeafError as exc:
-            raw.append(RULES[exc.code].at(file, exc.pos, exc.message))
+            unreadable.append(RULES[exc.code].at(file, exc.pos, exc.message))
+    return check_leaves(leaves, unreadable, root, config, taxonomy_wide, files)
+
+
+def check_leaves(leaves: Sequence[Leaf], unreadable: Sequence[Finding], root: str | Path,
+                 config: Config | None = None, taxonomy_wide: bool = True,
+                 files: Sequence[str] | None = None) -> Report:
+    """Run every check on parsed leaves; `unreadable` are the findings of the files
+    that did not parse (`files`, all of them, default: the leaves' files)."""
+    load_checks()
+    ctx = Context(Path(root), config or Config())
+    ctx.checked = list(leaves)
+    report = Report(files=list(files) if files is not None else [leaf.file for leaf in leaves])
+    raw: list[Finding | Metric] = list(unreadable)
     across = _beside(lambda: _run_all(TAXONOMY_CHECKS if taxonomy_wide else [], "(taxonomy)", ctx.checked, ctx),
                      fork=taxonomy_wide and len(ctx.checked) >= FORK_AT_LEAVES)
     for leaf in ctx.checked:
@@ -84,14 +98,22 @@ def check_files(files: Sequence[str], root: str | Path | None = None, config: Co
     found, crashes = across()
     raw += found
     report.internal_errors += crashes
+    version_1 = _version_1_files(ctx.checked) if ctx.config.version_1 else set()
     for item in raw:
         if isinstance(item, Metric):
             report.metrics.append(item)
             continue
-        severity = ctx.config.severity(RULES[item.code])
+        severity = ctx.config.severity(RULES[item.code], item.file in version_1)
         if severity != OFF:
             report.findings.append(item if severity == item.severity else item._replace(severity=severity))
     return report
+
+
+def _version_1_files(leaves: Sequence[Leaf]) -> set[str]:
+    """The files of the leaves InstructLab reads as version 1 (no `version:`, or 1)."""
+    from lab_hooks.checks.schema import schema_version
+
+    return {leaf.file for leaf in leaves if schema_version(leaf.version) == 1}
 
 
 def _run(check, report: Report, where: str, *args) -> list[Finding | Metric]:

@@ -9,12 +9,17 @@ same way.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple
 
 ERROR, WARNING, OFF = "error", "warning", "off"
 SEVERITIES = (ERROR, WARNING, OFF)
 FORMATS = ("text", "github", "json")
+# Why an error was let through as a warning: it was there before the change
+# (`--base`), or the repository's baseline file lists it.
+PRE_EXISTING, BASELINED = "pre-existing", "in baseline"
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 
 
 class Finding(NamedTuple):
@@ -27,19 +32,34 @@ class Finding(NamedTuple):
     code: str
     severity: str  # "error" or "warning"
     message: str
+    # What the finding is about, in words that stay the same when other lines move
+    # (the texts of two near-duplicate seeds, a key's path); "" = the message with its
+    # numbers (lines, indexes, scores) left out. See `identity`.
+    subject: str = ""
+    note: str = ""  # PRE_EXISTING or BASELINED when an error was let through as a warning
 
     @property
     def is_error(self) -> bool:
         return self.severity == ERROR
 
+    @property
+    def shown(self) -> str:
+        """The message as printed: marked when the ratchet or the baseline let it through."""
+        return f"[{self.note}] {self.message}" if self.note else self.message
+
+    def identity(self, leaf: str) -> tuple[str, str, str]:
+        """(leaf, rule, subject): the same finding before and after an edit elsewhere
+        in the leaf, a move of the leaf (`leaf` is the taxonomy path) or a reordering."""
+        return leaf, self.code, self.subject or _NUMBERS.sub("#", self.message)
+
     def text(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.severity} {self.code} {self.message}"
+        return f"{self.file}:{self.line}:{self.col}: {self.severity} {self.code} {self.shown}"
 
     def github(self) -> str:
         """A GitHub Actions workflow command that annotates the line in the PR."""
         props = ",".join(f"{k}={_escape_property(str(v))}" for k, v in
                          (("file", self.file), ("line", self.line), ("col", self.col), ("title", self.code)))
-        return f"::{self.severity} {props}::{_escape_data(f'{self.code} {self.message}')}"
+        return f"::{self.severity} {props}::{_escape_data(f'{self.code} {self.shown}')}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +84,11 @@ def summary_line(findings: Iterable[Finding], files: int) -> str:
     findings = list(findings)
     errors = sum(f.is_error for f in findings)
     warnings = len(findings) - errors
-    return f"{files} file{'s' * (files != 1)} checked: {errors} error{'s' * (errors != 1)}, " \
+    line = f"{files} file{'s' * (files != 1)} checked: {errors} error{'s' * (errors != 1)}, " \
            f"{warnings} warning{'s' * (warnings != 1)}"
+    let_through = {note: sum(f.note == note for f in findings) for note in (PRE_EXISTING, BASELINED)}
+    notes = ", ".join(f"{n:,} {note}" for note, n in let_through.items() if n)
+    return f"{line} ({notes})" if notes else line
 
 
 def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterable[Metric] = ()) -> str:
@@ -80,7 +103,8 @@ def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterabl
         for finding in findings:
             entry = per_file.setdefault(finding.file, {"file": finding.file, "findings": [], "metrics": {}})
             entry["findings"].append({"line": finding.line, "col": finding.col, "code": finding.code,
-                                      "severity": finding.severity, "message": finding.message})
+                                      "severity": finding.severity, "message": finding.message,
+                                      **({"note": finding.note} if finding.note else {})})
         for metric in metrics:
             per_file.setdefault(metric.file, {"file": metric.file, "findings": [], "metrics": {}})
             per_file[metric.file]["metrics"][metric.name] = metric.value

@@ -48,7 +48,7 @@ def check_lines(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
             content = line.rstrip("\r")
             stripped = content.rstrip(" \t")
             if stripped != content:
-                yield TRAILING_SPACES.at(leaf.file, (n, len(stripped) + 1), "trailing spaces")
+                yield TRAILING_SPACES.at(leaf.file, (n, len(stripped) + 1), "trailing spaces", subject=stripped.strip())
             line = stripped
         if line:
             if blank_run:
@@ -82,7 +82,7 @@ def _blank_run(leaf: Leaf, first: int, count: int, at_end: bool) -> Iterator[Fin
 def check_duplicate_keys(leaf: Leaf, ctx: Context) -> Iterator[Finding]:
     for path, first, again in leaf.doc.duplicate_keys:
         yield DUPLICATE_KEY.at(leaf.file, again, f"duplicate key {path[-1]!r} (first at line {first[0]}); "
-                                                 "YAML keeps only this one")
+                                                 "YAML keeps only this one", subject=repr(path))
 
 
 @leaf_check

@@ -8,14 +8,17 @@ from bisect import bisect_left
 from typing import Iterator
 
 from lab_hooks.checks.context import Context
-from lab_hooks.checks.findings import ERROR, Finding
+from lab_hooks.checks.findings import ERROR, WARNING, Finding
 from lab_hooks.checks.registry import leaf_check, rule
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Leaf
 
-FILE_NAME = rule("LH301", "file-name", ERROR, "a leaf file must be named `qna.yaml` (`qna.yml` is flagged)")
-PATH_NAME = rule("LH302", "path-name", ERROR, "a folder name in the taxonomy path has upper-case letters or spaces")
-NESTED_LEAF = rule("LH303", "nested-leaf", ERROR, "a leaf folder holds another leaf below it")
-OUTSIDE_TREES = rule("LH304", "outside-trees", ERROR, "the leaf is not under compositional_skills/, foundational_skills/ or knowledge/")
+FILE_NAME = rule("LH301", "file-name", ERROR, "a leaf file must be named `qna.yaml` (`qna.yml` is flagged)",
+                 leaf_level=True)
+PATH_NAME = rule("LH302", "path-name", WARNING, "a folder name in the taxonomy path has upper-case letters or spaces",
+                 leaf_level=True)
+NESTED_LEAF = rule("LH303", "nested-leaf", ERROR, "a leaf folder holds another leaf below it", leaf_level=True)
+OUTSIDE_TREES = rule("LH304", "outside-trees", ERROR, "the leaf is not under compositional_skills/, foundational_skills/ or knowledge/",
+                    leaf_level=True)
 
 
 @leaf_check

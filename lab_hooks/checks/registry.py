@@ -40,9 +40,12 @@ class Rule:
     name: str  # short slug, e.g. trailing-spaces
     severity: str  # default; a taxonomy repo's config may change it
     summary: str  # one line for the README's table
+    # About the leaf as a whole (its version, folder, attribution), not one of its
+    # lines: an edit anywhere in the leaf does not make such a finding new (`--base`).
+    leaf_level: bool = False
 
-    def at(self, file: str, pos: tuple[int, int], message: str) -> Finding:
-        return Finding(file, pos[0], pos[1], self.code, self.severity, message)
+    def at(self, file: str, pos: tuple[int, int], message: str, subject: str = "") -> Finding:
+        return Finding(file, pos[0], pos[1], self.code, self.severity, message, subject)
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,10 @@ LEAF_CHECKS: list[LeafCheck] = []
 TAXONOMY_CHECKS: list[TaxonomyCheck] = []
 
 
-def rule(code: str, name: str, severity: str, summary: str) -> Rule:
+def rule(code: str, name: str, severity: str, summary: str, leaf_level: bool = False) -> Rule:
     """Declare a rule code; codes are unique and never reused."""
     assert severity in (ERROR, WARNING) and code not in RULES, code
-    RULES[code] = Rule(code, name, severity, summary)
+    RULES[code] = Rule(code, name, severity, summary, leaf_level)
     return RULES[code]
 
 

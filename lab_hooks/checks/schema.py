@@ -14,7 +14,8 @@ from lab_hooks.checks.jsonschema_lite import SchemaError, check_supported, iter_
 from lab_hooks.checks.registry import leaf_check, rule
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
-VERSION_MISSING = rule("LH101", "version-missing", ERROR, "no `version:` key (InstructLab then assumes the obsolete version 1)")
+VERSION_MISSING = rule("LH101", "version-missing", ERROR, "no `version:` key (InstructLab then assumes the obsolete version 1)",
+                       leaf_level=True)
 VERSION_UNSUPPORTED = rule("LH102", "version-unsupported", ERROR, "no schema for this version of this tree (knowledge needs 3; skills 1-3)")
 REQUIRED = rule("LH110", "missing-key", ERROR, "a required key is missing")
 UNKNOWN_KEY = rule("LH111", "unknown-key", ERROR, "a key the schema does not define")

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 from lab_hooks.checks import similarity as sim
 from lab_hooks.checks.context import Context
-from lab_hooks.checks.duplicates import NEAR_DUPLICATE, _shown
+from lab_hooks.checks.duplicates import NEAR_DUPLICATE, shown
 from lab_hooks.checks.findings import WARNING, Finding
 from lab_hooks.checks.registry import rule, taxonomy_check, threshold
 from lab_hooks.checks.seedindex import SeedIndex, seed_prompt
@@ -115,6 +115,6 @@ def check_paraphrases(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Finding]
             other = seeds[leaf_id][seed]
             if sim.rouge_l(prompts[qi], other[2]) >= lexical:
                 continue  # already a lexical near-duplicate
-            where = f"line {other[0]}" if leaf_id == own else f"{_shown(ctx.root, paths[leaf_id])}:{other[0]}"
+            where = f"line {other[0]}" if leaf_id == own else f"{shown(ctx.root, paths[leaf_id])}:{other[0]}"
             yield PARAPHRASE.at(leaf.file, example.pos, f"question paraphrases the seed at {where} "
                                                         f"(cosine {cosines[qi, ri]:.2f} >= {limit})")

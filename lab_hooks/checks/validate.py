@@ -29,29 +29,61 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--semantic", action="store_true",
                         help="also report paraphrased seeds (all-MiniLM-L6-v2 embeddings; needs the [ml] extra)")
     parser.add_argument("--base", metavar="REF",
-                        help="also check the leaves the working tree changes since it forked from REF "
-                             "(staged, unstaged, untracked; what a PR's validation job runs)")
+                        help="errors only for what changed since the working tree forked from REF: findings "
+                             "the base already had are listed as warnings marked pre-existing. Without FILE, "
+                             "checks the leaves changed since then (the pre-commit hook passes HEAD; a PR job, "
+                             "the PR's base branch)")
     parser.formatter_class = argparse.HelpFormatter
     return parser
 
 
-def select_files(args: argparse.Namespace) -> list[str]:
-    """The files this run checks (ways to choose them, like a git range, plug in here)."""
+def select_files(args: argparse.Namespace, base) -> tuple[list[str], str | None]:
+    """The files this run checks and the taxonomy root (None: found from the files).
+    With a base and no FILE, the leaves changed since the base."""
     from lab_hooks.checks.engine import expand
 
-    files = expand(args.files)
-    if args.base:
-        from lab_hooks.diff import changed_leaves, open_repo
+    if args.files or base is None:
+        return expand(args.files), args.root
+    from lab_hooks.checks.gitbase import changed_leaf_files, repository_top
 
-        top = open_repo(".").working_tree_dir
-        root = os.path.relpath(os.path.abspath(args.root), top) if args.root else ""
-        changes = changed_leaves(top, args.base, root=root)
-        # Relative to the working directory, like the paths a user or pre-commit passes: at
-        # the repository's top (Actions, pre-commit) that is the repo-relative path that
-        # GitHub annotations and the PR comment's links need, and a leaf named both ways
-        # is checked once.
-        files += [os.path.relpath(os.path.join(top, c.path)) for c in changes if c.status != "deleted"]
-    return list(dict.fromkeys(files))
+    root = args.root if args.root is not None else repository_top()
+    return changed_leaf_files(base, root), root
+
+
+def check(args: argparse.Namespace):
+    """The files checked and their report; the errors the baseline lists, and with
+    `--base` those the base had, are let through as warnings."""
+    from lab_hooks.checks import baseline
+    from lab_hooks.checks.config import load_config
+    from lab_hooks.checks.engine import check_files, find_root
+    from lab_hooks.checks.registry import load_checks
+
+    base = None
+    if args.base:
+        from lab_hooks.checks.gitbase import GitBase
+
+        base = GitBase(args.base)
+    try:
+        files, root = select_files(args, base)
+        root = os.path.relpath(root if root is not None else find_root(files))
+        load_checks()  # rules must be registered before the config names them
+        config = load_config(root)
+        config.semantic = args.semantic
+        report = check_files(files, root, config)
+        known = baseline.read(root)
+        if known is not None:
+            stale = baseline.apply(report, root, known)
+            if stale:
+                print(f"lab-hooks validate: {stale:,} {baseline.BASELINE_FILE} entries of these leaves no longer "
+                      "occur: run `lab-hooks baseline` to drop them", file=sys.stderr)
+        if base is not None:
+            from lab_hooks.checks.ratchet import base_states, mark_pre_existing
+
+            mark_pre_existing(report, root, config, base_states(base, files, root))
+        return files, report
+    finally:
+        if base is not None:
+            base.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,29 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab-hooks validate: --root {args.root}: not a directory", file=sys.stderr)
         return 2
 
-    from lab_hooks.checks.config import ConfigError, load_config
-    from lab_hooks.checks.engine import check_files, find_root
-    from lab_hooks.checks.registry import load_checks
+    from lab_hooks.checks.baseline import BaselineError
+    from lab_hooks.checks.config import ConfigError
 
-    diff_errors: tuple[type[Exception], ...] = ()
-    if args.base:  # gitpython is imported only then: the hook path stays light
-        from lab_hooks.diff import DiffError
+    errors: tuple[type[Exception], ...] = (ConfigError, BaselineError)
+    if args.base:  # the git reader is imported only then
+        from lab_hooks.checks.gitbase import BaseError
 
-        diff_errors = (DiffError,)
+        errors += (BaseError,)
     try:
-        files = select_files(args)
-    except diff_errors as exc:
+        files, report = check(args)
+    except errors as exc:
         print(f"lab-hooks validate: {exc}", file=sys.stderr)
         return 2
-    root = args.root if args.root is not None else find_root(files)
-    load_checks()  # rules must be registered before the config names them
-    try:
-        config = load_config(root)
-    except ConfigError as exc:
-        print(f"lab-hooks validate: {exc}", file=sys.stderr)
-        return 2
-    config.semantic = args.semantic
-    report = check_files(files, root, config)
     out = render(report.findings, fmt, report.files, report.metrics)
     try:
         if out:

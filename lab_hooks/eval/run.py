@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -318,50 +318,64 @@ def evaluate(
         if store is not None and records:
             store.record_put_many(records)
 
+    def computed_once(keys: dict) -> ExitStack:
+        """Hold these records' store locks (in key order: no deadlock) while finding and computing
+        them: a job on another runner needing the same answers waits, then reuses them."""
+        stack = ExitStack()
+        for key in sorted(set(keys.values())) if store is not None else ():
+            stack.enter_context(store.lock(key))
+        return stack
+
     judged_sets: dict[str, dict[str, dict]] = {}
     answered: dict[str, dict[str, list]] = {}
     nll: dict[str, dict[str, list]] = {}
     not_scorable = None
     for role in ROLES:
         keys = {s.name: answers_key(role, s) for s in plan.sets}
-        found = cached(keys)
-        answers = {name: found[key]["answers"] for name, key in keys.items() if key in found}
-        missing = [s for s in plan.sets if s.name not in answers]
-        model = backends(specs[role]) if missing else None  # loading is a step of its own
-        with steps.step(f"{role} answers", cached=not missing, questions=sum(len(s.questions) for s in missing)) as row:
-            if missing:
-                new, row["tokens"] = generate_answers(model, missing, settings.max_tokens, settings.seed)
-                answers.update(new)
-                save({keys[name]: {"answers": a} for name, a in new.items()})
+        with computed_once(keys):
+            found = cached(keys)
+            answers = {name: found[key]["answers"] for name, key in keys.items() if key in found}
+            missing = [s for s in plan.sets if s.name not in answers]
+            model = backends(specs[role]) if missing else None  # loading is a step of its own
+            with steps.step(f"{role} answers", cached=not missing,
+                            questions=sum(len(s.questions) for s in missing)) as row:
+                if missing:
+                    new, row["tokens"] = generate_answers(model, missing, settings.max_tokens, settings.seed)
+                    answers.update(new)
+                    save({keys[name]: {"answers": a} for name, a in new.items()})
         answered[role] = answers
         jkeys = {s.name: judgments_key(role, s) for s in plan.sets}
-        found = cached(jkeys)
-        judged = {name: found[key] for name, key in jkeys.items() if key in found}
-        missing = [s for s in plan.sets if s.name not in judged]
-        model = backends(specs["judge"]) if missing else None
-        with steps.step(f"{role} judgments", cached=not missing):
-            if missing:
-                new = judge_answers(model, missing, answers, settings, judging["prefill"])
-                judged.update(new)
-                save({jkeys[name]: j for name, j in new.items()})
+        with computed_once(jkeys):
+            found = cached(jkeys)
+            judged = {name: found[key] for name, key in jkeys.items() if key in found}
+            missing = [s for s in plan.sets if s.name not in judged]
+            model = backends(specs["judge"]) if missing else None
+            with steps.step(f"{role} judgments", cached=not missing):
+                if missing:
+                    new = judge_answers(model, missing, answers, settings, judging["prefill"])
+                    judged.update(new)
+                    save({jkeys[name]: j for name, j in new.items()})
         judged_sets[role] = judged
-        if plan.references and not_scorable is None:
-            nkeys = {row["path"]: nll_key(role, row) for row in plan.references}
+        if not plan.references or not_scorable is not None:
+            continue
+        nkeys = {row["path"]: nll_key(role, row) for row in plan.references}
+        with computed_once(nkeys):
             found = cached(nkeys)
             nll[role] = {path: found[key]["nll"] for path, key in nkeys.items() if key in found}
             missing = [row for row in plan.references if row["path"] not in nll[role]]
             model = backends(specs[role]) if missing else None
             with steps.step(f"{role} reference NLL", cached=not missing,
                             answers=sum(len(r["references"]) for r in missing)):
-                if missing:
-                    try:
-                        scores = reference.score(model, [ref for row in missing for ref in row["references"]])
-                    except reference.NotScorable as exc:
-                        not_scorable = str(exc)
-                    else:
-                        for row in missing:
-                            nll[role][row["path"]], scores = scores[:len(row["references"])], scores[len(row["references"]):]
-                        save({nkeys[row["path"]]: {"nll": nll[role][row["path"]]} for row in missing})
+                try:
+                    scores = reference.score(model, [ref for row in missing for ref in row["references"]]) \
+                        if missing else []
+                except reference.NotScorable as exc:
+                    not_scorable = str(exc)
+                else:
+                    for row in missing:
+                        count = len(row["references"])
+                        nll[role][row["path"]], scores = scores[:count], scores[count:]
+                    save({nkeys[row["path"]]: {"nll": nll[role][row["path"]]} for row in missing})
 
     calibrated = None
     if plan.sets:  # the judge's scores are used: it must show it can tell good from bad first
@@ -369,16 +383,17 @@ def evaluate(
         prompts = data / "mt_bench" / "judge_prompts.jsonl"
         key = artifact_key("eval-calibration", judge=ids["judge"], items=calibration.set_hash(items),
                            prompts=sha256_file(prompts), judging=judging, seed=settings.seed)
-        found = cached({"calibration": key}).get(key)
-        model = backends(specs["judge"]) if found is None else None
-        with steps.step("judge calibration", cached=found is not None, judgments=len(items) * 5):
-            if found is None:
-                once = dataclasses.replace(settings.judge_params(), n=1)
-                judgments = [j for js in rate(model, calibration.conversations(items, prompts, judging["prefill"]),
-                                              once, judging["prefill"]) for j in js]
-                found = {"ratings": [j.rating for j in judgments], "scoring": [j.scoring for j in judgments],
-                         "judgments": [j.text for j in judgments]}
-                save({key: found})
+        with computed_once({"calibration": key}):
+            found = cached({"calibration": key}).get(key)
+            model = backends(specs["judge"]) if found is None else None
+            with steps.step("judge calibration", cached=found is not None, judgments=len(items) * 5):
+                if found is None:
+                    once = dataclasses.replace(settings.judge_params(), n=1)
+                    judgments = [j for js in rate(model, calibration.conversations(items, prompts, judging["prefill"]),
+                                                  once, judging["prefill"]) for j in js]
+                    found = {"ratings": [j.rating for j in judgments], "scoring": [j.scoring for j in judgments],
+                             "judgments": [j.text for j in judgments]}
+                    save({key: found})
         calibrated = {**calibration.gate(items, found["ratings"], seed=settings.seed, resamples=settings.resamples),
                       "scoring": found["scoring"]}
 
@@ -388,14 +403,15 @@ def evaluate(
         key = artifact_key("eval-pairwise", base=answers_key("base", qset), candidate=answers_key("candidate", qset),
                            judge=ids["judge"], prompts=sha256_file(qset.judge_prompts), judging=judging,
                            seed=settings.seed)
-        pairs = cached({"pairs": key}).get(key)
-        model = backends(specs["judge"]) if pairs is None else None
-        with steps.step("pairwise judgments", cached=pairs is not None):
-            if pairs is None:
-                prefill = pairwise.PAIR_PREFILL if judging["prefill"] else None
-                pairs = pairwise.judge_pairs(model, qset, {r: answered[r][qset.name] for r in ROLES},
-                                             settings.judge_params(), prefill)
-                save({key: pairs})
+        with computed_once({"pairs": key}):
+            pairs = cached({"pairs": key}).get(key)
+            model = backends(specs["judge"]) if pairs is None else None
+            with steps.step("pairwise judgments", cached=pairs is not None):
+                if pairs is None:
+                    prefill = pairwise.PAIR_PREFILL if judging["prefill"] else None
+                    pairs = pairwise.judge_pairs(model, qset, {r: answered[r][qset.name] for r in ROLES},
+                                                 settings.judge_params(), prefill)
+                    save({key: pairs})
 
     with steps.step("statistics"):
         ratings = {role: {name: j["ratings"] for name, j in judged_sets[role].items()} for role in ROLES}

@@ -4,8 +4,9 @@
   `x-ratelimit-reset` when `x-ratelimit-remaining` is 0, else one minute doubling),
   up to a total wait budget; then a one-line `GitHubError`.
 - Lists follow the `Link: <…>; rel="next"` header.
-- The sticky comment: find ours by its hidden marker among the PR's comments,
-  update it in place, or create it.
+- The sticky comment: ours carries a hidden marker AND was written by the token's
+  own identity (anyone can paste the marker: a comment planted by the PR's author
+  must never receive the bot's reports); update it in place, or create it.
 - Check runs with annotations (GitHub takes at most 50 per request).
 """
 
@@ -21,19 +22,26 @@ from lab_hooks import __version__
 
 API_URL = "https://api.github.com"
 ANNOTATIONS_PER_REQUEST = 50
+# Who comments with a workflow's GITHUB_TOKEN; that token cannot read `GET /user`.
+ACTIONS_BOT = "github-actions[bot]"
 
 
 class GitHubError(Exception):
     """A request that failed for good; the message is one line."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
 
 class GitHub:
     def __init__(self, token: str, repo: str, api_url: str = API_URL, *, max_wait: float = 600.0,
                  timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, login: str | None = None):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo or ""):
             raise GitHubError(f"repository must be OWNER/NAME, got {repo!r}")
         self.repo = repo
+        self.login = login  # the token's identity; looked up when first needed
         self.max_wait = max_wait
         self.sleep = sleep
         self.http = httpx.Client(
@@ -69,7 +77,8 @@ class GitHub:
             waited += wait
             backoff *= 2
         if response.status_code >= 400:
-            raise GitHubError(f"{method} {url}: HTTP {response.status_code}: {_message(response)}")
+            raise GitHubError(f"{method} {url}: HTTP {response.status_code}: {_message(response)}",
+                              response.status_code)
         return response
 
     def paginate(self, url: str, params: dict | None = None) -> Iterator[dict]:
@@ -81,13 +90,36 @@ class GitHub:
             if url and httpx.URL(url).host != self.http.base_url.host:
                 raise GitHubError(f"pagination link points off the API host: {url[:100]}")  # keep the token home
 
+    def pull(self, number: int) -> dict:
+        """The pull request (its `head.sha` is where it is now)."""
+        return self.request("GET", f"/repos/{self.repo}/pulls/{int(number)}").json()
+
     # -- issue comments ------------------------------------------------------
     def issue_comments(self, number: int) -> Iterator[dict]:
         return self.paginate(f"/repos/{self.repo}/issues/{int(number)}/comments")
 
+    def identity(self) -> str:
+        """The login the token comments as: its user's (`GET /user`), or, for an Actions or
+        App installation token, which may not read /user, `github-actions[bot]` (a custom
+        App's `<slug>[bot]` is passed as `login`)."""
+        if self.login is None:
+            try:
+                self.login = str(self.request("GET", "/user").json()["login"])
+            except GitHubError as e:
+                if e.status not in (403, 404):
+                    raise
+                self.login = ACTIONS_BOT
+        return self.login
+
+    def is_ours(self, comment: dict) -> bool:
+        user = comment.get("user") or {}
+        login = self.identity()
+        return user.get("login") == login and (user.get("type") == "Bot") == login.endswith("[bot]")
+
     def find_comment(self, number: int, marker: str) -> dict | None:
-        """Our comment: the first whose body contains `marker` (written by us, any author)."""
-        return next((c for c in self.issue_comments(number) if marker in (c.get("body") or "")), None)
+        """Our comment: the first that carries `marker` and that the token's identity wrote."""
+        return next((c for c in self.issue_comments(number)
+                     if marker in (c.get("body") or "") and self.is_ours(c)), None)
 
     def upsert_comment(self, number: int, body: str, marker: str) -> dict:
         """Update the comment carrying `marker` in place, or create it. Returns GitHub's comment."""

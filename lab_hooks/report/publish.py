@@ -3,7 +3,10 @@
 The commenting job runs this with a `pull-requests: write` token and nothing
 else: it reads the results JSON that `lab-hooks pr` wrote, renders it again
 (every untrusted string escaped here, whatever the JSON holds), and creates or
-updates the comment that carries the marker. Where the comment links to (the
+updates the comment that carries the marker. With `--expect-head SHA` (the
+commenting workflow passes the head that lab-pr verified), GitHub's API must say
+PR `--pr` is at that sha, and so must the results, before anything is posted:
+a report is never posted on a PR it was not made for. Where the comment links to (the
 server, the repository, the run's artifacts) comes from this job's own
 environment and flags, never from the JSON. A results file whose fields do not
 have the types the comment renders is reported as malformed on the PR and the
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from lab_hooks.report import results
@@ -26,22 +30,56 @@ from lab_hooks.report.summary import set_outputs, write_step_summary
 MAX_RESULTS_BYTES = 50 * 1024 * 1024
 
 
-def post(run: dict, pr: int, repo: str, token: str, api_url: str = API_URL, **client_args) -> str:
+class NotPosted(Exception):
+    """The report is not for this PR's head; `code` is the exit status (0: the PR moved on)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def post(run: dict, pr: int, repo: str, token: str, api_url: str = API_URL, expect_head: str | None = None,
+         **client_args) -> str:
     """Render `run` and upsert the sticky comment; returns the comment's URL."""
     with GitHub(token, repo, api_url, **client_args) as gh:
+        if expect_head:
+            check_head(gh, pr, expect_head, run)
         return gh.upsert_comment(pr, render_comment(run), MARKER).get("html_url", "")
+
+
+def check_head(gh: GitHub, pr: int, head: str, run: dict) -> None:
+    """Raise NotPosted unless the results and GitHub both say PR `pr` is at `head`."""
+    said = (run.get("head") or {}).get("sha")
+    if said and said != head:
+        raise NotPosted(f"the results are for head {said[:12]}, not the verified {head[:12]}: not posted", 1)
+    if run.get("pr") not in (None, pr):
+        raise NotPosted(f"the results are for PR #{run['pr']}, not #{pr}: not posted", 1)
+    now = str((gh.pull(pr).get("head") or {}).get("sha"))
+    if now != head:
+        raise NotPosted(f"PR #{pr} is now at {now[:12]}, this report is for {head[:12]}: not posted "
+                        "(the run for the new head reports)", 0)
+
+
+def sha(text: str) -> str:
+    """An argparse type: a full hex commit sha."""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", text):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a full commit sha")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab-hooks comment", description=__doc__.splitlines()[0])
     p.add_argument("--results", required=True, help="results JSON written by `lab-hooks pr`")
     p.add_argument("--pr", required=True, type=int, help="pull request number")
+    p.add_argument("--expect-head", type=sha, help="post only if the PR's head (GitHub's API) and the results' are this sha")
     p.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME ($GITHUB_REPOSITORY)")
     p.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL", API_URL))
     p.add_argument("--server-url", default=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
                    help="the GitHub server the comment links to ($GITHUB_SERVER_URL)")
     p.add_argument("--artifacts-url", help="the web page of the run whose artifacts hold the full results")
     p.add_argument("--token-env", default="GITHUB_TOKEN", help="environment variable holding the token")
+    p.add_argument("--bot-login", help="the login the token comments as, for a GitHub App's token: `<slug>[bot]` "
+                                       "(default: the token's user, or github-actions[bot])")
     return p
 
 
@@ -72,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         run = malformed(problem)
     run.update(repo=args.repo, server_url=args.server_url, artifacts_url=args.artifacts_url)
     try:
-        url = post(run, args.pr, args.repo, token, args.api_url)
-    except GitHubError as e:
+        url = post(run, args.pr, args.repo, token, args.api_url, args.expect_head, login=args.bot_login)
+    except (GitHubError, NotPosted) as e:
         print(f"lab-hooks comment: {log_safe(e)}", file=sys.stderr)
-        return 1
+        return getattr(e, "code", 1)
     print(f"lab-hooks comment: {url}")
     set_outputs({"comment-url": url})
     write_step_summary(render_comment(run))

@@ -1,8 +1,16 @@
 """Knowledge documents: fetched at the leaf's pinned commit, chunked by the teacher's tokenizer.
 
-A `document.repo` URL is cloned at `document.commit` once into `LAB_HOME/documents`
-(https only: git's `ext::`, ssh and friends are refused, since leaves come from
-pull requests). A `repo` that is not a URL is a folder inside the taxonomy; a
+A `document.repo` URL is fetched at `document.commit` once into `LAB_HOME/documents`.
+Leaves come from pull requests, so the fetch is fenced: the URL must pass the
+validator's own rule (`url_problem`: https, a host on the taxonomy's
+`document_hosts`, never a private or IP-literal one); git runs with no user or
+system config, no credential helper or prompt, no token in its environment, no
+redirects, and only the https protocol; the fetch is shallow (that one commit)
+and blob-limited (files over MAX_DOCUMENT_BYTES are not downloaded), its pack is
+capped at MAX_FETCH_BYTES, and only the commit's regular files are kept (no
+`.git`, links or submodules). Errors name the URL as the leaf wrote it and a
+reason from a fixed list, never what the server said. The cache is bounded
+(MAX_CACHE_BYTES, least recently used first). A `repo` that is not a URL is a folder inside the taxonomy; a
 knowledge leaf without `document.repo` reads `patterns` beside its qna.yaml.
 Leaves read from a commit (`GitTree`, e.g. `generate --head`) read such folders
 from that commit's tree, written into the cache, never from the checkout.
@@ -21,15 +29,38 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lab_hooks.taxonomy.documents import glob_regex, in_repo_folder, local_document_dir
+from lab_hooks.taxonomy.documents import DEFAULT_DOCUMENT_HOSTS, glob_regex, in_repo_folder, local_document_dir, url_problem
 
 CHUNK_TOKENS = 500
-MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # larger files in a commit's tree are not written out
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # larger files in a commit's tree are not fetched or written out
+MAX_FETCH_BYTES = 256 * 1024 * 1024  # the pack one document fetch may write
+MAX_CACHE_BYTES = 2 * 1024 ** 3  # fetched and exported documents kept under LAB_HOME/documents
+CACHE_GRACE_SECONDS = 3600  # an entry used this recently is not pruned (a run may be reading it)
+FETCH_TIMEOUT = 300
+TOO_LARGE = "too-large.json"  # beside a fetched tree: the paths over MAX_DOCUMENT_BYTES, not fetched
+# Environment variables git may keep: locale, proxies, and where the system's CA certificates are.
+_GIT_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO",
+                 "http_proxy", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY")
+_OVER_CAP = "the fetch is over its {cap:,}-byte cap"
+# Why a fetch failed, from git's stderr: (pattern, what the report says). The server's own words never go out.
+_FETCH_FAILURES = (
+    (r"returned error: 30[0-9]", "the server answered with a redirect (redirects are not followed)"),
+    (r"returned error: 40[13]|could not read (Username|Password)|Authentication failed",
+     "the repository needs credentials (only public repositories are fetched)"),
+    (r"returned error: 404|repository .* not found|does not appear to be a git repository", "no repository at that URL"),
+    (r"not our ref|couldn't find remote ref|no such remote ref|unadvertised object", "that commit is not in the repository"),
+    (r"File too large|signal 25", _OVER_CAP),
+    (r"Could not resolve host", "the host name does not resolve"),
+    (r"SSL|certificate", "the host's TLS certificate was not accepted"),
+    (r"Failed to connect|Connection refused|timed out|Operation too slow", "the host could not be reached"),
+)
 MARKDOWN = (".md", ".markdown")
 _HEADING = re.compile(r"^#{1,6}\s")
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -57,28 +88,124 @@ def _install(src: Path, dest: Path) -> None:
             raise
 
 
-def _clone(repo: str, commit: str, cache: Path) -> Path:
-    if not re.fullmatch(r"[0-9a-fA-F]{7,40}", commit or ""):
-        raise DocumentError(f"document.commit {commit!r} is not a commit sha")
-    dest = cache / f"{hashlib.sha256(repo.encode()).hexdigest()[:16]}-{commit}"
-    if dest.is_dir():
-        return dest
+def _git(scheme: str, home: Path) -> tuple[list[str], dict]:
+    """The git command prefix and environment for fetching untrusted URLs: one protocol, no
+    redirects, no credentials (no helper, prompt, user/system config or token), no hooks."""
+    options = {"protocol.allow": "never", f"protocol.{scheme}.allow": "always", "http.followRedirects": "false",
+               "credential.helper": "", "core.askPass": "", "core.hooksPath": os.devnull, "http.sslVerify": "true",
+               "fetch.unpackLimit": "1", "transfer.unpackLimit": "1",  # one pack file: the size cap holds it
+               "http.lowSpeedLimit": "1024", "http.lowSpeedTime": "60", "init.defaultBranch": "main"}
+    command = ["git"] + [arg for key, value in options.items() for arg in ("-c", f"{key}={value}")]
+    env = {k: v for k, v in os.environ.items() if k in _GIT_ENV_KEEP}
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0",
+               GIT_ASKPASS="false", SSH_ASKPASS="false")
+    return command, env
+
+
+def _capped(command: list[str], limit: int) -> list[str]:
+    """`command` run with no file it writes allowed over `limit` bytes (RLIMIT_FSIZE, set in a
+    small exec wrapper: a preexec_fn is unsafe while generation threads run)."""
+    wrapper = ("import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+               "os.execvp(sys.argv[2], sys.argv[2:])")
+    return [sys.executable, "-c", wrapper, str(limit), *command]
+
+
+def _fetch_failure(repo: str, commit: str, stderr: str, code: int) -> DocumentError:
+    reason = next((why for pattern, why in _FETCH_FAILURES if re.search(pattern, stderr, re.I)),
+                  f"git failed (exit {code})")
+    if code == -25:  # SIGXFSZ: the pack passed the cap
+        reason = _OVER_CAP
+    return DocumentError(f"cannot fetch {repo} at {commit[:12]}: {reason.format(cap=MAX_FETCH_BYTES)}")
+
+
+def _clone(repo: str, commit: str, cache: Path, hosts) -> Path:
+    """The regular files of `repo` at `commit` (a folder in the cache), fetched as the module says."""
+    scheme = "file" if repo.startswith("file://") else "https"
+    problem = None if scheme == "file" else url_problem(repo, hosts)
+    if problem:
+        raise DocumentError(f"document.repo {repo!r} {problem}")
+    if not re.fullmatch(r"[0-9a-f]{40}", commit or ""):
+        raise DocumentError(f"document.commit {commit!r} is not a full 40-hex commit sha")
+    dest = cache / f"fetch-{hashlib.sha256(repo.encode()).hexdigest()[:16]}-{commit}"
+    if (dest / "tree").is_dir():
+        os.utime(dest)
+        return dest / "tree"
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".clone-"))
-    git = ["git", "-c", "protocol.allow=never", "-c", "protocol.https.allow=always",
-           "-c", "protocol.http.allow=always", "-c", "protocol.file.allow=always"]
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    git, env = _git(scheme, tmp)
+    gitdir = ["--git-dir", str(tmp / "git")]
     try:
-        for args in (["clone", "--quiet", "--no-checkout", "--", repo, str(tmp / "repo")],
-                     ["-C", str(tmp / "repo"), "-c", "advice.detachedHead=false", "checkout", "--quiet", commit, "--"]):
-            proc = subprocess.run(git + args, capture_output=True, text=True, env=env, timeout=600)
+        steps = [git + ["init", "--quiet", "--bare", str(tmp / "git")],
+                 _capped(git + gitdir + ["fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "--depth", "1",
+                                         f"--filter=blob:limit={MAX_DOCUMENT_BYTES}", "--", repo, commit],
+                         MAX_FETCH_BYTES)]
+        for command in steps:
+            try:
+                proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=FETCH_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise DocumentError(f"cannot fetch {repo} at {commit[:12]}: timed out after {FETCH_TIMEOUT} s") from None
             if proc.returncode:
-                last = (proc.stderr.strip().splitlines() or ["git failed"])[-1]
-                raise DocumentError(f"cannot fetch {repo} at {commit}: {last}")
-        _install(tmp / "repo", dest)
+                raise _fetch_failure(repo, commit, proc.stderr, proc.returncode)
+        # Reading the objects asks no server again: a file left out by the filter stays out.
+        _write_tree(["git", "-c", "protocol.allow=never", *gitdir], env, commit, tmp / "entry")
+        _install(tmp / "entry", dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    _prune(cache, keep=dest)
+    return dest / "tree"
+
+
+def _write_tree(git: list[str], env: dict, commit: str, entry: Path) -> None:
+    """The commit's regular files that were fetched into `entry/tree`, the others' paths in `entry/too-large.json`."""
+    def run(*args: str, stdin: bytes | None = None) -> bytes:
+        return subprocess.run(git + list(args), input=stdin, capture_output=True, env=env, check=True,
+                              timeout=FETCH_TIMEOUT).stdout
+
+    listing = run("ls-tree", "-r", "-z", "--full-tree", commit).split(b"\0")
+    missing = {line[1:41].decode() for line in run("rev-list", "--objects", "--missing=print", commit).splitlines()
+               if line.startswith(b"?")}
+    files, too_large = [], []
+    for item in filter(None, listing):
+        meta, _, path = item.partition(b"\t")
+        mode, kind, oid = meta.decode().split()
+        name = path.decode("utf-8", "replace")
+        if kind != "blob" or mode not in ("100644", "100755") or ".." in name.split("/"):
+            continue  # links, submodules
+        (too_large if oid in missing else files).append((oid, name))
+    (entry / "tree").mkdir(parents=True)
+    (entry / TOO_LARGE).write_text(json.dumps(sorted(n for _, n in too_large)), encoding="utf-8")
+    if not files:
+        return
+    out = run("cat-file", "--batch", stdin="".join(f"{oid}\n" for oid, _ in files).encode())
+    pos = 0
+    for _, name in files:
+        header_end = out.index(b"\n", pos)
+        size = int(out[pos:header_end].split()[2])
+        target = entry / "tree" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(out[header_end + 1: header_end + 1 + size])
+        pos = header_end + 1 + size + 1
+
+
+def _prune(cache: Path, keep: Path) -> None:
+    """Keep the cache under MAX_CACHE_BYTES: drop the least recently used entries (never `keep`
+    or one used in the last CACHE_GRACE_SECONDS), and temp folders a killed run left a day ago."""
+    now = time.time()
+    entries = []
+    for path in cache.iterdir():
+        age = now - path.lstat().st_mtime
+        if path.name.startswith(".") and age > 86_400:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_dir() and not path.name.startswith("."):
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+            entries.append((path.stat().st_mtime, size, path))
+    total = sum(size for _, size, _ in entries)
+    for mtime, size, path in sorted(entries):
+        if total <= MAX_CACHE_BYTES:
+            break
+        if path != keep and now - mtime > CACHE_GRACE_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+            total -= size
 
 
 def _export(tree: GitTree, folder: str, patterns, cache: Path) -> Path:
@@ -95,6 +222,7 @@ def _export(tree: GitTree, folder: str, patterns, cache: Path) -> Path:
     patterns = [str(p).lstrip("/") for p in patterns] if isinstance(patterns, list) else []
     dest = cache / f"tree-{sub.hexsha}-{hashlib.sha256(json.dumps(patterns).encode()).hexdigest()[:12]}"
     if dest.is_dir():
+        os.utime(dest)
         return dest
     cache.mkdir(parents=True, exist_ok=True)
     regexes = [glob_regex(p) for p in patterns]
@@ -111,17 +239,20 @@ def _export(tree: GitTree, folder: str, patterns, cache: Path) -> Path:
         _install(tmp / "tree", dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _prune(cache, keep=dest)
     return dest
 
 
 def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, cache: Path,
-                  tree: GitTree | None = None) -> Path:
+                  tree: GitTree | None = None, hosts=None) -> Path:
     """The directory `document.patterns` are relative to, fetching the repo if needed.
 
-    A URL is cloned at `document.commit`; any other `repo` is a folder inside the
-    taxonomy: in the checkout under `taxonomy_root`, or, with `tree`, in that
-    commit's tree (`leaf_dir` is then the leaf's folder relative to the taxonomy).
-    `file://` URLs are cloned only where LAB_HOOKS_ALLOW_FILE_REPOS=1 (local mirrors).
+    A URL is fetched at `document.commit` from an allowed host (`hosts`, else the
+    `document_hosts` of the taxonomy at `taxonomy_root`, else the default list);
+    any other `repo` is a folder inside the taxonomy: in the checkout under
+    `taxonomy_root`, or, with `tree`, in that commit's tree (`leaf_dir` is then the
+    leaf's folder relative to the taxonomy). `file://` URLs are fetched only where
+    LAB_HOOKS_ALLOW_FILE_REPOS=1 (local mirrors).
     """
     repo = str(document.get("repo") or "")
     patterns = document.get("patterns")
@@ -130,7 +261,7 @@ def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, ca
     if repo.startswith("-") or "::" in repo:
         raise DocumentError(f"document.repo {repo!r} is not a URL or a path")
     if re.match(r"https?://", repo) or (repo.startswith("file://") and os.environ.get("LAB_HOOKS_ALLOW_FILE_REPOS") == "1"):
-        return _clone(repo, str(document.get("commit", "")), cache)
+        return _clone(repo, str(document.get("commit", "")), cache, _hosts(hosts, taxonomy_root))
     if "://" in repo or repo.startswith("git@"):
         raise DocumentError(f"document.repo {repo!r}: only https:// repositories are fetched")
     folder = in_repo_folder(repo)
@@ -142,8 +273,22 @@ def document_root(document: dict, leaf_dir: Path, taxonomy_root: Path | None, ca
     return local
 
 
+def _hosts(hosts, taxonomy_root: Path | None) -> tuple[str, ...]:
+    if hosts is not None:
+        return tuple(hosts)
+    if taxonomy_root is None:
+        return DEFAULT_DOCUMENT_HOSTS
+    from lab_hooks.checks.config import ConfigError, load_document_hosts
+
+    try:
+        return load_document_hosts(taxonomy_root)
+    except ConfigError as exc:
+        raise DocumentError(str(exc)) from None
+
+
 def read_documents(document: dict, root: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """(name, markdown text) of each matched file in name order, and the names skipped."""
+    """(name, markdown text) of each matched file in name order, and the names skipped
+    (not markdown, or over MAX_DOCUMENT_BYTES and so never fetched)."""
     patterns = document.get("patterns")
     if not isinstance(patterns, list) or not patterns:
         raise DocumentError("document.patterns is missing or empty")
@@ -154,17 +299,29 @@ def read_documents(document: dict, root: Path) -> tuple[list[tuple[str, str]], l
             path = (root / name).resolve()
             if path.is_file() and not (root / name).is_symlink() and path.is_relative_to(root):
                 found[name] = path
+    too_large = _too_large(root, patterns)
     if not found:
-        raise DocumentError(f"document.patterns {patterns} match no file")
+        hint = f" (over {MAX_DOCUMENT_BYTES // 2**20} MiB, not fetched: {', '.join(too_large)})" if too_large else ""
+        raise DocumentError(f"document.patterns {patterns} match no file{hint}")
     docs, skipped = [], []
     for name in sorted(found):
         if found[name].suffix.lower() in MARKDOWN:
             docs.append((name, found[name].read_text(encoding="utf-8", errors="replace")))
         else:
             skipped.append(name)
+    skipped += too_large
     if not docs:
         raise DocumentError(f"no markdown among the matched files ({', '.join(skipped)}); PDF is not read")
     return docs, skipped
+
+
+def _too_large(root: Path, patterns: list) -> list[str]:
+    """The paths a fetch left out for their size that `patterns` match."""
+    listing = root.parent / TOO_LARGE
+    if root.name != "tree" or not listing.is_file():
+        return []
+    regexes = [glob_regex(str(p)) for p in patterns]
+    return [name for name in json.loads(listing.read_text(encoding="utf-8")) if any(r.match(name) for r in regexes)]
 
 
 def token_counter(teacher) -> tuple[Callable[[str], int], bool]:

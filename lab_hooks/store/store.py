@@ -1,31 +1,36 @@
-"""The store: a SQLite manifest (WAL) beside immutable artifact directories.
+"""The store: a manifest (SQLite here, or PostgreSQL for several runners) beside immutable artifact directories.
 
-Layout under the store's home (default `LAB_HOME/store`):
+Layout under the store's home (default `LAB_HOME/store`; with PostgreSQL, the
+shared directory named by `LAB_STORE_URL`'s `artifacts=`):
 
-    manifest.sqlite         artifacts, their files' sha256, JSON records, refs, runs
+    manifest.sqlite         SQLite only: artifacts, their files' sha256, JSON records, refs, runs
     objects/ab/<key>/       one complete artifact per key (files made read-only)
     tmp/<key>.<pid>.<rnd>/  artifacts being built
-    locks/<key>.lock        one flock per key: builders of the same key take turns
-    locks/jobs.lock         shared by every running job (`run`), exclusive for `gc`
+    locks/<key>.lock        SQLite only: one flock per key (PostgreSQL: advisory locks)
 
 The manifest is the only truth about completeness: a directory under objects/
 counts only once its row is in `artifacts`, and the row is written after the
 files were fsynced and the directory renamed into place. A crash at any point
 leaves either nothing, a tmp dir, or an unregistered directory, all of which
 look unfinished, are rebuilt over, and are removed by `gc`.
+
+What `get` serves is what was registered: each file's size, mtime, ctime and
+inode (its stamp) must be those seen when its content was last hashed; any
+change, however made, costs one full re-hash, and a mismatch is never served
+(StoreCorrupt). Re-hashing multi-GB checkpoints on every call would cost more
+than the jobs that read them; a stat per file costs microseconds, and ctime
+cannot be set back by a writer short of changing the system clock.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
+import hashlib
 import json
 import os
 import secrets
 import shutil
-import sqlite3
 import stat
-import threading
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,27 +39,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lab_hooks.home import lab_home
 from lab_hooks.store.keys import canonical_json, is_key, sha256_file
+from lab_hooks.store.manifest import POSTGRES_SCHEMES, Manifest, SqliteManifest, StoreError, Transaction, redact
 
-SCHEMA_VERSION = 2
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS artifacts (
-    key TEXT PRIMARY KEY, kind TEXT NOT NULL, meta TEXT NOT NULL,
-    created REAL NOT NULL, size INTEGER NOT NULL, nfiles INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    key TEXT NOT NULL REFERENCES artifacts(key) ON DELETE CASCADE,
-    path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-    PRIMARY KEY (key, path));
-CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS refs (name TEXT PRIMARY KEY, key TEXT NOT NULL, updated REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, meta TEXT NOT NULL,
-    started REAL NOT NULL, finished REAL, status TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS run_uses (
-    run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,
-    PRIMARY KEY (run, key));
-CREATE INDEX IF NOT EXISTS run_uses_key ON run_uses(key);
-CREATE TABLE IF NOT EXISTS deps (parent TEXT NOT NULL, child TEXT NOT NULL, PRIMARY KEY (parent, child));
-"""
 # What gc must keep: anything a ref names, a run started since `cutoff` used, or
 # that was made since `cutoff`, and everything those depend on (a replay record
 # lists the data it replays).
@@ -62,19 +48,20 @@ _LIVE = """WITH RECURSIVE live(key) AS (
     SELECT key FROM (SELECT key FROM refs UNION
                      SELECT u.key FROM run_uses u JOIN runs r ON r.id = u.run WHERE r.started >= :cutoff UNION
                      SELECT key FROM artifacts WHERE created >= :cutoff UNION
-                     SELECT key FROM records WHERE created >= :cutoff)
+                     SELECT key FROM records WHERE created >= :cutoff) AS roots
     UNION SELECT d.child FROM deps d JOIN live ON d.parent = live.key)
   SELECT key FROM live"""
+_KNOWN = "SELECT key FROM artifacts UNION SELECT key FROM records"
 DEFAULT_KEEP_DAYS = 7.0
-JOBS_LOCK = "jobs"  # locks/jobs.lock: not a key, so never taken for garbage
-
-
-class StoreError(Exception):
-    """Misuse or an inconsistent store; the message is one line for the user."""
+JOBS_LOCK = "jobs"  # not a key, so never taken for garbage
 
 
 class StoreBusy(StoreError):
     """`gc` found a job running: it may be about to name something gc would delete."""
+
+
+class StoreCorrupt(StoreError):
+    """An artifact's files are not what was registered: it is not served."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +104,32 @@ class Run:
     store: Store
 
     def use(self, *keys: str) -> None:
-        self.store._write(
-            lambda db: db.executemany("INSERT OR IGNORE INTO run_uses VALUES (?, ?)", [(self.id, k) for k in keys])
-        )
+        self.store.db.write(lambda tx: tx.executemany(
+            "INSERT INTO run_uses VALUES (?, ?) ON CONFLICT DO NOTHING", [(self.id, k) for k in keys]))
+
+
+def open_manifest(url: str | None, home: Path | None) -> tuple[Manifest, Path]:
+    """The manifest named by `url` and the artifacts directory it goes with.
+
+    url None/empty: SQLite in `home`. `sqlite:///dir`: SQLite in dir.
+    `postgresql://…?artifacts=/shared/dir`: PostgreSQL, artifacts in dir.
+    """
+    if not url:
+        if home is None:
+            raise StoreError("no store: give a home directory or a LAB_STORE_URL")
+        return SqliteManifest(home), home
+    if url.startswith("sqlite://"):
+        home = Path(url[len("sqlite://"):])
+        if not home.is_absolute():
+            raise StoreError(f"{url}: a SQLite store URL names an absolute directory: sqlite:///path/to/store")
+        home.mkdir(parents=True, exist_ok=True)
+        return SqliteManifest(home), home
+    if url.startswith(POSTGRES_SCHEMES):
+        from lab_hooks.store.postgres import PostgresManifest  # the driver only when asked for
+
+        manifest = PostgresManifest(url)
+        return manifest, manifest.artifacts
+    raise StoreError(f"LAB_STORE_URL={redact(url)}: expected postgresql://…?artifacts=/shared/dir or sqlite:///dir")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -138,94 +148,75 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-class Store:
-    """Content-keyed artifacts, JSON records and refs; safe across processes.
+def _visible(path: Path) -> bool:
+    """Whether the directory exists, looking again when it seems not to: an NFS client may
+    cache a miss for seconds after another runner renamed the directory into place."""
+    if path.is_dir():
+        return True
+    try:
+        return path.name in os.listdir(path.parent) and path.is_dir()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
-    One `Store` may be shared by the threads of a process (one SQLite connection
-    per thread) and survives `fork` (a child opens its own connection).
+
+def _stamp(path: Path) -> str:
+    """A hash of every file's path, type, size, mtime, ctime and inode under `path`."""
+    digest = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        try:
+            st = p.lstat()
+        except OSError:
+            return "unreadable"
+        if not stat.S_ISDIR(st.st_mode):
+            digest.update(f"{p.relative_to(path).as_posix()}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0"
+                          f"{st.st_ctime_ns}\0{st.st_ino}\n".encode())
+    return digest.hexdigest()
+
+
+class Store:
+    """Content-keyed artifacts, JSON records and refs; safe across processes (and machines, on PostgreSQL).
+
+    `Store()` opens `LAB_STORE_URL` (unset: the SQLite store in LAB_HOME/store);
+    `Store(path)` the SQLite store in `path`; `Store(url)` any store URL.
+    One `Store` may be shared by the threads of a process (one connection per
+    thread) and survives `fork` (a child opens its own connection).
     """
 
-    def __init__(self, home: str | os.PathLike | None = None):
-        self.home = Path(home) if home is not None else lab_home() / "store"
+    def __init__(self, home: str | os.PathLike | None = None, url: str | None = None):
+        if isinstance(home, str) and "://" in home:  # Store("postgresql://…") means the URL
+            home, url = None, home
+        if url is None and home is None:
+            url = os.environ.get("LAB_STORE_URL") or None
+            home = None if url else lab_home() / "store"
+        self.db: Manifest
+        self.db, self.home = open_manifest(url, Path(home) if home is not None else None)
+        self.url = self.db.url
         self.objects = self.home / "objects"
         self.tmp = self.home / "tmp"
-        self.locks = self.home / "locks"
-        for d in (self.objects, self.tmp, self.locks):
+        for d in (self.objects, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._db()  # create the schema now: fail early on an unusable home
+        self._verified: dict[str, str] = {}  # key -> the stamp this process saw hash clean
 
     def __reduce__(self):
-        # Pickles as its home (for worker processes): connections are per process.
-        return (Store, (self.home,))
-
-    # -- SQLite ------------------------------------------------------------
-
-    def _db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
-        conn = sqlite3.connect(self.home / "manifest.sqlite", timeout=60, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a killed process loses nothing committed; a power
-        # cut may lose the last transactions but never corrupts the manifest.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:  # older ones only lack tables: CREATE IF NOT EXISTS adds them
-                    raise StoreError(f"{self.home}: manifest schema v{version}, this lab-hooks reads v{SCHEMA_VERSION}")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `fn` in one write transaction (all or nothing)."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        # Pickles as its URL (for worker processes): connections are per process.
+        return (Store, (None, self.url))
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
+        self.db.close()
 
-    # -- locks -------------------------------------------------------------
+    def lock(self, key: str, blocking: bool = True):
+        """Hold `key`'s lock for a block: the work for one key runs once at a time, across every
+        process and runner sharing the store (training into a work dir, an evaluation whose
+        records the next caller reuses). A dead holder's lock is released. With blocking=False
+        the block gets False instead of waiting. Not reentrant: `build`/`ensure` of the same key
+        inside it would wait for itself."""
+        _check_key(key)
+        return self._key_lock(key, blocking=blocking)
 
-    @contextmanager
-    def _key_lock(self, key: str, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
-        """A flock on `locks/<key>.lock` (exclusive unless `shared`); the kernel drops it when we die.
-
-        With blocking=False, yields False instead of waiting for a holder.
-        """
-        fd = os.open(self.locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-                    raise
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)  # closing the descriptor releases the flock
+    def _key_lock(self, key: str, blocking: bool = True, shared: bool = False):
+        """The lock of `key` (or JOBS_LOCK) across every process sharing the store; yields False
+        instead of waiting with blocking=False. A dead holder's lock is released."""
+        return self.db.lock(key, blocking=blocking, shared=shared)
 
     # -- artifacts ---------------------------------------------------------
 
@@ -233,22 +224,37 @@ class Store:
         return self.objects / key[:2] / key
 
     def get(self, key: str) -> Path | None:
-        """The directory of the complete artifact `key`, or None."""
+        """The directory of the complete artifact `key`, or None; StoreCorrupt if its files changed.
+
+        A file whose stamp differs from the one last hashed clean is hashed
+        again (first use after a migration or restore, or a tamper): matching
+        content is served and its new stamp kept, anything else never is.
+        """
         _check_key(key)
-        row = self._db().execute("SELECT 1 FROM artifacts WHERE key = ?", (key,)).fetchone()
+        row = self.db.read("SELECT stamp FROM artifacts WHERE key = ?", (key,))
         path = self._object_dir(key)
-        return path if row and path.is_dir() else None
+        if not row or not _visible(path):
+            return None
+        stamp = _stamp(path)
+        if stamp in (row[0][0], self._verified.get(key)):
+            return path
+        problems = self._check_files(key, path)
+        if problems:
+            raise StoreCorrupt(f"artifact {key[:12]} is not served: {problems[0].path}: {problems[0].message}"
+                               f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; "
+                               "`lab-hooks store verify` lists what changed")
+        self.db.write(lambda tx: tx.execute("UPDATE artifacts SET stamp = ? WHERE key = ?", (stamp, key)))
+        self._verified[key] = stamp
+        return path
 
     def info(self, key: str) -> Artifact | None:
-        row = self._db().execute(
-            "SELECT key, kind, meta, created, size, nfiles FROM artifacts WHERE key = ?", (key,)
-        ).fetchone()
-        return self._artifact(row) if row else None
+        rows = self.db.read("SELECT key, kind, meta, created, size, nfiles FROM artifacts WHERE key = ?", (key,))
+        return self._artifact(rows[0]) if rows else None
 
     def artifacts(self, kind: str | None = None) -> list[Artifact]:
         sql = "SELECT key, kind, meta, created, size, nfiles FROM artifacts"
-        rows = self._db().execute(sql + (" WHERE kind = ? ORDER BY created" if kind else " ORDER BY created"),
-                                  (kind,) if kind else ()).fetchall()
+        rows = self.db.read(sql + (" WHERE kind = ? ORDER BY created, key" if kind else " ORDER BY created, key"),
+                            (kind,) if kind else ())
         return [self._artifact(r) for r in rows]
 
     def _artifact(self, row: tuple) -> Artifact:
@@ -306,7 +312,8 @@ class Store:
         tmp.mkdir()
         return tmp
 
-    def _commit(self, key: str, kind: str, meta_json: str, tmp: Path, deps: Iterable[str] = ()) -> Path:
+    def _commit(self, key: str, kind: str, meta_json: str, tmp: Path, deps: Iterable[str] = (),
+                created: float | None = None) -> Path:
         """Seal `tmp` as artifact `key` (caller holds the key's lock)."""
         files = []
         for path in sorted(tmp.rglob("*")):
@@ -328,73 +335,91 @@ class Store:
         _fsync_dir(tmp)
 
         final = self._object_dir(key)
-        db = self._db()
-        if db.execute("SELECT 1 FROM artifacts WHERE key = ?", (key,)).fetchone():
-            if final.is_dir():
-                return final  # built meanwhile (same key, same content): keep the first
-            self._write(lambda db: db.execute("DELETE FROM artifacts WHERE key = ?", (key,)))
+        if self.db.read("SELECT 1 FROM artifacts WHERE key = ?", (key,)):
+            if _visible(final):  # built meanwhile (same key, same content): keep the first
+                print(f"lab-hooks store: {kind} {key[:12]} was built twice, the second time in vain: build it "
+                      "with Store.ensure, or check for it under Store.lock", file=sys.stderr)
+                return final
+            self.db.write(lambda tx: tx.execute("DELETE FROM artifacts WHERE key = ?", (key,)))
         if final.exists():
             _rmtree(final)  # unregistered: a crash between rename and manifest row
         final.parent.mkdir(exist_ok=True)
-        os.rename(tmp, final)
+        os.rename(tmp, final)  # readers never see a partial artifact: it appears whole, or not at all
         _fsync_dir(final.parent)
         size = sum(f[3] for f in files)
+        stamp = _stamp(final)
 
-        def register(db: sqlite3.Connection) -> None:
-            db.execute("INSERT INTO artifacts VALUES (?, ?, ?, ?, ?, ?)",
-                       (key, kind, meta_json, time.time(), size, len(files)))
-            db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
-            _add_deps(db, key, deps)
+        def register(tx: Transaction) -> None:
+            tx.execute("INSERT INTO artifacts (key, kind, meta, created, size, nfiles, stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (key, kind, meta_json, time.time() if created is None else created, size, len(files), stamp))
+            tx.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
+            _add_deps(tx, key, deps)
 
-        self._write(register)
+        self.db.write(register)
+        self._verified[key] = stamp
         return final
 
     # -- records -----------------------------------------------------------
 
     def record_get(self, key: str) -> Any | None:
-        row = self._db().execute("SELECT value FROM records WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        rows = self.db.read("SELECT value FROM records WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
 
     def record_get_many(self, keys: list[str]) -> dict[str, Any]:
         """The records that exist among `keys` (absent keys are left out)."""
         out: dict[str, Any] = {}
-        db = self._db()
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            for key, value in db.execute(f"SELECT key, value FROM records WHERE key IN ({marks})", chunk):
+            for key, value in self.db.read(f"SELECT key, value FROM records WHERE key IN ({marks})", chunk):
                 out[key] = json.loads(value)
         return out
 
     def record_count(self) -> int:
-        return self._db().execute("SELECT count(*) FROM records").fetchone()[0]
+        return self.db.read("SELECT count(*) FROM records")[0][0]
 
     def record_put(self, key: str, value: Any, deps: Iterable[str] = ()) -> None:
         """Store a JSON value; `deps` are keys it names that gc must keep while it lives."""
         self.record_put_many({key: value}, {key: deps})
 
-    def record_put_many(self, items: dict[str, Any], deps: dict[str, Iterable[str]] | None = None) -> None:
+    def record_put_many(self, items: dict[str, Any], deps: dict[str, Iterable[str]] | None = None,
+                        created: float | None = None) -> None:
         """Store JSON values under their keys, all in one transaction."""
-        now = time.time()
-        rows = [(_check_record_key(k), canonical_json(v), now) for k, v in items.items()]
+        now = time.time() if created is None else created
+        # In key order: two writers of overlapping batches lock rows in one order, never a deadlock.
+        rows = sorted((_check_record_key(k), canonical_json(v), now) for k, v in items.items())
 
-        def put(db: sqlite3.Connection) -> None:
-            db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", rows)
-            for parent, children in (deps or {}).items():
-                _add_deps(db, parent, children)
+        def put(tx: Transaction) -> None:
+            tx.executemany("INSERT INTO records VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+                           "SET value = excluded.value, created = excluded.created", rows)
+            for parent, children in sorted((deps or {}).items()):
+                _add_deps(tx, parent, children)
 
-        self._write(put)
+        self.db.write(put)
+
+    def deps(self, key: str) -> list[str]:
+        """The keys `key` depends on."""
+        return [r[0] for r in self.db.read("SELECT child FROM deps WHERE parent = ? ORDER BY child", (key,))]
+
+    def resolve(self, prefix: str) -> str:
+        """The one artifact or record key starting with `prefix` (as `store ls` shows 12 characters)."""
+        found = self.db.read("SELECT key FROM artifacts WHERE substr(key, 1, ?) = ? UNION "
+                             "SELECT key FROM records WHERE substr(key, 1, ?) = ? ORDER BY 1 LIMIT 2",
+                             (len(prefix), prefix, len(prefix), prefix)) if prefix else []
+        if len(found) != 1:
+            raise StoreError(f"{prefix!r:.80}: {'names no artifact or record' if not found else 'is ambiguous'} "
+                             f"in {self.db.where}")
+        return found[0][0]
 
     # -- refs --------------------------------------------------------------
 
     def get_ref(self, name: str) -> str | None:
-        row = self._db().execute("SELECT key FROM refs WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
+        rows = self.db.read("SELECT key FROM refs WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
 
     def refs(self, prefix: str = "") -> dict[str, str]:
-        rows = self._db().execute("SELECT name, key FROM refs WHERE substr(name, 1, ?) = ? ORDER BY name",
-                                  (len(prefix), prefix))
-        return dict(rows.fetchall())
+        return dict(self.db.read("SELECT name, key FROM refs WHERE substr(name, 1, ?) = ? ORDER BY name",
+                                 (len(prefix), prefix)))
 
     def set_ref(self, name: str, key: str) -> None:
         self.set_refs({name: key})
@@ -406,9 +431,9 @@ class Store:
         None for absent) makes it a compare-and-swap: StoreError if another
         process moved a ref since the caller read it.
         """
-        def swap(db: sqlite3.Connection) -> None:
+        def swap(tx: Transaction) -> None:
             for name, old in (expect or {}).items():
-                row = db.execute("SELECT key FROM refs WHERE name = ?", (name,)).fetchone()
+                row = tx.execute("SELECT key FROM refs WHERE name = ?", (name,)).fetchone()
                 if (row[0] if row else None) != old:
                     raise StoreError(f"ref {name} moved to {row[0][:12] if row else 'nothing'} "
                                      f"(expected {old[:12] if old else 'nothing'})")
@@ -416,16 +441,19 @@ class Store:
             for name, key in refs.items():
                 if not name or not isinstance(name, str):
                     raise StoreError("ref names are non-empty strings")
-                known = db.execute("SELECT 1 FROM artifacts WHERE key = ? UNION ALL "
+                known = tx.execute("SELECT 1 FROM artifacts WHERE key = ? UNION ALL "
                                    "SELECT 1 FROM records WHERE key = ?", (key, key)).fetchone()
                 if not known:
                     raise StoreError(f"ref {name}: no artifact or record {key[:12]} in the store")
-                db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?)", (name, key, now))
+                tx.execute("INSERT INTO refs VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                           "SET key = excluded.key, updated = excluded.updated", (name, key, now))
 
-        self._write(swap)
+        self.db.write(swap, exclusive=True)
 
-    def delete_refs(self, *names: str) -> None:
-        self._write(lambda db: db.executemany("DELETE FROM refs WHERE name = ?", [(n,) for n in names]))
+    def delete_refs(self, *names: str) -> int:
+        """Delete refs; how many existed."""
+        return self.db.write(lambda tx: tx.executemany("DELETE FROM refs WHERE name = ?", [(n,) for n in names]).rowcount,
+                             exclusive=True)
 
     # -- runs --------------------------------------------------------------
 
@@ -439,53 +467,54 @@ class Store:
         """
         meta_json = canonical_json(meta or {})
         with self._key_lock(JOBS_LOCK, shared=True):
-            run_id = self._write(lambda db: db.execute(
-                "INSERT INTO runs (kind, meta, started, status) VALUES (?, ?, ?, 'running')",
-                (kind, meta_json, time.time())).lastrowid)
+            run_id = self.db.write(lambda tx: tx.execute(
+                "INSERT INTO runs (kind, meta, started, status) VALUES (?, ?, ?, 'running') RETURNING id",
+                (kind, meta_json, time.time())).fetchall()[0][0])
             status = "failed"
             try:
                 yield Run(run_id, self)
                 status = "ok"
             finally:
-                self._write(lambda db: db.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?",
-                                                  (time.time(), status, run_id)))
+                self.db.write(lambda tx: tx.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?",
+                                                    (time.time(), status, run_id)))
 
     # -- maintenance -------------------------------------------------------
 
+    def _check_files(self, key: str, path: Path) -> list[Problem]:
+        """Re-hash one artifact's files against the manifest: what is missing, changed or extra."""
+        want = {rel: (sha, size) for rel, sha, size in
+                self.db.read("SELECT path, sha256, size FROM files WHERE key = ?", (key,))}
+        problems = []
+        nfiles = self.db.read("SELECT nfiles FROM artifacts WHERE key = ?", (key,))
+        if nfiles and len(want) != nfiles[0][0]:
+            problems.append(Problem(key, "", f"manifest lists {len(want)} files, expected {nfiles[0][0]}"))
+        have = {p.relative_to(path).as_posix(): p for p in path.rglob("*") if not p.is_dir()}
+        for rel in sorted(set(have) - set(want)):
+            problems.append(Problem(key, rel, "extra file, not in the manifest"))
+        for rel, (sha, size) in sorted(want.items()):
+            file = have.get(rel)
+            if file is None or file.is_symlink() or not file.is_file():
+                problems.append(Problem(key, rel, "missing"))
+            elif file.stat().st_size != size:
+                problems.append(Problem(key, rel, f"size {file.stat().st_size}, recorded {size}"))
+            elif sha256_file(file) != sha:
+                problems.append(Problem(key, rel, "content changed (sha256 differs)"))
+        return problems
+
     def verify(self) -> list[Problem]:
         """Re-hash every registered file; a list of what is missing, changed or extra."""
-        problems: list[Problem] = []
-        db = self._db()
-        for (result,) in db.execute("PRAGMA quick_check"):
-            if result != "ok":
-                problems.append(Problem("manifest", "manifest.sqlite", result))
-        recorded: dict[str, dict[str, tuple[str, int]]] = {}
-        for key, rel, sha, size in db.execute("SELECT key, path, sha256, size FROM files"):
-            recorded.setdefault(key, {})[rel] = (sha, size)
+        problems = [Problem("manifest", self.db.where, p) for p in self.db.problems()]
         for art in self.artifacts():
             if not art.path.is_dir():
                 problems.append(Problem(art.key, "", "registered but its directory is missing"))
-                continue
-            want = recorded.get(art.key, {})
-            if len(want) != art.nfiles:
-                problems.append(Problem(art.key, "", f"manifest lists {len(want)} files, expected {art.nfiles}"))
-            have = {p.relative_to(art.path).as_posix(): p for p in art.path.rglob("*") if not p.is_dir()}
-            for rel in sorted(set(have) - set(want)):
-                problems.append(Problem(art.key, rel, "extra file, not in the manifest"))
-            for rel, (sha, size) in sorted(want.items()):
-                path = have.get(rel)
-                if path is None or path.is_symlink() or not path.is_file():
-                    problems.append(Problem(art.key, rel, "missing"))
-                elif path.stat().st_size != size:
-                    problems.append(Problem(art.key, rel, f"size {path.stat().st_size}, recorded {size}"))
-                elif sha256_file(path) != sha:
-                    problems.append(Problem(art.key, rel, "content changed (sha256 differs)"))
+            else:
+                problems += self._check_files(art.key, art.path)
         for name, key in self.refs().items():
             if self.info(key) is None and self.record_get(key) is None:
                 problems.append(Problem(key, "", f"ref {name} names nothing in the store (rebuild it or delete the ref)"))
-        for parent, child in db.execute(
-                "SELECT parent, child FROM deps WHERE parent IN (SELECT key FROM artifacts UNION SELECT key FROM records)"
-                " AND child NOT IN (SELECT key FROM artifacts UNION SELECT key FROM records)"):
+        for parent, child in self.db.read(
+                f"SELECT parent, child FROM deps WHERE parent IN ({_KNOWN}) AND child NOT IN ({_KNOWN}) "
+                "ORDER BY parent, child"):
             problems.append(Problem(child, "", f"missing, but {parent[:12]} depends on it (rebuild it)"))
         return problems
 
@@ -493,22 +522,40 @@ class Store:
         """Unregister and delete one artifact (e.g. one `verify` found corrupt).
 
         The row goes first, so a crash in between leaves only garbage. False
-        if a builder holds the key.
+        if a builder holds the key; StoreError if a ref names it (delete the
+        ref first: removing what main names would break every later job).
         """
         _check_key(key)
         with self._key_lock(key, blocking=False) as held:
             if not held:
                 return False
-            self._write(lambda db: db.execute("DELETE FROM artifacts WHERE key = ?", (key,)))
+
+            def unregister(tx: Transaction) -> None:
+                names = [r[0] for r in tx.execute("SELECT name FROM refs WHERE key = ? ORDER BY name", (key,)).fetchall()]
+                if names:
+                    raise StoreError(f"artifact {key[:12]} is named by ref {', '.join(names)}: not removed")
+                tx.execute("DELETE FROM artifacts WHERE key = ?", (key,))
+
+            self.db.write(unregister, exclusive=True)
+            self._verified.pop(key, None)
             _rmtree(self._object_dir(key))
             return True
 
     def garbage(self) -> list[Path]:
         """Directories that are no complete artifact: dead builders' tmp dirs, unregistered objects."""
-        registered = {r[0] for r in self._db().execute("SELECT key FROM artifacts")}
+        registered = {r[0] for r in self.db.read("SELECT key FROM artifacts")}
         out = sorted(self.tmp.iterdir())
         out += sorted(p for p in self.objects.glob("??/*") if p.name not in registered)
         return out
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No job runs meanwhile, on any machine sharing the store (gc, migrate); StoreBusy if one does."""
+        with self._key_lock(JOBS_LOCK, blocking=False) as held:
+            if not held:
+                raise StoreBusy(f"{self.db.where}: a job (pr, promote, generate, train, eval) is using the store; "
+                                "it is left alone while one runs: try again when it has finished")
+            yield
 
     def gc(self, keep_days: float = DEFAULT_KEEP_DAYS, dry_run: bool = False) -> GcReport:
         """Delete what no ref names and no run of the last `keep_days` used.
@@ -520,18 +567,14 @@ class Store:
         """
         if dry_run:
             return self._gc(keep_days, dry_run)
-        with self._key_lock(JOBS_LOCK, blocking=False) as held:
-            if not held:
-                raise StoreBusy(f"{self.home}: a job (pr, promote, generate, train, eval) is using the store; gc deletes nothing "
-                                "while one runs: try again when it has finished")
+        with self.exclusive():
             return self._gc(keep_days, dry_run)
 
     def _gc(self, keep_days: float, dry_run: bool) -> GcReport:
         cutoff = time.time() - keep_days * 86400
         report = GcReport()
-        db = self._db()
-        dead = [r[0] for r in db.execute(
-            f"SELECT key FROM artifacts WHERE created < :cutoff AND key NOT IN ({_LIVE})", {"cutoff": cutoff})]
+        dead = [r[0] for r in self.db.read(
+            f"SELECT key FROM artifacts WHERE created < :cutoff AND key NOT IN ({_LIVE}) ORDER BY key", {"cutoff": cutoff})]
         for key in dead:
             if dry_run:
                 report.artifacts.append(key)
@@ -539,11 +582,14 @@ class Store:
             with self._key_lock(key, blocking=False) as held:
                 if not held:
                     continue
-                gone = self._write(lambda db: db.execute(
-                    f"DELETE FROM artifacts WHERE key = :key AND key NOT IN ({_LIVE})",
-                    {"key": key, "cutoff": cutoff}).rowcount)
-                if gone:
-                    self._write(lambda db: db.execute("DELETE FROM deps WHERE parent = ?", (key,)))
+
+                def delete(tx: Transaction, key: str = key) -> int:  # with no ref move in between
+                    gone = tx.execute(f"DELETE FROM artifacts WHERE key = :key AND key NOT IN ({_LIVE})",
+                                      {"key": key, "cutoff": cutoff}).rowcount
+                    tx.execute("DELETE FROM deps WHERE parent = ?", (key,))
+                    return gone
+
+                if self.db.write(delete, exclusive=True):
                     path = self._object_dir(key)
                     report.freed_bytes += _tree_size(path)
                     _rmtree(path)
@@ -551,20 +597,20 @@ class Store:
         record_sql = f"FROM records WHERE created < :cutoff AND key NOT IN ({_LIVE})"
         run_sql = "FROM runs WHERE started < :cutoff"
         if dry_run:
-            report.records = db.execute(f"SELECT count(*) {record_sql}", {"cutoff": cutoff}).fetchone()[0]
-            report.runs = db.execute(f"SELECT count(*) {run_sql}", {"cutoff": cutoff}).fetchone()[0]
+            report.records = self.db.read(f"SELECT count(*) {record_sql}", {"cutoff": cutoff})[0][0]
+            report.runs = self.db.read(f"SELECT count(*) {run_sql}", {"cutoff": cutoff})[0][0]
         else:
-            report.records = self._write(lambda db: db.execute(f"DELETE {record_sql}", {"cutoff": cutoff}).rowcount)
-            self._write(lambda db: db.execute(
-                "DELETE FROM deps WHERE parent NOT IN (SELECT key FROM artifacts UNION SELECT key FROM records)"))
-            report.runs = self._write(lambda db: db.execute(f"DELETE {run_sql}", {"cutoff": cutoff}).rowcount)
+            report.records = self.db.write(lambda tx: tx.execute(f"DELETE {record_sql}", {"cutoff": cutoff}).rowcount,
+                                           exclusive=True)
+            self.db.write(lambda tx: tx.execute(f"DELETE FROM deps WHERE parent NOT IN ({_KNOWN})"))
+            report.runs = self.db.write(lambda tx: tx.execute(f"DELETE {run_sql}", {"cutoff": cutoff}).rowcount)
         for path in self.garbage():
             key = path.name.split(".")[0]
             if not is_key(key):
                 continue
             with self._key_lock(key, blocking=False) as held:
                 # Held: someone is building this key right now; its tmp dir is live.
-                if held and (path.parent == self.tmp or self.get(key) is None):
+                if held and (path.parent == self.tmp or not self.db.read("SELECT 1 FROM artifacts WHERE key = ?", (key,))):
                     report.garbage_dirs.append(str(path.relative_to(self.home)))
                     if not dry_run:
                         report.freed_bytes += _tree_size(path)
@@ -572,8 +618,9 @@ class Store:
         return report
 
 
-def _add_deps(db: sqlite3.Connection, parent: str, children: Iterable[str]) -> None:
-    db.executemany("INSERT OR IGNORE INTO deps VALUES (?, ?)", [(parent, c) for c in children if c != parent])
+def _add_deps(tx: Transaction, parent: str, children: Iterable[str]) -> None:
+    tx.executemany("INSERT INTO deps VALUES (?, ?) ON CONFLICT DO NOTHING",
+                   sorted({(parent, c) for c in children if c != parent}))
 
 
 def _check_key(key: str) -> None:

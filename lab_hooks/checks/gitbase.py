@@ -1,0 +1,382 @@
+"""The taxonomy as it was at a base commit, for `lab-hooks validate --base REF`.
+
+Everything is read through ONE `git cat-file --batch` process per run, whatever
+the number of files: the commits (to find the merge base of REF and HEAD, as
+`git merge-base` does), the trees and the blobs. Nothing else runs git, and
+gitpython is not imported: the pre-commit hook pays a few milliseconds for its
+base, not the ~120 ms gitpython's import costs nor one process per file.
+
+The working tree is compared with the merge base's tree as git would: a file
+is changed when its bytes hash to another blob. Paths handed in and out are
+relative to the current directory (cat-file reads `<commit>:./path` that way).
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import os
+import posixpath
+import subprocess
+from dataclasses import dataclass
+from itertools import count
+
+from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, git_blob_sha
+
+ATTRIBUTION = "attribution.txt"
+RENAME_SIMILARITY = 0.5  # git's default for -M: the share of lines a rename keeps
+_TREE_MODE, _BLOB_MODES = "40000", ("100644", "100755")
+_REQUEST_BYTES = 16_384  # requests written before answers are read: far below a pipe's buffer
+
+
+class BaseError(Exception):
+    """A base that cannot be read; the message is one line that says what to do."""
+
+
+@dataclass(frozen=True)
+class BaseLeaf:
+    """A checked leaf's state at the base."""
+
+    status: str  # unchanged | modified | renamed | added
+    old_file: str | None = None  # the leaf at the base (relative to the current directory)
+    content: bytes | None = None  # its bytes at the base (modified, renamed)
+    attribution: str | None = None  # the attribution.txt beside it at the base
+
+
+@dataclass
+class _Object:
+    sha: str
+    kind: str
+    data: bytes
+
+
+class _CatFile:
+    """One `git cat-file --batch`: requests are written in bounded batches, then answered."""
+
+    def __init__(self) -> None:
+        try:
+            self.proc = subprocess.Popen(["git", "cat-file", "--batch"], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise BaseError(f"cannot run git: {exc.strerror}") from None
+        self.calls = 1
+
+    def read(self, names: list[str]) -> list[_Object | None]:
+        """Each object by name (a sha or `<rev>:<path>`); None where there is none."""
+        out: list[_Object | None] = []
+        start = 0
+        while start < len(names):
+            batch, size = [], 0
+            for name in names[start:]:
+                if batch and size + len(name) + 1 > _REQUEST_BYTES:
+                    break
+                batch.append(name)
+                size += len(name) + 1
+            start += len(batch)
+            try:
+                self.proc.stdin.write("".join(f"{n}\n" for n in batch).encode())
+                self.proc.stdin.flush()
+                out += [self._answer() for _ in batch]
+            except (BrokenPipeError, ValueError):
+                err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+                raise BaseError(f"git cat-file failed: {err[-1] if err else 'it exited'}") from None
+        return out
+
+    def _answer(self) -> _Object | None:
+        header = self.proc.stdout.readline()
+        if not header:
+            raise ValueError("git cat-file exited")
+        parts = header.split()
+        if len(parts) != 3:  # "<name> missing" or "<name> ambiguous"
+            return None
+        size = int(parts[2])
+        data = self.proc.stdout.read(size + 1)[:size]
+        return _Object(parts[0].decode(), parts[1].decode(), data)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def _commit_fields(data: bytes) -> tuple[list[str], int]:
+    """A commit object's parents and committer time."""
+    parents, when = [], 0
+    for line in data.split(b"\n\n", 1)[0].split(b"\n"):
+        if line.startswith(b"parent "):
+            parents.append(line[7:].decode())
+        elif line.startswith(b"committer "):
+            when = int(line.rsplit(b" ", 2)[-2])
+    return parents, when
+
+
+def _tree_entries(data: bytes) -> list[tuple[str, str, str]]:
+    """(mode, name, sha) of each entry of a tree object."""
+    entries, at = [], 0
+    while at < len(data):
+        space = data.index(b" ", at)
+        nul = data.index(b"\0", space)
+        entries.append((data[at:space].decode(), data[space + 1:nul].decode("utf-8", "surrogateescape"),
+                        data[nul + 1:nul + 21].hex()))
+        at = nul + 21
+    return entries
+
+
+_ONE, _TWO, _STALE = 1, 2, 4
+
+
+class GitBase:
+    """The merge base of `ref` and HEAD, read through one cat-file process.
+
+    `ref` HEAD in a repository without commits is an empty base: every leaf is new
+    (the first commit of a repository runs the pre-commit hook too).
+    """
+
+    def __init__(self, ref: str) -> None:
+        if not ref or any(c in ref for c in "\n\r\0"):
+            raise BaseError(f"base ref {ref!r} is not a commit")
+        self.git = _CatFile()
+        try:
+            head, base = self.git.read(["HEAD^{commit}", f"{ref}^{{commit}}"])
+            if base is None and ref == "HEAD":
+                self.commit = None  # no commit yet: an empty base
+            elif base is None:
+                raise BaseError(f"base ref {ref!r} is not a commit in this repository (fetch it first, e.g. "
+                                "`git fetch origin main`; actions/checkout needs fetch-depth: 0)")
+            elif head is None:
+                raise BaseError("HEAD has no commit yet")
+            else:
+                self.commit = self._merge_base(base, head, ref)
+        except BaseException:
+            self.git.close()
+            raise
+        self._trees: dict[str, dict[str, tuple[str, str]]] = {}
+
+    def close(self) -> None:
+        self.git.close()
+
+    def __enter__(self) -> GitBase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the merge base: git's paint-down-to-common, newest commits first ---------
+
+    def _merge_base(self, base: _Object, head: _Object, ref: str) -> str:
+        if base.sha == head.sha:
+            return base.sha
+        self._parsed = {base.sha: _commit_fields(base.data), head.sha: _commit_fields(head.data)}
+        flags = {base.sha: _ONE, head.sha: _TWO}
+        order = count()  # equal dates leave the queue in insertion order, as git's does
+        queue = [(-self._parsed[c][1], next(order), c) for c in flags]
+        heapq.heapify(queue)
+        found: list[str] = []
+        while any(not flags[c] & _STALE for *_, c in queue):
+            *_, commit = heapq.heappop(queue)
+            mark = flags[commit] & (_ONE | _TWO | _STALE)
+            if mark == _ONE | _TWO:
+                found.append(commit)
+                mark |= _STALE
+            parents = self._parents(commit)
+            for parent in parents:
+                if flags.get(parent, 0) & mark == mark:
+                    continue
+                flags[parent] = flags.get(parent, 0) | mark
+                heapq.heappush(queue, (-self._parsed[parent][1], next(order), parent))
+        if not found:
+            raise BaseError(f"{ref!r} and HEAD share no history (unrelated branches)")
+        # With clock skew a found commit can be an ancestor of another: git drops those.
+        return next(c for c in found if not any(self._reaches(o, c) for o in found if o != c))
+
+    def _parents(self, commit: str) -> list[str]:
+        """A parsed commit's parents, each parsed too (read in one batch)."""
+        parents = self._parsed[commit][0]
+        unread = [p for p in parents if p not in self._parsed]
+        for sha, obj in zip(unread, self.git.read(unread) if unread else []):
+            if obj is None:
+                raise BaseError(f"commit {sha[:12]} is missing (a shallow clone?): fetch the history "
+                                "(actions/checkout with `fetch-depth: 0`, or `git fetch --deepen=200`) "
+                                "and run again")
+            self._parsed[sha] = _commit_fields(obj.data)
+        return parents
+
+    def _reaches(self, start: str, target: str) -> bool:
+        """Whether `target` is an ancestor of `start` (walks no older than `target`)."""
+        floor, seen, todo = self._parsed[target][1], {start}, [start]
+        while todo:
+            commit = todo.pop()
+            if commit == target:
+                return True
+            for parent in self._parents(commit):
+                if parent not in seen and self._parsed[parent][1] >= floor:
+                    seen.add(parent)
+                    todo.append(parent)
+        return False
+
+    # -- reading the base's files ---------------------------------------------------
+
+    def blobs(self, files: list[str]) -> list[bytes | None]:
+        """The base's bytes of each file (relative to the current directory), None where absent."""
+        if self.commit is None:
+            return [None] * len(files)
+        found = self.git.read([f"{self.commit}:{_relative(f)}" for f in files])
+        return [o.data if o is not None and o.kind == "blob" else None for o in found]
+
+    def leaf_files(self, root: str) -> dict[str, str]:
+        """Every leaf file and attribution.txt of the base under the taxonomy root: path
+        (relative to the current directory, like the root) -> blob sha. Read level by level."""
+        if self.commit is None:
+            return {}
+        root = _posix(root)
+        level = [(posixpath.join(root, top) if root != "." else top) for top in sorted(TOP_LEVELS)]
+        shas = {path: f"{self.commit}:{_relative(path)}" for path in level}
+        out: dict[str, str] = {}
+        while shas:
+            paths = list(shas)
+            objects = self.git.read([shas[p] for p in paths])
+            shas = {}
+            for path, obj in zip(paths, objects):
+                if obj is None or obj.kind != "tree":
+                    continue
+                for mode, name, sha in _tree_entries(obj.data):
+                    child = f"{path}/{name}"
+                    if mode == _TREE_MODE:
+                        shas[child] = sha
+                    elif (name in LEAF_NAMES or name == ATTRIBUTION) and mode in _BLOB_MODES:
+                        out[os.path.relpath(child)] = sha
+        return out
+
+
+def repository_top(start: str = ".") -> str | None:
+    """The nearest folder at or above `start` holding `.git` (a folder, or a file in a
+    worktree), relative to the current directory; None outside a repository."""
+    here = os.path.abspath(start)
+    while True:
+        if os.path.exists(os.path.join(here, ".git")):
+            return os.path.relpath(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _posix(path: str) -> str:
+    return os.path.normpath(path).replace(os.sep, "/")
+
+
+def _relative(path: str) -> str:
+    """A path relative to the current directory as `<rev>:` reads it (./ or ../ first)."""
+    path = _posix(path)
+    return path if path.startswith("../") else f"./{path}"
+
+
+def changed_lines(old: bytes, new: bytes) -> set[int]:
+    """1-based lines of `new` that an edit from `old` wrote (inserted or replaced)."""
+    a, b = old.splitlines(), new.splitlines()
+    changed: set[int] = set()
+    for op, _, _, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op in ("replace", "insert"):
+            changed.update(range(j1 + 1, j2 + 1))
+    return changed
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """The share of lines two versions of a file have in common (a rename keeps >= 0.5)."""
+    return difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False).ratio()
+
+
+def _decoded(content: bytes | None) -> str | None:
+    return None if content is None else content.decode("utf-8", "replace").removeprefix("\ufeff")
+
+
+def read_base(base: GitBase, files: dict[str, tuple[bytes, str | None]], root: str) -> dict[str, BaseLeaf]:
+    """The base's side of each checked leaf.
+
+    `files` maps each checked leaf file (relative to the current directory) to its
+    bytes on disk and its attribution text; `root` is the taxonomy root, where
+    a leaf missing at the base is looked for among the base's deleted leaves.
+    """
+    names = list(files)
+    attributions = [os.path.join(os.path.dirname(f), ATTRIBUTION) for f in names]
+    found = base.blobs(names + attributions)
+    olds, old_attributions = found[:len(names)], found[len(names):]
+    view: dict[str, BaseLeaf] = {}
+    missing = []
+    for file, old, old_attribution in zip(names, olds, old_attributions):
+        content, attribution = files[file]
+        if old is None:
+            missing.append(file)
+        elif old == content and _decoded(old_attribution) == attribution:
+            view[file] = BaseLeaf("unchanged", file, old, _decoded(old_attribution))
+        else:
+            view[file] = BaseLeaf("modified", file, old, _decoded(old_attribution))
+    if missing:
+        view.update(_renamed_or_added(base, {f: files[f][0] for f in missing}, root))
+    return view
+
+
+def _renamed_or_added(base: GitBase, new: dict[str, bytes], root: str) -> dict[str, BaseLeaf]:
+    """Pair leaves that are new at their path with the base's leaves gone from disk:
+    the same blob first, then the most similar (>= RENAME_SIMILARITY of the lines)."""
+    gone = {path: sha for path, sha in base.leaf_files(root).items()
+            if os.path.basename(path) != ATTRIBUTION and not os.path.lexists(path)}
+    out: dict[str, BaseLeaf] = {}
+    pairs: dict[str, str] = {}
+    by_sha = {sha: path for path, sha in sorted(gone.items(), reverse=True)}
+    for file, content in new.items():
+        old = by_sha.get(git_blob_sha(content))
+        if old is not None and old in gone:
+            pairs[file] = old
+            del gone[old]
+    rest = [f for f in new if f not in pairs]
+    if rest and gone and len(rest) * len(gone) <= 2500:
+        old_paths = sorted(gone)
+        old_bytes = dict(zip(old_paths, base.blobs(old_paths)))
+        scored = sorted(((similarity(old_bytes[o] or b"", new[f]), f, o) for f in rest for o in old_paths),
+                        reverse=True)
+        for score, file, old in scored:
+            if score >= RENAME_SIMILARITY and file not in pairs and old in gone:
+                pairs[file] = old
+                del gone[old]
+    olds = list(pairs.items())
+    found = base.blobs([o for _, o in olds] + [os.path.join(os.path.dirname(o), ATTRIBUTION) for _, o in olds])
+    for (file, old), content, attribution in zip(olds, found[:len(olds)], found[len(olds):]):
+        out[file] = BaseLeaf("renamed", old, content, _decoded(attribution))
+    for file in new:
+        out.setdefault(file, BaseLeaf("added"))
+    return out
+
+
+def changed_leaf_files(base: GitBase, root: str) -> list[str]:
+    """The leaf files under the taxonomy root (relative to the current directory) whose
+    qna.yaml or attribution.txt differ from the base's, new ones included; sorted."""
+    old = base.leaf_files(root)
+    out = []
+    for file in _disk_leaf_files(root):
+        folder = os.path.dirname(file)
+        attribution = os.path.join(folder, ATTRIBUTION)
+        if old.get(file) != _disk_sha(file) or old.get(attribution) != _disk_sha(attribution):
+            out.append(file)
+    return sorted(out)
+
+
+def _disk_leaf_files(root: str) -> list[str]:
+    out = []
+    for top in sorted(TOP_LEVELS):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
+            out += [os.path.relpath(os.path.join(dirpath, n)) for n in filenames if n in LEAF_NAMES]
+    return out
+
+
+def _disk_sha(path: str) -> str | None:
+    """The blob sha of a regular file's bytes; None when there is none (or it is a link)."""
+    try:
+        if os.path.islink(path) or not os.path.isfile(path):
+            return None
+        with open(path, "rb") as fh:
+            return git_blob_sha(fh.read())
+    except OSError:
+        return None

@@ -1,0 +1,108 @@
+"""action/run.sh as the GPU job and the comment job run it: real git repositories, the real
+lab-hooks, the local GitHub API server. A PR number is written for lab-comment only once
+refs/pull/<n>/head is the validated sha; the ML process never sees a token and exits 0 on
+a successful run (issue 15, items 1 and 3)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from github_server import FakeGitHub
+from pr_repos import GIT_ENV, commit, git, init_repo
+
+from lab_hooks.report.comment import MARKER
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TOKEN = "ghs_read_only_token_value"
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """The taxonomy on GitHub: main, and two PRs (refs/pull/N/head) that change no leaf."""
+    repo = init_repo(tmp_path / "upstream", {"README.md": "taxonomy\n"})
+    base = git(repo, "rev-parse", "HEAD")
+    heads = {}
+    for number in (7, 8):
+        git(repo, "checkout", "-q", "-b", f"pr{number}", base)
+        heads[number] = commit(repo, {"README.md": f"taxonomy, PR {number}\n"})
+        git(repo, "update-ref", f"refs/pull/{number}/head", heads[number])
+    git(repo, "checkout", "-q", "main")
+    work = tmp_path / "work"  # the runner's checkout of the default branch
+    subprocess.run(["git", "clone", "-q", str(repo), str(work)], check=True, env={**os.environ, **GIT_ENV})
+    return work, heads
+
+
+def run_action(work: Path, tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    """action/run.sh with `lab-hooks` on PATH behind a spy that records the environment it got."""
+    spy = tmp_path / "spy"
+    spy.mkdir(exist_ok=True)
+    (spy / "lab-hooks").write_text(f'#!/bin/sh\nenv > "{tmp_path}/lab-hooks.env"\nexec "{BIN}/lab-hooks" "$@"\n')
+    (spy / "lab-hooks").chmod(0o755)
+    full = {**os.environ, **GIT_ENV, "PATH": f"{spy}:{os.environ['PATH']}", "ACTION_PATH": str(ROOT),
+            "LAB_HOME_INPUT": str(tmp_path / "home"), "LAB_BASE": "origin/main", "LAB_HEAD": "", "LAB_PR": "",
+            "LAB_TEACHER": "embedded:smollm2-135m-instruct", "LAB_STUDENT": "embedded:smollm2-135m-instruct",
+            "LAB_JUDGE": "embedded:smollm2-135m-instruct", "LAB_QUICK": "0",
+            "LAB_RESULTS": str(tmp_path / "out" / "results.json"), "LAB_TOKEN": TOKEN, "GITHUB_TOKEN": TOKEN, **env}
+    return subprocess.run(["bash", str(ROOT / "action" / "run.sh")], cwd=work, env=full, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_pr_mode_verifies_the_number_runs_tokenless_and_exits_0(upstream, tmp_path):
+    work, heads = upstream
+    result = run_action(work, tmp_path, LAB_MODE="pr", LAB_PR="7", LAB_HEAD=heads[7])
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    assert (out / "number").read_text() == "7\n" and (out / "head_sha").read_text() == heads[7] + "\n"
+    run = json.loads((out / "results.json").read_text())
+    assert run["status"] == "ok" and run["pr"] == 7 and run["head"]["sha"] == heads[7]
+    seen = (tmp_path / "lab-hooks.env").read_text()
+    assert TOKEN not in seen and "GITHUB_TOKEN=" not in seen and "LAB_TOKEN=" not in seen
+
+
+@pytest.mark.parametrize("number", ["8", "9"])  # another PR's head; no such PR
+def test_pr_mode_rejects_a_forged_number_and_writes_none(upstream, tmp_path, number):
+    work, heads = upstream
+    result = run_action(work, tmp_path, LAB_MODE="pr", LAB_PR=number, LAB_HEAD=heads[7])
+    assert result.returncode != 0
+    assert not (tmp_path / "out" / "number").exists() and not (tmp_path / "out" / "head_sha").exists()
+    assert not (tmp_path / "lab-hooks.env").exists()  # nothing ran
+
+
+def test_the_token_is_not_on_any_command_line(upstream, tmp_path):
+    """fetch-pr.sh hands git the token through its environment: `ps` shows every user the argv."""
+    work, heads = upstream
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    real_git = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True).stdout.strip()
+    (spy / "git").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{tmp_path}/git.argv"\nexec "{real_git}" "$@"\n')
+    (spy / "git").chmod(0o755)
+    result = run_action(work, tmp_path, LAB_MODE="pr", LAB_PR="7", LAB_HEAD=heads[7])
+    assert result.returncode == 0, result.stderr
+    argv = (tmp_path / "git.argv").read_text()
+    assert "fetch --no-tags" in argv
+    secret = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    assert TOKEN not in argv and secret not in argv
+
+
+def test_comment_mode_posts_only_for_the_verified_head(upstream, tmp_path):
+    work, heads = upstream
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"status": "ok", "pr": 7, "head": {"ref": "pr7", "sha": heads[7]}}))
+    with FakeGitHub(token=TOKEN) as server:
+        env = {"LAB_MODE": "comment", "LAB_PR": "7", "LAB_RESULTS": str(results), "GITHUB_REPOSITORY": server.repo,
+               "GITHUB_API_URL": server.url, "LAB_ARTIFACTS_URL": "https://github.com/acme/taxonomy/actions/runs/3"}
+        server.pulls = {7: {"head": {"sha": heads[8]}}}  # the PR moved on: a newer run will report
+        moved = run_action(work, tmp_path, LAB_HEAD=heads[7], **env)
+        assert moved.returncode == 0 and "not posted" in moved.stderr and not server.comments
+        server.pulls = {7: {"head": {"sha": heads[7]}}}
+        posted = run_action(work, tmp_path, LAB_HEAD=heads[7], **env)
+        assert posted.returncode == 0, posted.stderr
+        [comment] = server.comments[7]
+        assert comment["body"].startswith(MARKER) and "(https://github.com/acme/taxonomy/actions/runs/3)" in comment["body"]
