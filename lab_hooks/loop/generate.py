@@ -8,9 +8,13 @@ from lab_hooks.loop.run import StageFailed
 
 
 def generate(run, leaves, root: Path, store, out: Path):
+    """SDG for the changed leaves, each without the seeds the evaluation holds out (eval.reference)."""
+    from lab_hooks.eval.reference import held_out_seeds, training_view
     from lab_hooks.sdg import generate_leaves
 
     opts = run.opts
+    held = {leaf.name: sorted(held_out_seeds(leaf)) for leaf in leaves if leaf.kind and leaf.kind.is_skill}
+    leaves = [training_view(leaf) for leaf in leaves]
     result = generate_leaves(leaves, opts.teacher, store, out_dir=out / "sdg", samples_per_seed=opts.samples_per_seed,
                              seed=opts.seed, max_tokens=opts.sdg_max_tokens, taxonomy_root=root,
                              progress=opts.progress)
@@ -20,7 +24,8 @@ def generate(run, leaves, root: Path, store, out: Path):
         dropped = {name: st["candidates"] - st["passed"] for name, st in steps.items()
                    if st.get("candidates", 0) > st.get("passed", 0)}
         rows.append({"leaf": r.leaf, "candidates": r.candidates, "accepted": r.accepted, "dropped": dropped,
-                     "status": "ok" if r.ok else (r.message or r.status), "artifact": r.artifact})
+                     "status": "ok" if r.ok else (r.message or r.status), "artifact": r.artifact,
+                     "held_out_seeds": held.get(r.leaf, [])})
     run.data["generation"] = {"teacher": opts.teacher, "leaves": rows, "teacher_calls": result.calls}
     if not any(r.ok for r in result.leaves):
         raise StageFailed("no changed leaf produced any accepted sample: "

@@ -34,7 +34,8 @@ def train(run, gen, store):
     run.data["training"] = {
         "method": config.method, "parent": main_key[:12] if main_key else opts.student,
         "replay_buffer_leaves": len(buffer),
-        "phases": [{k: p.get(k) for k in ("phase", "new_samples", "replay_samples", "replay_ratio", "steps",
+        "replay_samples": sum(p["replay_samples"] for p in summary["phases"]),
+        "phases": [{k: p.get(k) for k in ("phase", "new_samples", "replay_samples", "replay_ratio", "replay", "steps",
                                           "loss_first", "loss_last", "dropped", "tokens_per_s", "wall_s")}
                    for p in summary["phases"]]}
     run.data["models"]["base_checkpoint"] = main_key or opts.student
