@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from lab_hooks.flags import at_least, train_settings
+from lab_hooks.flags import add_train_flags, at_least, train_settings
 from lab_hooks.loop.pr import run_pr
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import EMBEDDED, PrOptions
@@ -30,17 +30,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-per-seed", type=at_least(1), default=3)
     p.add_argument("--replay-ratio", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--max-steps", type=at_least(1), help="cap the optimizer steps per phase")
+    add_train_flags(p)
     p.add_argument("--sdg-max-tokens", type=at_least(1), help="teacher tokens per generation (default: the pipeline's)")
     p.add_argument("--answer-max-tokens", type=at_least(1), help="MT-Bench answer tokens per turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=at_least(1), help="judge tokens per judgment (default 2048)")
     p.add_argument("--unchanged-leaves", type=at_least(0),
-                   help="unchanged skill leaves the branch eval also asks, to catch regressions elsewhere (default 3)")
+                   help="unchanged leaves evaluated too, the controls that catch regressions elsewhere (default 3)")
+    p.add_argument("--calibration-questions", type=at_least(1),
+                   help="MT-Bench references (each with 4 degraded answers) the judge must tell apart (default 10)")
+    p.add_argument("--pairwise", action="store_true", help="also judge base vs candidate side by side, both orders")
+    p.add_argument("--no-branch-judge", action="store_true",
+                   help="no judged branch eval (the reference NLL of the leaves is measured either way)")
     p.add_argument("--out", default="lab-hooks-out", help="folder for results.json, comment.md and the data")
     p.add_argument("--results", help="where to write results.json (default: OUT/results.json)")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def options(args: argparse.Namespace) -> PrOptions:
+    """The loop's options from parsed `lab-hooks pr` flags."""
+    out = Path(args.results).parent if args.results else Path(args.out)
+    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens), ("judge_max_tokens", args.judge_max_tokens),
+                                    ("unchanged_sample", args.unchanged_leaves),
+                                    ("calibration_questions", args.calibration_questions)) if v is not None}
+    evaluation.update({"pairwise": True} if args.pairwise else {})
+    evaluation.update({"branch_judge": False} if args.no_branch_judge else {})
+    return PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
+                     student=args.student, judge=args.judge, quick=args.quick,
+                     samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens, seed=args.seed,
+                     replay_ratio=args.replay_ratio, train=train_settings(args), eval=evaluation, out_dir=str(out),
+                     progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,15 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
-    out = Path(args.results).parent if args.results else Path(args.out)
-    train = train_settings(args)
-    evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens), ("judge_max_tokens", args.judge_max_tokens),
-                                    ("unchanged_sample", args.unchanged_leaves)) if v is not None}
-    opts = PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
-                     student=args.student, judge=args.judge, quick=args.quick,
-                     samples_per_seed=args.samples_per_seed, sdg_max_tokens=args.sdg_max_tokens, seed=args.seed,
-                     replay_ratio=args.replay_ratio, train=train, eval=evaluation, out_dir=str(out),
-                     progress=not args.no_progress)
+    opts = options(args)
+    out = Path(opts.out_dir)
     run = run_pr(opts)
     comment = write_report(run, out, opts.progress)
     if args.dry_run:

@@ -45,6 +45,7 @@ class Settings:
     resamples: int = stats.RESAMPLES
     judge_logprobs: bool = True  # G-Eval scoring where the judge's backend reports log-probabilities
     calibration_questions: int = calibration.QUESTIONS
+    mtbench: bool = True  # MT-Bench (the judge's general-quality check) besides the branch leaves
     pairwise: bool = False  # also judge base vs candidate side by side, both orders (MT-Bench)
     branch_judge: bool = True  # the judge rates the branch leaves' answers too (skills)
     reference_nll: bool = True  # the judge-free metric on every branch leaf
@@ -278,12 +279,15 @@ def evaluate(
     unchanged_leaves=(),
     settings: Settings = Settings(),
     ids: dict[str, str] | None = None,
-    mtbench: bool = True,
+    mtbench: bool | None = None,
 ) -> dict:
-    """Evaluate candidate against base; the results dict documented in docs/eval-results.md."""
+    """Evaluate candidate against base; the results dict documented in docs/eval-results.md.
+
+    `mtbench`: overrides `settings.mtbench`."""
     from lab_hooks.assets import asset_dir
     from lab_hooks.store.keys import artifact_key, sha256_file
 
+    mtbench = settings.mtbench if mtbench is None else mtbench
     steps = _Steps()
     backends = _Backends([base, candidate, judge], steps)
     specs = {"base": _spec(base), "candidate": _spec(candidate), "judge": _spec(judge)}
