@@ -6,7 +6,8 @@
     .venv/bin/python bench/planted.py report --work DIR                    # the table, from DIR/planted.jsonl
 
 Everything runs on the embedded model through the PR loop with the demo's settings
-(lab_hooks.demo): main is promoted from the sample taxonomy once (cached in DIR/store),
+(lab_hooks.demo) and in the demo's store (LAB_HOME/demo-store): main is promoted from
+the sample taxonomy once (after `make demo`, not at all),
 then each case runs PRs against it. Split long runs (each seed is a few minutes on 2 cores).
 
 - good: the demo PR (the limericks leaf, whose rhyme labels the base model does not
@@ -75,7 +76,7 @@ def setup(work: Path):
         demo.git(repo, "add", "-A")
         demo.git(repo, "commit", "-qm", "Add shell answers")
         demo.git(repo, "checkout", "-q", "main")
-    store = Store(work / "store")
+    store = Store(url=demo.store_url())
     promote(str(repo), "main", store=store, options=demo.promote_options())
     return repo, store
 
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("case", choices=("good", "harmful", "null", "report"))
     p.add_argument("--seeds", type=int, nargs="*", default=[0])
-    p.add_argument("--work", type=Path, required=True, help="kept between runs: the repo, the store, the rows")
+    p.add_argument("--work", type=Path, required=True, help="kept between runs: the repo and the rows")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.case == "report":

@@ -14,7 +14,8 @@
    the judge's calibration, MT-Bench quick) → the comment, printed and written to
    `demo-out/comment.md` (with `demo-out/results.json` beside it).
 Settings are small so it finishes in minutes on 2 CPU cores; everything lands in
-the store (LAB_HOME), so a second run is served from it in seconds. The embedded
+the demo's own store (LAB_HOME/demo-store: its promotion never moves a real main's
+refs, whatever LAB_STORE_URL says), so a second run is served from it in seconds. The embedded
 135M model is teacher, student and judge: it fails the judge calibration (so its
 MT-Bench scores are labelled as not measuring quality), while the reference NLL,
 which needs no judge, measures what the PR taught.
@@ -56,6 +57,13 @@ PROMOTE_ARGS = ["--samples-per-seed", "1", "--sdg-max-tokens", "64", *TRAIN_ARGS
 DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", *TRAIN_ARGS,
              "--judge-max-tokens", "8", "--answer-max-tokens", "32", "--unchanged-leaves", "3",
              "--calibration-questions", "6", "--no-branch-judge"]
+
+
+def store_url() -> str:
+    """The demo's store: beside the pinned assets and models it uses, never the runner's store."""
+    from lab_hooks.home import lab_home
+
+    return f"sqlite://{(lab_home() / 'demo-store').resolve()}"
 
 
 def promote_options():
@@ -138,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {taxonomy}: no sample taxonomy there", file=sys.stderr)
         return 2
     start = time.perf_counter()
+    os.environ["LAB_STORE_URL"] = store_url()
     if not precommit_stage(taxonomy):
         print("demo: the validator did not behave as expected", file=sys.stderr)
         return 1

@@ -137,6 +137,10 @@ def test_a_judge_that_cannot_separate_them_fails_and_draws_no_verdict(store):
     text = render(results)
     assert "judge failed calibration — these scores do not measure quality" in text
     check_schema(results)
+    from lab_hooks.eval.calibration import latest_verdict
+
+    assert latest_verdict(store, "test:indifferent")["passed"] is False  # what other stages may ask
+    assert latest_verdict(store, "test:never-calibrated") is None
     # Cached per judge: a second evaluation with the same judge does not rate the set again.
     again = IndifferentJudge()
     evaluate(Model("test:base", "plain"), Model("test:cand", "good"), again, [], store, settings=FAST)

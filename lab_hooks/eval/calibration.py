@@ -106,3 +106,16 @@ def gate(items: list[CalibrationItem], ratings: list[float | None], *, seed: int
 def _mean(column: np.ndarray) -> float | None:
     column = column[np.isfinite(column)]
     return round(float(column.mean()), 4) if column.size else None
+
+
+def verdict_key(judge_id: str) -> str:
+    """The store record holding a judge's latest gate result (whatever set and settings it was rated with)."""
+    from lab_hooks.store.keys import artifact_key
+
+    return artifact_key("judge-calibration", judge=judge_id)
+
+
+def latest_verdict(store, judge_id: str) -> dict | None:
+    """A judge's latest calibration result, or None if it was never calibrated here: the hook
+    for other stages that want to trust a judge's scores (e.g. SDG's judge steps)."""
+    return store.record_get(verdict_key(judge_id)) if store is not None else None

@@ -400,6 +400,7 @@ def evaluate(
                     save({key: found})
         calibrated = {**calibration.gate(items, found["ratings"], seed=settings.seed, resamples=settings.resamples),
                       "scoring": found["scoring"]}
+        save({calibration.verdict_key(ids["judge"]): {k: v for k, v in calibrated.items() if k != "scoring"}})
 
     pairs = None
     if settings.pairwise and mtbench:
