@@ -32,7 +32,7 @@ case "$LAB_MODE" in
     exec "${tokenless[@]}" lab-hooks "${args[@]}"
     ;;
   promote)
-    exec "${tokenless[@]}" lab-hooks promote --ref "${LAB_BASE:-main}" --student "$LAB_STUDENT" --teacher "$LAB_TEACHER"
+    exec "${tokenless[@]}" lab-hooks promote --base "${LAB_BASE:-main}" --student "$LAB_STUDENT" --teacher "$LAB_TEACHER"
     ;;
   comment)
     args=(comment --results "$LAB_RESULTS" --pr "$LAB_PR" --repo "$GITHUB_REPOSITORY"

@@ -15,10 +15,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab_hooks.errors import LabHooksError
 from lab_hooks.home import lab_home
 
 
-class AssetError(Exception):
+class AssetError(LabHooksError):
     """An asset that cannot be had; the message is one line that says what to run."""
 
 

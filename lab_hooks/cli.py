@@ -2,7 +2,8 @@
 
 Each subcommand is a `main(argv) -> int` in its own module, imported only when
 asked for, so the hook path (`validate`) never pays for the ML stack.
-Exit codes: 0 clean, 1 findings/failure, 2 usage or internal error.
+Exit codes (lab_hooks.flags): 0 done, 1 the input is wrong (findings, a bad leaf or
+ref), 2 usage, a missing extra, or anything else that stopped the run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 
 from lab_hooks import __version__
+from lab_hooks.flags import command
 
 # name -> "module:function"; each stage's package adds its line here.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,4 +59,9 @@ def _dispatch(argv: list[str]) -> int:
         print(f"lab-hooks: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2
     module, _, func = COMMANDS[name][0].partition(":")
-    return getattr(importlib.import_module(module), func or "main")(rest)
+
+    @command(f"lab-hooks {name}")
+    def run(argv: list[str]) -> int:  # importing the module may already need an extra
+        return getattr(importlib.import_module(module), func or "main")(argv)
+
+    return run(rest)

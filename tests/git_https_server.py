@@ -29,10 +29,20 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
 
 
 class _Recorder:
+    """A server (`self.httpd`, made by the subclass) that records the requests it got."""
+
     def __init__(self):
         self.requests: list[dict] = []
         self.bytes_sent = 0
         self.lock = threading.Lock()
+
+    def __enter__(self):
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
     def record(self, handler: BaseHTTPRequestHandler) -> None:
         with self.lock:
@@ -62,14 +72,6 @@ class PlainServer(_Recorder):
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class GitHttpsServer(_Recorder):
@@ -142,11 +144,3 @@ class GitHttpsServer(_Recorder):
         context.load_cert_chain(str(certs[1]), str(certs[0]))
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()

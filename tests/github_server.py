@@ -21,7 +21,6 @@ class FakeGitHub:
         self.token, self.repo, self.user = token, repo, user
         self.comments: dict[int, list[dict]] = {}
         self.pulls: dict[int, dict] = {}  # number -> {"head": {"sha": ...}, ...}
-        self.check_runs: dict[int, dict] = {}
         self.requests: list[tuple[str, str]] = []
         self.inject: list[tuple[int, dict, dict]] = []  # (status, headers, body) answered before the next requests
         self._next_id = 1000
@@ -123,20 +122,6 @@ class FakeGitHub:
                             c["body"] = payload["body"]
                             return 200, c, {}
                 return 404, {"message": "Not Found"}, {}
-            if parts.path == f"/repos/{self.repo}/check-runs" and method == "POST":
-                if len(payload.get("output", {}).get("annotations", [])) > 50:
-                    return 422, {"message": "annotations: maximum 50"}, {}
-                run = {"id": self._id(), **payload, "annotations": list(payload["output"]["annotations"])}
-                self.check_runs[run["id"]] = run
-                return 201, run, {}
-            if (m := re.fullmatch(rf"/repos/{repo}/check-runs/(\d+)", parts.path)) and method == "PATCH":
-                run = self.check_runs.get(int(m.group(1)))
-                if run is None:
-                    return 404, {"message": "Not Found"}, {}
-                if len(payload.get("output", {}).get("annotations", [])) > 50:
-                    return 422, {"message": "annotations: maximum 50"}, {}
-                run["annotations"] += payload.get("output", {}).get("annotations", [])
-                return 200, run, {}
         return 404, {"message": "Not Found"}, {}
 
 

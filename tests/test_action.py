@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,76 @@ def test_comment_mode_posts_only_for_the_verified_head(upstream, tmp_path):
         assert posted.returncode == 0, posted.stderr
         [comment] = server.comments[7]
         assert comment["body"].startswith(MARKER) and "(https://github.com/acme/taxonomy/actions/runs/3)" in comment["body"]
+
+
+# -- the GPU runner's install (issue 15, item 6) --------------------------------------------------------
+
+NVIDIA_SMI = {"gpu": 'echo "GPU 0: NVIDIA H200 (UUID: GPU-0f0e)"', "no driver":
+              'echo "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver." >&2; exit 9',
+              "no gpu": 'echo "No devices were found"; exit 6'}
+
+
+def setup_plan(tmp_path: Path, mode: str, nvidia_smi: str | None, **env) -> subprocess.CompletedProcess:
+    """action/setup.sh's pip commands for this runner (LAB_SETUP_PLAN=1 prints, installs nothing)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if nvidia_smi:
+        (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\n{NVIDIA_SMI[nvidia_smi]}\n")
+        (bin_dir / "nvidia-smi").chmod(0o755)
+    if not (bin_dir / "python3").exists():
+        (bin_dir / "python3").symlink_to(sys.executable)  # a Python the CUDA set is locked for
+    full = {"PATH": f"{bin_dir}:/usr/bin:/bin", "ACTION_PATH": str(ROOT), "LAB_MODE": mode, "LAB_SETUP_PLAN": "1",
+            "RUNNER_TEMP": str(tmp_path), **env}
+    return subprocess.run(["bash", str(ROOT / "action" / "setup.sh")], env=full, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("mode, nvidia_smi, env, cuda", [
+    ("pr", "gpu", {}, True), ("promote", "gpu", {}, True),
+    ("pr", "no driver", {}, False), ("pr", "no gpu", {}, False), ("pr", None, {}, False),
+    ("validate", "gpu", {}, False), ("comment", "gpu", {}, False),  # no ML: the small core set
+    ("pr", None, {"LAB_ACCELERATOR": "cuda"}, True), ("pr", "gpu", {"LAB_ACCELERATOR": "cpu"}, False),
+])
+def test_setup_picks_the_package_set_by_the_runner_s_hardware(tmp_path, mode, nvidia_smi, env, cuda):
+    result = setup_plan(tmp_path, mode, nvidia_smi, **env)
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.strip().splitlines()
+    assert all("--only-binary :all:" in c for c in commands)  # no package's build code runs on the runner
+    if cuda:
+        assert commands[0].endswith("--require-hashes --no-deps -r " + str(ROOT / "action" / "requirements-cuda.txt"))
+        assert commands[1].endswith(f"--no-deps --no-build-isolation {ROOT}")
+    else:
+        extras = "[ml]" if mode in ("pr", "promote") else ""
+        assert commands == [c for c in commands if "requirements-cuda" not in c]
+        assert commands[-1].endswith(f"-c {ROOT}/constraints.txt {ROOT}{extras}")
+
+
+def test_setup_refuses_an_unknown_accelerator(tmp_path):
+    result = setup_plan(tmp_path, "pr", None, LAB_ACCELERATOR="rocm")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "auto, cpu or cuda" in result.stderr
+
+
+def test_the_cuda_set_is_locked_with_hashes_and_holds_what_the_ml_modes_import():
+    """Every package pinned with its sha256; torch is PyPI's CUDA build (no `+cpu`), vLLM's CUDA build
+    is there with its NVIDIA libraries, and so is everything lab-hooks[ml] needs."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    text = (ROOT / "action" / "requirements-cuda.txt").read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        spec, *hashes = line.split(" --hash=")
+        req = Requirement(spec.strip())
+        assert len(req.specifier) == 1 and next(iter(req.specifier)).operator == "==", line
+        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h.strip()) for h in hashes), line
+        pins.setdefault(canonicalize_name(req.name), set()).add(next(iter(req.specifier)).version)
+    assert pins["torch"] == {"2.13.0"} and pins["vllm"] == {"0.32.0"} and "hatchling" in pins
+    assert any(name.startswith("nvidia-") for name in pins)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in project["dependencies"] + project["optional-dependencies"]["ml"]:
+        req = Requirement(dep)
+        assert canonicalize_name(req.name) in pins, dep
+        assert all(req.specifier.contains(v) for v in pins[canonicalize_name(req.name)]), (dep, pins[canonicalize_name(req.name)])

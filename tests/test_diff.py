@@ -112,7 +112,7 @@ def test_head_leaves_come_from_blobs_not_the_checkout(repo):
     write(repo, {"compositional_skills/writing/jokes/qna.yaml": "not: what the PR says\n"})
     before = (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"))
     diff = diff_taxonomy(repo, "main", "pr")
-    leaves = {c.path: diff.read_leaf(c) for c in diff.leaves}
+    leaves = {c.path: diff.read(c) for c in diff.leaves}
     assert (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD")) == before  # nothing checked out
     jokes = leaves["compositional_skills/writing/jokes/qna.yaml"]
     assert jokes.task_description == "pr jokes" and jokes.examples[0].pos == (5, 15)
@@ -142,7 +142,7 @@ def test_working_tree_staged_unstaged_untracked(repo):
         "foundational_skills/reasoning/logic/qna.yaml": "deleted",
     }
     new = by_path(diff)["compositional_skills/writing/new/qna.yaml"]
-    assert diff.read_leaf(new).task_description == "untracked"
+    assert diff.read(new).task_description == "untracked"
     assert new.blob_sha == git(repo, "hash-object", "compositional_skills/writing/new/qna.yaml")
 
 
@@ -181,7 +181,7 @@ def test_shallow_clone_without_merge_base_names_the_fix(repo, tmp_path, capsys):
     git(clone, "checkout", "-q", "pr")
     with pytest.raises(DiffError, match="fetch-depth: 0"):
         diff_taxonomy(clone, "origin/main", "HEAD")
-    assert diff_main(["--repo", str(clone), "--base", "origin/main"]) == 2
+    assert diff_main(["--repo", str(clone), "--base", "origin/main"]) == 1
     err = capsys.readouterr().err
     assert "shallow clone" in err and "git fetch --deepen" in err and err.count("\n") == 1
     git(clone, "fetch", "-q", "--unshallow")
@@ -202,9 +202,9 @@ def test_cli_text_json_and_errors(repo, capsys):
         ("modified", "compositional_skills", "compositional_skills/writing/jokes"),
         ("modified", "compositional_skills", "compositional_skills/writing/poems")]
     assert data["merge_base"] == git(repo, "rev-parse", "main")
-    assert diff_main(["--repo", str(repo), "--base", "nope"]) == 2
+    assert diff_main(["--repo", str(repo), "--base", "nope"]) == 1
     assert "base ref 'nope' is not a commit" in capsys.readouterr().err
-    assert diff_main(["--repo", str(repo.parent), "--base", "main"]) == 2
+    assert diff_main(["--repo", str(repo.parent), "--base", "main"]) == 1
     assert "not inside a git repository" in capsys.readouterr().err
     assert diff_main([]) == 2
 
@@ -218,7 +218,7 @@ def test_hostile_head_content_is_bounded(repo, tmp_path):
     assert {c.path: c.status for c in diff.leaves} == {
         "compositional_skills/writing/huge/qna.yaml": "added", "compositional_skills/writing/jokes/qna.yaml": "deleted"}
     with pytest.raises(LeafError, match="over the 1,000,000-byte limit"):
-        diff.read_leaf(next(c for c in diff.leaves if c.status == "added"))
+        diff.read(next(c for c in diff.leaves if c.status == "added"))
     with pytest.raises(DiffError, match="bare repository has no working tree; pass --head"):
         diff_taxonomy(bare, "main")
 
@@ -245,7 +245,7 @@ def test_validate_base_checks_exactly_the_changed_leaves(repo, monkeypatch, caps
     assert files == {named}, out
     assert validate_main([named, "--format", "github"]) == 1
     assert capsys.readouterr().out == out  # a leaf added since the base: every finding is new
-    assert validate_main(["--base", "no-such-ref"]) == 2
+    assert validate_main(["--base", "no-such-ref"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit") and err.count("\n") == 1
 

@@ -159,3 +159,23 @@ def test_the_cache_keeps_to_its_size_least_recently_used_first(served, certs, tm
     with GitHttpsServer(root, certs) as server:
         tree = document_root(doc(f"{server.url}/docs.git", commit), tmp_path, None, cache, hosts=LOCAL)
     assert tree.is_dir() and not old.exists() and not stale.exists()
+
+
+def test_files_that_unpack_over_the_cap_are_refused(served, certs, tmp_path, monkeypatch):
+    """A small pack of well-compressed files (each under the blob limit) must not fill the disk."""
+    root, _ = served
+    work = tmp_path / "bomb"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    for i in range(30):
+        (work / f"zeros{i}.md").write_text(f"# {i}\n" + "0" * 60_000)
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "bomb")
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(root / "bomb.git"))
+    git(root / "bomb.git", "config", "uploadpack.allowFilter", "true")
+    monkeypatch.setattr(documents, "MAX_FETCH_BYTES", 1024 * 1024)  # the pack is far smaller; 1.8 MB unpacked
+    with GitHttpsServer(root, certs) as server:
+        with pytest.raises(DocumentError, match="over its 1,048,576-byte cap .unpacked."):
+            document_root(doc(f"{server.url}/bomb.git", git(work, "rev-parse", "HEAD")), tmp_path, None,
+                          tmp_path / "cache", hosts=LOCAL)
+    assert list((tmp_path / "cache").iterdir()) == []

@@ -1,6 +1,7 @@
 """Diversity, duplicate and contamination checks through `lab-hooks validate`."""
 
 import csv
+import gzip
 import json
 import os
 import shutil
@@ -246,18 +247,18 @@ def test_knowledge_qna_and_context_copying_mtbench_fail(taxonomy, capsys, mtbenc
     assert findings[1][3].startswith("context shares 13 words with MT-Bench question 105")
 
 
-def test_mtbench_table_is_built_once_and_then_needs_no_asset(mtbench_home, tmp_path, monkeypatch):
-    from lab_hooks.checks.mtbench_index import MTBenchIndex
+def test_the_packaged_mtbench_index_is_the_pinned_wheels_and_answers_as_its_text_does(mtbench_home):
+    """The index shipped in the package is what the pinned wheel's questions give, byte for
+    byte; holds no question text; and finds the same shared n-grams as the text would."""
+    from lab_hooks.checks.mtbench_index import INDEX, MTBenchIndex, build
 
-    monkeypatch.setenv("LAB_HOME", str(mtbench_home[0]))
-    table = tmp_path / "mtbench.sqlite"
-    built = MTBenchIndex(table)
+    assert INDEX.read_bytes() == build(mtbench_home[1]), "rebuild: python -m lab_hooks.checks.mtbench_index"
+    assert INDEX.stat().st_size < 40_000
+    plain = gzip.decompress(INDEX.read_bytes()).decode()
+    assert all(t[:40] not in plain for q in mtbench_home[1] for t in q["turns"])
+    index = MTBenchIndex()
     turns = [(q["question_id"], q["category"], n, t) for q in mtbench_home[1] for n, t in enumerate(q["turns"], 1)]
-    assert built.turns == turns
-    monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))  # no asset: the table alone answers
-    for key, value in OFFLINE_PIP.items():
-        monkeypatch.setenv(key, value)
-    reopened = MTBenchIndex(table)
+    assert index.turns == [t[:3] for t in turns]
     texts = [sim.words(t) for *_, t in turns[::7]] + [["no", "such", "run"] * 5, []]
     for n in (3, 13):
         expected = []
@@ -266,14 +267,17 @@ def test_mtbench_table_is_built_once_and_then_needs_no_asset(mtbench_home, tmp_p
             holders = [(run, ti) for run in runs for ti, (*_, t) in enumerate(turns)
                        if f" {run} " in f" {' '.join(sim.words(t))} "]
             expected.append(min(holders, key=lambda h: (runs.index(h[0]), h[1])) if holders else None)
-        assert reopened.first_shared(texts, n) == expected
+        assert index.first_shared(texts, n) == expected
         assert 0 < sum(r is not None for r in expected) <= len(texts) - 2  # each turn holds itself, if long enough
+    vocab = sim.Vocabulary()
+    encoded = [vocab.encode(t) for *_, t in turns]
+    assert index.encoded(vocab) == encoded  # the same tokens, so the same ROUGE-L
 
 
 def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
-    for key, value in OFFLINE_PIP.items():
-        monkeypatch.setenv(key, value)
+    from lab_hooks.checks import mtbench_index
+
+    monkeypatch.setattr(mtbench_index, "INDEX", tmp_path / "removed.json.gz")  # a broken install
     duplicates._mtbench.cache_clear()  # read once per process: forget this process's copy
     seeds = DIVERSE + [(DIVERSE[0][0] + "!", "Again.")]
     file = write(taxonomy, "compositional_skills/writing/freeform/x", skill(*seeds))
@@ -281,8 +285,11 @@ def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsy
     out = capsys.readouterr().out.splitlines()
     assert rc == 0
     warnings = [line for line in out if "LH607" in line]
-    assert len(warnings) == 1 and warnings[0].startswith(f"{file}:1:1: warning LH607 MT-Bench contamination not checked")
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"{file}:1:1: warning LH607 MT-Bench contamination not checked: the packaged MT-Bench index removed.json.gz "
+        "is missing or unreadable (FileNotFoundError")
     assert any("LH601" in line for line in out)
+    duplicates._mtbench.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -409,7 +416,8 @@ def test_mtbench_ngram_runs_find_the_first_shared_ngram_a_full_scan_finds():
     for _ in range(2_000):
         words = [rng.choice("abcdxy") for _ in range(rng.randint(0, 12))]
         full = next((g for g in sim.ngrams(words, 3) if g in table), None)
-        runs = next((g for run in _runs_within(words, known, 3) for g in sim.ngrams(run, 3) if g in table), None)
+        runs = next((g for start, end in _runs_within(words, known, 3) for g in sim.ngrams(words[start:end], 3)
+                     if g in table), None)
         assert runs == full, words
 
 

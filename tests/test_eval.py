@@ -315,7 +315,6 @@ def test_prefill_is_a_setting_and_part_of_the_judgment_key(store):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--base-model", "nonsense", "--candidate", "b"], "model spec 'nonsense'"),
     (["--base-model", "a", "--candidate", "b", "--quick", "0"], "--quick must be at least 1"),
     (["--base-model", "a", "--candidate", "b", "--resamples", "100"], "too few"),
     (["--base-model", "a", "--candidate", "b", "--no-mtbench"], "nothing to evaluate"),
@@ -326,12 +325,18 @@ def test_cli_usage_errors(argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
+def test_cli_bad_model_spec_is_bad_input(capsys):
+    assert main(["--base-model", "nonsense", "--candidate", "b"]) == 1
+    err = capsys.readouterr().err
+    assert "model spec 'nonsense'" in err and err.count("\n") == 1
+
+
 def test_cli_broken_leaf_says_where(tmp_path, capsys):
     bad = tmp_path / "compositional_skills" / "x" / "qna.yaml"
     bad.parent.mkdir(parents=True)
     bad.write_text("version: 2\nseed_examples: [\n")
     assert main(["--base-model", "embedded:smollm2-135m-instruct", "--candidate", "hf:/nowhere",
-                 "--branch-leaves", str(bad), "--no-cache"]) == 2
+                 "--branch-leaves", str(bad), "--no-cache"]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:" in err and err.count("\n") == 1
 

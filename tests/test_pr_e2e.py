@@ -12,6 +12,7 @@ from lab_hooks.loop.promote import promote
 from lab_hooks.loop.run import PrOptions
 from lab_hooks.report.comment import MARKER
 from lab_hooks.store import Store
+from lab_hooks.train.config import TrainConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -25,7 +26,7 @@ LIMERICK_SEEDS = [
     ("Please write a limerick about a dancing robot.", "A robot was keen on the tango\nbut moved like a crate full of mango."),
 ]
 TINY = dict(samples_per_seed=1, sdg_max_tokens=24, quick=1, progress=False,
-            train={"max_steps": 2, "batch_size": 4, "warmup_steps": 1, "max_seq_len": 256, "max_tokens": 512},
+            train=TrainConfig(max_steps=2, batch_size=4, warmup_steps=1, max_seq_len=256, max_tokens=512),
             eval={"max_tokens": 8, "judge_max_tokens": 12, "resamples": 2000, "unchanged_sample": 1,
                   "calibration_questions": 5})
 

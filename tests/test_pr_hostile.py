@@ -123,5 +123,10 @@ def test_validate_mode_annotates_the_changed_leaves(runner):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
-    assert errors and all(e.startswith(f"::error file={HOSTILE_DIR}/qna.yaml,") for e in errors)  # repo-relative
+    link = "compositional_skills/writing/freeform/link/qna.yaml"
+    assert errors and all(e.startswith((f"::error file={HOSTILE_DIR}/qna.yaml,", f"::error file={link},"))
+                          for e in errors)  # repo-relative
+    assert [e for e in errors if link in e] == [  # a symlinked leaf is reported, never skipped
+        f"::error file={link},line=1,col=1,title=LH001::LH001 is a symlink (to ../../../../../../etc/passwd); "
+        "leaves must be regular files"]
     assert not any(line.startswith("::set-output") for line in result.stdout.splitlines())

@@ -11,7 +11,7 @@ import time
 import pytest
 from pr_repos import commit, git, init_repo, leaf_files
 
-from lab_hooks.diff.changes import open_repo
+from lab_hooks.diff import diff_taxonomy, open_repo
 from lab_hooks.loop.candidate import next_buffer, remember_candidate, taxonomy_fingerprint
 from lab_hooks.loop.promote import adoptable, promote, switch
 from lab_hooks.store import Store, artifact_key
@@ -40,9 +40,8 @@ def merged(tmp_path):
     head = commit(repo, leaf_files(ODES, "Write odes to ordinary things."), "add odes")
     new = {"checkpoint": artifact(store, "pr-ckpt"), "odes": artifact(store, "odes-data")}
     buffer = next_buffer({"compositional_skills/writing/freeform/haiku": old["haiku"]},
-                         [{"path": f"{ODES}/qna.yaml", "change": "added"}],
-                         {"compositional_skills/writing/freeform/odes": new["odes"]})
-    remember_candidate(store, open_repo(repo), head, new["checkpoint"], buffer, pr=7)
+                         diff_taxonomy(repo, "main", "pr"), {"compositional_skills/writing/freeform/odes": new["odes"]})
+    remember_candidate(store, open_repo(repo), head, new["checkpoint"], old["checkpoint"], buffer, pr=7)
     git(repo, "checkout", "-q", "main")
     git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR #7", "pr")
     return {"repo": repo, "store": store, "old": old, "new": new, "head": head, "base": base,
@@ -83,13 +82,15 @@ def test_candidate_from_an_older_main_is_not_adopted(merged):
     assert not adoptable(store, None, merged["old"]["checkpoint"])
 
 
-def test_deleted_and_modified_leaves_leave_the_buffer():
-    buffer = {"compositional_skills/a": "ka", "compositional_skills/b": "kb", "compositional_skills/c": "kc"}
-    changes = [{"path": "compositional_skills/a/qna.yaml", "change": "deleted"},
-               {"path": "compositional_skills/b/qna.yaml", "change": "modified"},
-               {"path": "compositional_skills/d/qna.yaml", "change": "renamed", "old_path": "compositional_skills/c/qna.yaml"}]
-    assert next_buffer(buffer, changes, {"compositional_skills/b": "kb2", "compositional_skills/d": "kd"}) == {
-        "compositional_skills/b": "kb2", "compositional_skills/d": "kd"}
+def test_deleted_modified_and_renamed_leaves_leave_the_buffer(tmp_path):
+    a, b, c, d = (f"compositional_skills/writing/{x}" for x in "abcd")
+    repo = init_repo(tmp_path / "repo", {**leaf_files(a, "A."), **leaf_files(b, "B."), **leaf_files(c, "C.")})
+    git(repo, "checkout", "-qb", "pr")
+    commit(repo, {f"{a}/qna.yaml": None, f"{b}/qna.yaml": leaf_files(b, "B, better.")[f"{b}/qna.yaml"]})
+    git(repo, "mv", c, d)
+    commit(repo, {}, "rename c to d")
+    buffer = {a: "ka", b: "kb", c: "kc"}
+    assert next_buffer(buffer, diff_taxonomy(repo, "main", "pr"), {b: "kb2", d: "kd"}) == {b: "kb2", d: "kd"}
 
 
 def test_kill_9_during_promotion_leaves_old_or_new_never_a_mix(merged):
@@ -132,7 +133,7 @@ def test_gc_keeps_what_main_and_a_waiting_candidate_need(merged):
     loose = artifact(store, "loose")
     age(store)
     remember_candidate(store, open_repo(merged["repo"]), merged["head"], merged["new"]["checkpoint"],
-                       store.record_get(store.get_ref("main/replay"))["leaves"] | {
+                       merged["old"]["checkpoint"], store.record_get(store.get_ref("main/replay"))["leaves"] | {
                            "compositional_skills/writing/freeform/odes": merged["new"]["odes"]}, pr=7)
     report = store.gc()
     assert report.artifacts == [loose]  # only what nothing needs

@@ -172,11 +172,11 @@ def test_a_shallow_clone_says_what_to_fetch(repo, tmp_path, monkeypatch):
 
 def test_usage_errors_are_one_line(repo, capsys, tmp_path):
     rc, out, err = run(capsys, "--base", "no-such-ref", OLD)
-    assert rc == 2 and out == [] and err.count("\n") == 1
+    assert rc == 1 and out == [] and err.count("\n") == 1  # bad input (lab_hooks.flags)
     assert err.startswith("lab-hooks validate: base ref 'no-such-ref' is not a commit")
     os.chdir(tmp_path)  # not a repository
     rc, out, err = run(capsys, "--base", "HEAD")
-    assert rc == 2 and err.startswith("lab-hooks validate: git cat-file failed:") and err.count("\n") == 1
+    assert rc == 1 and err.startswith("lab-hooks validate: git cat-file failed:") and err.count("\n") == 1
 
 
 def test_the_first_commit_of_a_repository_has_an_empty_base(tmp_path, monkeypatch, capsys):

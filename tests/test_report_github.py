@@ -9,7 +9,7 @@ import pytest
 from github_server import FakeGitHub
 
 from lab_hooks.report.comment import MARKER
-from lab_hooks.report.github import GitHub, GitHubError, check_annotation
+from lab_hooks.report.github import GitHub, GitHubError
 
 
 @pytest.fixture
@@ -128,19 +128,6 @@ def test_pagination_never_follows_a_link_off_the_api_host(server):
     server.inject = [(200, {"link": '<http://example.invalid/steal?page=2>; rel="next"'}, [])]
     with pytest.raises(GitHubError, match="off the API host"):
         list(gh.issue_comments(1))
-
-
-def test_check_run_annotations_in_batches_of_50(server):
-    gh, _ = client(server)
-    findings = [{"file": f"k/{i}/qna.yaml", "line": i + 1, "severity": "error", "code": "LH1", "message": "m"}
-                for i in range(120)]
-    run = gh.create_check_run("lab-hooks validate", "b" * 40, conclusion="failure", title="120 findings",
-                              summary="see annotations", annotations=[check_annotation(f) for f in findings])
-    stored = server.check_runs[run["id"]]
-    assert len(stored["annotations"]) == 120 and stored["conclusion"] == "failure"
-    assert stored["annotations"][119] == {"path": "k/119/qna.yaml", "start_line": 120, "end_line": 120,
-                                          "annotation_level": "failure", "title": "LH1", "message": "m"}
-    assert [m for m, p in server.requests] == ["POST", "PATCH", "PATCH"]
 
 
 def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch):

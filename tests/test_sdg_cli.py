@@ -71,7 +71,7 @@ def test_generate_head_reads_in_repo_documents_from_the_commit(home, capsys):
     git(repo, "-c", "user.email=t@e.com", "-c", "user.name=t", "commit", "-qm", "add bridges")
     (repo / "documents/bridge.md").write_text("# Harbour Bridge\n\nUNCOMMITTED TEXT\n")  # never read for pr
     out = home / "out"
-    code = main(["generate", "--base", "main", "--head", "pr", "--taxonomy", str(repo), "--out", str(out), *TINY])
+    code = main(["generate", "--base", "main", "--head", "pr", "--repo", str(repo), "--out", str(out), *TINY])
     assert code in (0, 1), capsys.readouterr().err
     stats = json.loads((out / "leaves/knowledge/engineering/bridges/stats.json").read_text())
     assert stats["documents"] == ["documents/bridge.md"] and stats["chunks"] == 1
@@ -83,19 +83,20 @@ def test_generate_bad_leaf_is_one_line_with_position(home, capsys):
     bad = home / "compositional_skills/x/qna.yaml"
     bad.parent.mkdir(parents=True)
     bad.write_text("version: 3\nseed_examples: [\n")
-    assert main(["generate", "--leaf", str(bad), "--taxonomy", str(home), *TINY]) == 1
+    assert main(["generate", "--leaf", str(bad), "--repo", str(home), *TINY]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith(f"{bad}:") and "LH003" in err
+    assert len(err.splitlines()) == 1 and err.startswith(f"lab-hooks generate: {bad}:") and "LH003" in err
 
 
-def test_generate_unknown_ref_is_usage_error(home, capsys):
-    assert main(["generate", "--base", "nope", "--taxonomy", str(home), *TINY]) == 2
-    assert capsys.readouterr().err.startswith("lab-hooks: ")
+def test_generate_unknown_ref_is_bad_input(home, capsys):
+    assert main(["generate", "--base", "nope", "--repo", str(home), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("lab-hooks generate: ") and err.count("\n") == 1
 
 
 def test_preview_prints_samples_and_verdicts(home, capsys):
     code = main(["preview", str(LEAF.parent), "--seeds", "1", "--max-tokens", "8", "--samples-per-seed", "1",
-                 "--taxonomy", str(LEAF.parents[4])])
+                 "--repo", str(LEAF.parents[4])])
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert "compositional_skills/writing/freeform/haiku" in out and "--- sample 0" in out

@@ -235,11 +235,11 @@ def test_cli_reports_a_broken_dataset_in_one_line(student, tmp_path, capsys, mon
     data = write_generated(tmp_path / "data", {})
     (data / "leaves" / "x").mkdir(parents=True)
     (data / "leaves" / "x" / "messages.jsonl").write_text('{"id": 1}\nnot json\n')
-    assert main(["train", "--data", str(data), "--student", f"hf:{student}", "--no-progress"]) == 2
+    assert main(["train", "--data", str(data), "--student", f"hf:{student}", "--no-progress"]) == 1
     assert capsys.readouterr().err.strip().endswith("leaves/x/messages.jsonl:2:1: not JSON (Expecting value)")
     (data / "leaves" / "x" / "messages.jsonl").write_text(json.dumps(SAMPLES[0]) + "\n")
     monkeypatch.chdir(tmp_path)  # not a git repository
-    assert main(["train", "--base", "main", "--data", str(data), "--student", f"hf:{student}"]) == 2
+    assert main(["train", "--base", "main", "--data", str(data), "--student", f"hf:{student}"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lab-hooks train: ") and err.count("\n") == 1
 
@@ -264,7 +264,7 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     store.set_refs({BUFFER_REF: save_buffer(store, {a: dataset(SAMPLES[:16]), b: old_b})})
     new_b = SAMPLES[32:48]
     key, checkpoint, _ = train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=student,
-                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False))
+                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)
     buffer = advanced_leaves(buffer_leaves(store), {b: dataset(new_b)}, removed=[b])
     store.set_refs({CHECKPOINT_REF: key, BUFFER_REF: save_buffer(store, buffer)})
 

@@ -1,6 +1,6 @@
 """The phase mix of a PR: what trains, what is replayed, and the recipe hash."""
 
-from lab_hooks.train.mix import advance_buffer, even_quotas, plan_pr
+from lab_hooks.train.mix import even_quotas, plan_pr
 
 
 def samples(leaf: str, n: int, unmask: bool = False, tag: str = "") -> list[dict]:
@@ -108,9 +108,3 @@ def test_knowledge_leaf_with_only_unmask_samples_replays_them_masked_in_phase_tw
 
 def test_nothing_to_train_gives_no_phase():
     assert plan_pr(BUFFER, {}, removed=[skill("a")]) == []
-
-
-def test_buffer_advances_on_merge():
-    new = {skill("a"): samples(skill("a"), 2, tag="v2")}
-    merged = advance_buffer(BUFFER, new, removed=[skill("old")])
-    assert skill("old") not in merged and [s["id"] for s in merged[skill("a")]] == [f"{skill('a')}#v20", f"{skill('a')}#v21"]

@@ -91,9 +91,9 @@ def test_usage_errors_exit_2(repo, argv, capsys):
     assert main(argv) == 2
 
 
-def test_bad_config_exits_2(repo, capsys):
+def test_bad_config_is_bad_input_exit_1(repo, capsys):
     (repo / ".lab-hooks.yaml").write_text("rules:\n  LH999: off\n")
-    assert main(["validate", leaf(repo, "compositional_skills/a/qna.yaml")]) == 2
+    assert main(["validate", leaf(repo, "compositional_skills/a/qna.yaml")]) == 1
     assert "unknown rule 'LH999'" in capsys.readouterr().err
 
 

@@ -187,3 +187,12 @@ def test_lab_pr_publishes_only_the_report_and_the_verified_number():
     post = next(s for s in comment["steps"] if s.get("with", {}).get("mode") == "comment")
     assert post["with"]["head"] == "${{ steps.pr.outputs.head }}"  # --expect-head: the API must agree
     assert post["with"]["artifacts-url"] == "${{ github.event.workflow_run.html_url }}"
+
+
+def test_a_documents_only_change_triggers_validation_and_promotion():
+    """An in-repo knowledge document is part of its leaf (the diff and the taxonomy fingerprint
+    count it), so a merge that changes only a document must run the jobs too."""
+    for name in ("validate.yml", "lab-promote.yml"):
+        trigger = load(ROOT / "examples" / "workflows" / name)["on"]
+        paths = next(event["paths"] for event in trigger.values() if isinstance(event, dict) and "paths" in event)
+        assert "documents/**" in paths and "knowledge/**" in paths, name

@@ -11,7 +11,6 @@ drops them, so the file only shrinks as problems are fixed.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -21,13 +20,15 @@ from pathlib import Path
 
 from lab_hooks.checks.engine import Report, taxonomy_name
 from lab_hooks.checks.findings import BASELINED, WARNING, Finding
+from lab_hooks.errors import InputError
+from lab_hooks.flags import Parser, command
 
 BASELINE_FILE = ".lab-hooks-baseline.json"
 FORMAT = 1
 Key = tuple[str, str, str]  # leaf, rule, fingerprint
 
 
-class BaselineError(Exception):
+class BaselineError(InputError):
     """A baseline file that cannot be used; the message names it."""
 
 
@@ -87,8 +88,9 @@ def apply(report: Report, root: str | Path, known: Counter) -> int:
     return sum(budget.values())
 
 
+@command("lab-hooks baseline")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lab-hooks baseline",
         description=f"Record the errors of the taxonomy's leaves in {BASELINE_FILE} at its root: "
                     "`lab-hooks validate` then reports them as warnings, and only new errors block.")
@@ -96,26 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="leaves or folders to record (default: the whole taxonomy under --root)")
     parser.add_argument("--root", default=None, help="the taxonomy root (default: the folder holding the "
                                                      "paths' compositional_skills/, ... or the current one)")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    from lab_hooks.checks.config import ConfigError, load_config
+    args = parser.parse_args(argv)
+    from lab_hooks.checks.config import load_config
     from lab_hooks.checks.engine import check_files, expand, find_root
     from lab_hooks.checks.registry import load_checks
 
     if args.root is not None and not os.path.isdir(args.root):
-        print(f"lab-hooks baseline: --root {args.root}: not a directory", file=sys.stderr)
-        return 2
+        parser.error(f"--root {args.root}: not a directory")
     files = expand(args.paths or [args.root or "."])
     root = os.path.relpath(args.root if args.root is not None else find_root(files))
     load_checks()
-    try:
-        config = load_config(root)
-        before = read(root) or Counter()
-    except (ConfigError, BaselineError) as exc:
-        print(f"lab-hooks baseline: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(root)  # a bad config or baseline: an InputError, one line, exit 1
+    before = read(root) or Counter()
     report = check_files(files, root, config)
     if report.internal_errors:
         for problem in report.internal_errors:

@@ -28,6 +28,7 @@ from typing import Any
 
 from lab_hooks.checks.findings import SEVERITIES
 from lab_hooks.checks.registry import RULES, THRESHOLDS, Rule
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.documents import DEFAULT_DOCUMENT_HOSTS
 
 CONFIG_FILE = ".lab-hooks.yaml"
@@ -35,7 +36,7 @@ PROFILES = Path(__file__).with_name("profiles")
 DEFAULT_PROFILE = "strict"
 
 
-class ConfigError(Exception):
+class ConfigError(InputError):
     """A config file that cannot be used; the message names the file and the key."""
 
 

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 from lab_hooks.checks import similarity as sim
 from lab_hooks.checks.context import Context
 from lab_hooks.checks.findings import ERROR, WARNING, Finding, Metric
-from lab_hooks.checks.mtbench_index import MTBenchIndex
+from lab_hooks.checks.mtbench_index import MTBenchIndex, MTBenchUnavailable
 from lab_hooks.checks.registry import leaf_check, rule, taxonomy_check, threshold
 from lab_hooks.checks.seedindex import SeedIndex, seed_prompt
 from lab_hooks.taxonomy.leaf import Example, Leaf
@@ -40,7 +40,8 @@ CONTAMINATION = rule("LH606", "mtbench-contamination", ERROR,
                      "a seed question, answer or context has ROUGE-L >= `rouge_l_contamination` (0.7) or shares a "
                      "`contamination_ngram`-word (13) run with an MT-Bench question (either turn)")
 MTBENCH_UNAVAILABLE = rule("LH607", "mtbench-unavailable", WARNING,
-                           "the MT-Bench questions are not cached and cannot be fetched: contamination not checked",
+                           "the MT-Bench index shipped with lab-hooks is missing or unreadable: contamination "
+                           "not checked",
                            leaf_level=True)
 REPEATED_SEED = rule("LH610", "repeated-seed", ERROR,
                      "a seed asks an earlier seed's question (the same words; in a grounded skill over the same "
@@ -238,12 +239,8 @@ def check_across_taxonomy(leaves: Sequence[Leaf], ctx: Context) -> Iterator[Find
 
 @lru_cache(maxsize=1)
 def _mtbench() -> MTBenchIndex:
-    """The MT-Bench table, opened once per process (raises AssetError when it cannot be built)."""
+    """The packaged MT-Bench index, read once per process (MTBenchUnavailable when it cannot be)."""
     return MTBenchIndex()
-
-
-if hasattr(os, "register_at_fork"):  # a SQLite connection must not cross a fork: a child opens its own
-    os.register_at_fork(after_in_child=_mtbench.cache_clear)
 
 
 def _contamination_texts(leaf: Leaf) -> list[tuple[tuple[int, int], str, str]]:
@@ -262,33 +259,31 @@ def check_mtbench_contamination(leaves: Sequence[Leaf], ctx: Context) -> Iterato
     texts = [(leaf, *text) for leaf in leaves for text in _contamination_texts(leaf)]
     if not texts:
         return
-    from lab_hooks.assets import AssetError
-
     try:
         mtbench = _mtbench()
-    except AssetError as exc:
+    except MTBenchUnavailable as exc:
         yield MTBENCH_UNAVAILABLE.at(leaves[0].file, (1, 1), f"MT-Bench contamination not checked: {exc}")
         return
     turns = mtbench.turns
     limit, n = ctx.threshold(CONTAMINATION_ROUGE_L), ctx.threshold(CONTAMINATION_NGRAM)
     unique = list(dict.fromkeys(t for *_, t in texts))  # leaves repeat texts (copies, versions)
     vocab = ctx.memo("vocabulary", sim.Vocabulary)
+    queries = [vocab.encode(t) for t in unique]
     near: dict[str, tuple[float, int]] = {}
-    for ui, turn_i, score in sim.join([vocab.encode(t) for t in unique],
-                                      [vocab.encode(t) for *_, t in turns], limit):
+    for ui, turn_i, score in sim.join(queries, mtbench.encoded(vocab), limit):
         near.setdefault(unique[ui], (score, turn_i))
     rest = [t for t in unique if t not in near]
     shared = dict(zip(rest, mtbench.first_shared([sim.words(t) for t in rest], n)))
     for leaf, pos, what, text in texts:
         if text in near:
             score, turn_i = near[text]
-            qid, category, turn, _ = turns[turn_i]
+            qid, category, turn = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} matches MT-Bench question {qid} ({category}) turn "
                                                    f"{turn}: ROUGE-L {score:.2f} >= {limit}",
                                    f"{what} {sim.normalize(text)}")
         elif shared[text] is not None:
             gram, turn_i = shared[text]
-            qid, category, turn, _ = turns[turn_i]
+            qid, category, turn = turns[turn_i]
             yield CONTAMINATION.at(leaf.file, pos, f"{what} shares {n} words with MT-Bench question {qid} "
                                                    f"({category}) turn {turn}: \"{gram}\"",
                                    f"{what} {sim.normalize(text)}")

@@ -21,6 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from itertools import count
 
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, git_blob_sha
 
 ATTRIBUTION = "attribution.txt"
@@ -29,7 +30,7 @@ _TREE_MODE, _BLOB_MODES = "40000", ("100644", "100755")
 _REQUEST_BYTES = 16_384  # requests written before answers are read: far below a pipe's buffer
 
 
-class BaseError(Exception):
+class BaseError(InputError):
     """A base that cannot be read; the message is one line that says what to do."""
 
 
@@ -352,13 +353,14 @@ def _renamed_or_added(base: GitBase, new: dict[str, bytes], root: str) -> dict[s
 
 def changed_leaf_files(base: GitBase, root: str) -> list[str]:
     """The leaf files under the taxonomy root (relative to the current directory) whose
-    qna.yaml or attribution.txt differ from the base's, new ones included; sorted."""
+    qna.yaml or attribution.txt differ from the base's, new ones included; sorted. A leaf
+    file that is a symlink is always among them: the checks report it (LH001), never skip it."""
     old = base.leaf_files(root)
     out = []
     for file in _disk_leaf_files(root):
         folder = os.path.dirname(file)
         attribution = os.path.join(folder, ATTRIBUTION)
-        if old.get(file) != _disk_sha(file) or old.get(attribution) != _disk_sha(attribution):
+        if os.path.islink(file) or old.get(file) != _disk_sha(file) or old.get(attribution) != _disk_sha(attribution):
             out.append(file)
     return sorted(out)
 

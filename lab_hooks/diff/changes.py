@@ -20,12 +20,13 @@ import os
 import posixpath
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import git
 from git.objects.fun import tree_entries_from_data
 
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.documents import glob_regex, in_repo_folder
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Kind, Leaf, git_blob_sha, taxonomy_path
 from lab_hooks.taxonomy.load import MAX_LEAF_BYTES, LeafError, parse_leaf, read_bounded
@@ -36,7 +37,7 @@ RENAME_SIMILARITY = 0.5  # git's default for -M
 _TREE, _LINK, _SUBMODULE = 0o040000, 0o120000, 0o160000
 
 
-class DiffError(Exception):
+class DiffError(InputError):
     """A diff that cannot be computed; the message is one line saying what to do."""
 
 
@@ -59,7 +60,17 @@ class LeafChange:
     @property
     def name(self) -> str:
         """The leaf's id: its taxonomy-relative directory."""
-        return posixpath.dirname(taxonomy_path(self.path)[0])
+        return leaf_name(self.path)
+
+    @property
+    def old_name(self) -> str | None:
+        """The base side's leaf id (None when added)."""
+        return leaf_name(self.old_path) if self.old_path else None
+
+
+def leaf_name(path: str) -> str:
+    """A leaf's id from its file's path: the taxonomy-relative directory."""
+    return posixpath.dirname(taxonomy_path(path)[0])
 
 
 @dataclass(frozen=True)
@@ -68,25 +79,56 @@ class Skipped:
     reason: str
 
 
-@dataclass
-class TaxonomyDiff:
+@dataclass(eq=False)
+class ChangeSet:
+    """What a change does to the taxonomy, read from git objects, and the one policy for each case.
+
+    - added, modified, renamed: the head side is read from its blob (`read`, `read_all`) and its
+      new data is generated and trained;
+    - modified, renamed, deleted: the base side's old data leaves main's replay buffer (`retired`);
+    - deleted: nothing to read, generate or train;
+    - a leaf that cannot be read, or a leaf file that is a symlink or submodule (`skipped`, never
+      read): an InputError naming the file (file:line:col), in every command; the validator
+      reports each as a finding instead.
+    """
+
     repo: git.Repo
-    base: str  # the merge base's sha
+    base: str | None  # the merge base's sha (None: everything counts as added)
     head: str | None  # None: the working tree (staged, unstaged, untracked)
-    leaves: list[LeafChange] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
+    leaves: tuple[LeafChange, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
     def close(self) -> None:
-        """Stop the git processes that read objects (the diff is unusable afterwards)."""
+        """Stop the git processes that read objects (the change set is unusable afterwards)."""
         self.repo.close()
 
-    def __enter__(self) -> TaxonomyDiff:
+    def __enter__(self) -> ChangeSet:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def read_leaf(self, change: LeafChange) -> Leaf:
+    @property
+    def present(self) -> tuple[LeafChange, ...]:
+        """The changes with a head side (added, modified, renamed): what is read and trained."""
+        return tuple(c for c in self.leaves if c.status != "deleted")
+
+    @property
+    def added(self) -> frozenset[str]:
+        """Names of the leaves this change adds."""
+        return frozenset(c.name for c in self.leaves if c.status == "added")
+
+    @property
+    def retired(self) -> frozenset[str]:
+        """Names whose old data must leave the replay buffer: modified, deleted, renamed-from."""
+        return frozenset(c.old_name for c in self.leaves if c.old_path)
+
+    @property
+    def skipped_leaves(self) -> tuple[Skipped, ...]:
+        """Leaf files that are symlinks or submodules: never read, always reported."""
+        return tuple(s for s in self.skipped if posixpath.basename(s.path) in LEAF_NAMES)
+
+    def read(self, change: LeafChange) -> Leaf:
         """The head side of a change as a Leaf (raises LeafError for unusable content)."""
         if change.blob_sha is None:
             raise ValueError(f"{change.path} was deleted: it has no head side")
@@ -100,6 +142,27 @@ class TaxonomyDiff:
                     pass
             return parse_leaf(read_bounded(path), change.path, attribution)
         return leaf_from_blobs(self.repo, change.path, change.blob_sha, change.attribution_sha)
+
+    def read_all(self) -> list[Leaf]:
+        """Every leaf with a head side; InputError at the first that cannot be read or was skipped."""
+        for s in self.skipped_leaves:
+            raise InputError(f"{s.path}: {s.reason}")
+        leaves = []
+        for change in self.present:
+            try:
+                leaves.append(self.read(change))
+            except LeafError as exc:
+                raise InputError(f"{change.path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}") from None
+        return leaves
+
+    def head_sha(self, path: str) -> str | None:
+        """The sha of a file or folder on the head side (None when absent; a commit's only)."""
+        return entry.sha if self.head and (entry := _lookup(self.repo, self.repo.commit(self.head).tree.hexsha, path)) \
+            else None
+
+    def base_bytes(self, change: LeafChange) -> bytes | None:
+        """The base side's leaf file (None when added), from the object database."""
+        return read_blob(self.repo, change.old_blob_sha) if change.old_blob_sha else None
 
 
 @dataclass(frozen=True)
@@ -156,7 +219,9 @@ def _walk_changes(repo, a: str | None, b: str | None, prefix: str, out: dict) ->
                 out[path] = (blob_a, blob_b)
 
 
-def _lookup(repo: git.Repo, tree_sha: str, path: str) -> _Entry | None:
+def _lookup(repo: git.Repo, tree_sha: str | None, path: str) -> _Entry | None:
+    if tree_sha is None:
+        return None
     entry = _Entry(tree_sha, _TREE)
     for part in path.split("/"):
         if entry.mode != _TREE:
@@ -169,7 +234,8 @@ def _lookup(repo: git.Repo, tree_sha: str, path: str) -> _Entry | None:
 
 # -- resolving refs -------------------------------------------------------------
 
-def _commit(repo: git.Repo, ref: str, role: str) -> git.Commit:
+def resolve_commit(repo: git.Repo, ref: str, role: str) -> git.Commit:
+    """The commit a ref names; a DiffError saying what to fetch when there is none."""
     try:
         return repo.commit(ref)
     except (git.BadName, ValueError, git.GitCommandError):
@@ -278,7 +344,7 @@ def _similar(a: bytes, b: bytes) -> float:
 
 
 class _Differ:
-    def __init__(self, repo: git.Repo, base_tree: str, head_tree: str | None, root: str):
+    def __init__(self, repo: git.Repo, base_tree: str | None, head_tree: str | None, root: str):
         self.repo, self.base_tree, self.head_tree, self.root = repo, base_tree, head_tree, root
         self.workdir = Path(repo.working_tree_dir) if repo.working_tree_dir else None
 
@@ -424,22 +490,23 @@ class _Differ:
 
 # -- the API --------------------------------------------------------------------
 
-def open_repo(repo_path: str | os.PathLike) -> git.Repo:
+def open_repo(repo_path: str | os.PathLike | git.Repo) -> git.Repo:
+    if isinstance(repo_path, git.Repo):
+        return repo_path
     try:
         return git.Repo(repo_path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise DiffError(f"{repo_path}: not inside a git repository") from None
 
 
-def diff_taxonomy(repo_path: str | os.PathLike, base: str, head: str | None = None, root: str = "") -> TaxonomyDiff:
+def diff_taxonomy(repo_path: str | os.PathLike | git.Repo, base: str, head: str | None = None, root: str = "") -> ChangeSet:
     """The leaves changed on `head` (default: the working tree) since it forked from `base`.
 
     `root` is the taxonomy's folder inside the repository ("" = the repository root).
     """
     repo = open_repo(repo_path)
-    root = posixpath.normpath(root.replace("\\", "/")).strip("/") if root else ""
-    root = "" if root == "." else root
-    base_commit = _commit(repo, base, "base")
+    root = _normal_root(root)
+    base_commit = resolve_commit(repo, base, "base")
     if head is None:
         if repo.bare:
             raise DiffError(f"{repo.git_dir}: a bare repository has no working tree; pass --head")
@@ -448,7 +515,7 @@ def diff_taxonomy(repo_path: str | os.PathLike, base: str, head: str | None = No
         except ValueError:
             raise DiffError(f"{repo.working_tree_dir}: HEAD has no commit yet") from None
     else:
-        head_commit = _commit(repo, head, "head")
+        head_commit = resolve_commit(repo, head, "head")
     merge_base = _merge_base(repo, base_commit, head_commit, base)
     if head is None:
         changes = _worktree_changes(repo, merge_base.hexsha)
@@ -459,7 +526,22 @@ def diff_taxonomy(repo_path: str | os.PathLike, base: str, head: str | None = No
         head_tree = head_commit.tree.hexsha
     differ = _Differ(repo, merge_base.tree.hexsha, head_tree, root)
     leaves, skipped = differ.classify(changes)
-    return TaxonomyDiff(repo, merge_base.hexsha, head_commit.hexsha if head else None, leaves, skipped)
+    return ChangeSet(repo, merge_base.hexsha, head_commit.hexsha if head else None, tuple(leaves), tuple(skipped))
+
+
+def whole_taxonomy(repo_path: str | os.PathLike | git.Repo, commit: str, root: str = "") -> ChangeSet:
+    """Every leaf of a commit as `added`, with its attribution and in-repo documents (no base)."""
+    repo = open_repo(repo_path)
+    head = resolve_commit(repo, commit, "head")
+    changes: dict = {}
+    _walk_changes(repo, None, head.tree.hexsha, "", changes)
+    leaves, skipped = _Differ(repo, None, head.tree.hexsha, _normal_root(root)).classify(changes)
+    return ChangeSet(repo, None, head.hexsha, tuple(leaves), tuple(skipped))
+
+
+def _normal_root(root: str) -> str:
+    root = posixpath.normpath(root.replace("\\", "/")).strip("/") if root else ""
+    return "" if root == "." else root
 
 
 def changed_leaves(repo_path: str | os.PathLike, base: str, head: str | None = None, root: str = "") -> list[LeafChange]:

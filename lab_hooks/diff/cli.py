@@ -8,13 +8,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from lab_hooks.diff.changes import DiffError, TaxonomyDiff, diff_taxonomy
+from lab_hooks.diff.changes import ChangeSet, diff_taxonomy
+from lab_hooks.flags import Parser, command
 from lab_hooks.taxonomy.leaf import TOP_LEVELS
 
 _LETTER = {"added": "A", "modified": "M", "renamed": "R", "deleted": "D"}
 
 
-def _text(diff: TaxonomyDiff) -> str:
+def _text(diff: ChangeSet) -> str:
     lines = []
     for c in diff.leaves:
         where = f"{c.old_path} -> {c.path}" if c.status == "renamed" else c.path
@@ -31,7 +32,7 @@ def _text(diff: TaxonomyDiff) -> str:
     return "\n".join(lines)
 
 
-def _json(diff: TaxonomyDiff) -> str:
+def _json(diff: ChangeSet) -> str:
     return json.dumps({
         "merge_base": diff.base,
         "head": diff.head,
@@ -40,23 +41,21 @@ def _json(diff: TaxonomyDiff) -> str:
     }, indent=2)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab-hooks diff", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="lab-hooks diff", description=__doc__)
     parser.add_argument("--base", required=True, help="the branch the change goes into, e.g. origin/main")
     parser.add_argument("--head", help="the change's commit or branch (default: the working tree, "
                                        "staged, unstaged and untracked files included)")
     parser.add_argument("--repo", default=".", help="the git repository (default: the current one)")
     parser.add_argument("--root", default="", help="the taxonomy's folder in the repository (default: its root)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0) and 2
-    try:
-        diff = diff_taxonomy(args.repo, args.base, args.head, args.root)
-    except DiffError as exc:
-        print(f"lab-hooks diff: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+@command("lab-hooks diff")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    diff = diff_taxonomy(args.repo, args.base, args.head, args.root)
     print(_json(diff) if args.format == "json" else _text(diff))
     top = diff.repo.working_tree_dir
     if top and not any(Path(top, args.root, name).is_dir() for name in TOP_LEVELS):

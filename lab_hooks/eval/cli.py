@@ -8,24 +8,29 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-DEFAULT_JUDGE = "embedded:smollm2-135m-instruct"
+from lab_hooks.flags import Parser, alias, command
+from lab_hooks.models.specs import EMBEDDED_SPEC as DEFAULT_JUDGE
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab-hooks eval", description=__doc__)
+    p = Parser(prog="lab-hooks eval", description=__doc__)
     p.add_argument("--base-model", required=True, metavar="SPEC", help="the model the PR starts from")
     p.add_argument("--candidate", required=True, metavar="SPEC", help="the model trained on the PR")
     p.add_argument("--judge", default=DEFAULT_JUDGE, metavar="SPEC",
                    help=f"judge model (default {DEFAULT_JUDGE}, a smoke-test judge only)")
     p.add_argument("--branch-leaves", nargs="*", default=[], metavar="QNA", help="changed qna.yaml files")
     p.add_argument("--new-leaves", nargs="*", default=[], metavar="QNA", help="qna.yaml files the PR adds")
-    p.add_argument("--taxonomy", type=Path, metavar="DIR",
-                   help="taxonomy root to sample unchanged skill leaves from (regressions elsewhere)")
-    p.add_argument("--git-base", metavar="REV",
-                   help="instead of listing leaves: evaluate those changed since REV in --repo")
-    p.add_argument("--git-head", metavar="REV", help="with --git-base (default: the working tree)")
-    p.add_argument("--repo", type=Path, default=Path("."), metavar="DIR", help="with --git-base (default .)")
-    p.add_argument("--taxonomy-root", default="", metavar="SUBDIR", help="the taxonomy's folder in --repo")
+    p.add_argument("--base", metavar="REF",
+                   help="instead of listing leaves: evaluate those changed since REF in --repo (merge-base)")
+    p.add_argument("--head", metavar="REF", help="with --base (default: the working tree)")
+    p.add_argument("--repo", type=Path, metavar="DIR",
+                   help="the taxonomy (default . with --base); unchanged skill leaves are sampled from it "
+                        "as regression controls")
+    p.add_argument("--root", default="", metavar="SUBDIR", help="the taxonomy's folder in --repo")
+    alias(p, "--git-base", "base")
+    alias(p, "--git-head", "head")
+    alias(p, "--taxonomy", "repo", type=Path)
+    alias(p, "--taxonomy-root", "root")
     p.add_argument("--unchanged-sample", type=int, default=3, metavar="N", help="unchanged leaves to ask (default 3)")
     p.add_argument("--no-mtbench", action="store_true", help="branch evaluation only")
     p.add_argument("--quick", type=int, metavar="N", help="only N MT-Bench questions per category")
@@ -63,67 +68,57 @@ def _positive(args: argparse.Namespace) -> str | None:
         return f"--unchanged-sample must not be negative, got {args.unchanged_sample}"
     if args.resamples < 1000:
         return f"--resamples {args.resamples} is too few for a 95 % CI (use at least 1000)"
-    if args.git_base and (args.branch_leaves or args.new_leaves or args.taxonomy):
-        return "--git-base finds the leaves itself: drop --branch-leaves/--new-leaves/--taxonomy"
-    if args.no_mtbench and not (args.branch_leaves or args.new_leaves or args.git_base):
-        return "--no-mtbench leaves nothing to evaluate: give --branch-leaves, --new-leaves or --git-base"
+    if args.base and (args.branch_leaves or args.new_leaves):
+        return "--base finds the leaves itself: drop --branch-leaves/--new-leaves"
+    if args.head and not args.base:
+        return "--head needs --base"
+    if args.no_mtbench and not (args.branch_leaves or args.new_leaves or args.base):
+        return "--no-mtbench leaves nothing to evaluate: give --branch-leaves, --new-leaves or --base"
     return None
 
 
+@command("lab-hooks eval")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     problem = _positive(args)
     if problem:
         print(f"lab-hooks eval: {problem}", file=sys.stderr)
         return 2
-    from lab_hooks.assets import AssetError
     from lab_hooks.eval import leaves
     from lab_hooks.eval.render import render
     from lab_hooks.eval.run import Settings, evaluate
-    from lab_hooks.models import BackendError, SpecError, parse_spec
-    from lab_hooks.store import StoreError
+    from lab_hooks.models import parse_spec
 
-    try:
-        for spec in (args.base_model, args.candidate, args.judge):
-            parse_spec(spec)  # now, not after an hour of generating with the others
-        if args.git_base:
-            branch = leaves.from_git(args.repo, args.git_base, args.git_head, args.taxonomy_root)
-        else:
-            new = leaves.load_files(args.new_leaves)
-            changed = leaves.load_files(args.branch_leaves) + new
-            branch = leaves.BranchLeaves(changed, frozenset(leaf.name for leaf in new), leaves.load_tree(
-                args.taxonomy, {leaf.name for leaf in changed}) if args.taxonomy else [])
-        store = None
-        if not args.no_cache:
-            from lab_hooks.store import Store
+    for spec in (args.base_model, args.candidate, args.judge):
+        parse_spec(spec)  # now, not after an hour of generating with the others
+    if args.base:
+        branch = leaves.from_git(args.repo or Path("."), args.base, args.head, args.root)
+    else:
+        new = leaves.load_files(args.new_leaves)
+        changed = leaves.load_files(args.branch_leaves) + new
+        branch = leaves.BranchLeaves(changed, frozenset(leaf.name for leaf in new), leaves.load_tree(
+            args.repo / args.root, {leaf.name for leaf in changed}) if args.repo else [])
+    store = None
+    if not args.no_cache:
+        from lab_hooks.store import Store
 
-            store = Store(args.store)
-        settings = Settings(seed=args.seed, quick=args.quick, max_tokens=args.max_tokens,
-                            judge_max_tokens=args.judge_max_tokens, judge_repeats=args.judge_repeats,
-                            judge_temperature=args.judge_temperature, judge_prefill=args.judge_prefill,
-                            unchanged_sample=args.unchanged_sample, resamples=args.resamples,
-                            pairwise=args.pairwise, calibration_questions=args.calibration_questions,
-                            judge_logprobs=not args.no_judge_logprobs)
-        job = store.run("eval", {"base": args.base_model, "candidate": args.candidate}) if store else nullcontext()
-        with job:  # no gc meanwhile
-            results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
-                               new_leaves=branch.new, unchanged_leaves=branch.unchanged,
-                               settings=settings, mtbench=not args.no_mtbench)
-    except (leaves.InputError, SpecError) as exc:
-        print(f"lab-hooks eval: {exc}", file=sys.stderr)
-        return 2
-    except (AssetError, BackendError, StoreError) as exc:
-        print(f"lab-hooks eval: {exc}", file=sys.stderr)
-        return 1
+        store = Store(args.store)
+    settings = Settings(seed=args.seed, quick=args.quick, max_tokens=args.max_tokens,
+                        judge_max_tokens=args.judge_max_tokens, judge_repeats=args.judge_repeats,
+                        judge_temperature=args.judge_temperature, judge_prefill=args.judge_prefill,
+                        unchanged_sample=args.unchanged_sample, resamples=args.resamples,
+                        pairwise=args.pairwise, calibration_questions=args.calibration_questions,
+                        judge_logprobs=not args.no_judge_logprobs)
+    job = store.run("eval", {"base": args.base_model, "candidate": args.candidate}) if store else nullcontext()
+    with job:  # no gc meanwhile
+        results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
+                           new_leaves=branch.new, unchanged_leaves=branch.unchanged,
+                           settings=settings, mtbench=not args.no_mtbench)
     markdown = render(results)
-    try:
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        if args.markdown:
-            args.markdown.write_text(markdown, encoding="utf-8")
-    except OSError as exc:
-        print(f"lab-hooks eval: {exc.filename}: cannot write ({exc.strerror})", file=sys.stderr)
-        return 1
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if args.markdown:
+        args.markdown.write_text(markdown, encoding="utf-8")
     if not args.markdown:
         sys.stdout.write(markdown)
     return 0

@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.load import LeafError, find_leaf_files, load_leaf_file
-
-
-class InputError(Exception):
-    """Bad input named by the user; the message is one line (file:line:col where there is one)."""
 
 
 @dataclass
@@ -56,22 +53,9 @@ def load_tree(root: Path, skip: set[str] = frozenset()) -> list:
 
 def from_git(repo: Path, base: str, head: str | None = None, root: str = "") -> BranchLeaves:
     """The leaves `head` (default: the working tree) adds or modifies since `base`; the rest of the checkout."""
-    from lab_hooks.diff import DiffError, diff_taxonomy
+    from lab_hooks.diff import diff_taxonomy
 
-    try:
-        diff = diff_taxonomy(repo, base, head, root)
-    except DiffError as exc:
-        raise InputError(str(exc)) from None
-    changed, new = [], set()
-    for change in diff.leaves:
-        if change.status == "deleted":
-            continue
-        try:
-            leaf = diff.read_leaf(change)
-        except LeafError as exc:
-            raise InputError(_where(change.path, exc)) from None
-        changed.append(leaf)
-        if change.status == "added":
-            new.add(leaf.name)
+    changes = diff_taxonomy(repo, base, head, root)
+    changed = changes.read_all()
     unchanged = load_tree(repo / root, {leaf.name for leaf in changed})
-    return BranchLeaves(changed, frozenset(new), unchanged)
+    return BranchLeaves(changed, changes.added, unchanged)

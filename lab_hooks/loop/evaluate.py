@@ -2,39 +2,47 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
-from lab_hooks.loop.plan import leaf_names
+from lab_hooks.taxonomy.leaf import Leaf
 
 
-def evaluate(run, trained, leaves, root: Path, store):
-    from lab_hooks.checks.engine import expand
-    from lab_hooks.eval import Settings, evaluate
-    from lab_hooks.taxonomy.load import LeafError, load_leaf_file
+@dataclass(frozen=True)
+class EvaluateJob:
+    store: Any
+    base: str  # model spec of main's model
+    candidate: str  # model spec of the PR's candidate
+    judge: str
+    changed: tuple[Leaf, ...]  # the PR's leaves with a head side
+    new: frozenset[str]  # names of the leaves it adds
+    unchanged: tuple[Leaf, ...]  # the pool of regression controls
+    settings: dict = field(default_factory=dict)  # lab_hooks.eval Settings fields
+    ids: dict[str, str] = field(default_factory=dict)  # role -> store key of a checkpoint (not hashed again)
 
-    base_spec, candidate_spec, candidate_key, _ = trained
-    opts = run.opts
-    changed_names = {leaf.name for leaf in leaves}
-    unchanged = []
-    for file in expand([str(root)]):
-        try:
-            leaf = load_leaf_file(file)
-        except LeafError:
-            continue  # an unchanged leaf main already holds; the validator is not asked about it here
-        if leaf.name not in changed_names:
-            unchanged.append(leaf)
-    settings = Settings(**{"seed": opts.seed, "quick": opts.quick, **opts.eval})
-    # Checkpoints the store holds are known by their keys: no need to hash their files again.
-    ids = {"candidate": candidate_key}
-    if run.data["models"]["base_checkpoint"] != opts.student:  # main's checkpoint, not the untrained student
-        ids["base"] = run.data["models"]["base_checkpoint"]
-    results = evaluate(base=base_spec, candidate=candidate_spec, judge=opts.judge, changed_leaves=leaves,
-                       store=store, new_leaves=leaf_names(run.data["changed_leaves"], ("added",)),
-                       unchanged_leaves=unchanged, settings=settings, ids=ids)
-    run.data["eval_results"] = results
-    run.data.update(eval_summary(results))
+
+@dataclass(frozen=True)
+class Evaluated:
+    results: dict  # lab_hooks.eval's results JSON
+    cached: bool = False
+
+    def fields(self) -> dict:
+        return {"eval_results": self.results, **eval_summary(self.results)}
+
+    def problem(self) -> None:
+        return None
+
+
+def evaluate(job: EvaluateJob) -> Evaluated:
+    """lab_hooks.eval: answers of both models, judged; deltas with CIs."""
+    from lab_hooks.eval import Settings
+    from lab_hooks.eval import evaluate as run_eval
+
+    results = run_eval(base=job.base, candidate=job.candidate, judge=job.judge, changed_leaves=list(job.changed),
+                       store=job.store, new_leaves=job.new, unchanged_leaves=list(job.unchanged),
+                       settings=Settings(**job.settings), ids=dict(job.ids))
     steps = [row for row in results["timings"]["steps"] if "cached" in row]
-    return ("cached", results) if steps and all(row["cached"] for row in steps) else results
+    return Evaluated(results, cached=bool(steps) and all(row["cached"] for row in steps))
 
 
 def judge_error_rate(errors: dict) -> float | None:

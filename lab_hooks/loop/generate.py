@@ -2,32 +2,82 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from lab_hooks.loop.run import StageFailed
+from lab_hooks.taxonomy.leaf import Leaf
 
 
-def generate(run, leaves, root: Path, store, out: Path):
-    """SDG for the changed leaves, each without the seeds the evaluation holds out (eval.reference)."""
+@dataclass(frozen=True)
+class GenerateJob:
+    leaves: tuple[Leaf, ...]
+    teacher: str  # model spec
+    store: Any
+    out_dir: Path  # per-leaf messages.jsonl, records.jsonl, stats.json
+    taxonomy_root: Path  # where in-repo documents are read
+    samples_per_seed: int = 3
+    seed: int = 0
+    max_tokens: int | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class LeafData:
+    leaf: str  # the leaf's name
+    status: str  # "ok", else why the leaf has no data
+    candidates: int = 0
+    accepted: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # filter step -> samples it removed
+    artifact: str | None = None  # store key of the leaf's data
+    dataset: Path | None = None  # its messages.jsonl
+    held_out: tuple[int, ...] = ()  # indices of the seeds kept out of generation (eval.reference)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Generated:
+    teacher: str
+    leaves: tuple[LeafData, ...]
+    teacher_calls: int  # 0: everything came from the store
+
+    @property
+    def cached(self) -> bool:
+        return self.teacher_calls == 0
+
+    def datasets(self) -> dict[str, str]:
+        """{leaf: artifact key} of the leaves that produced data."""
+        return {r.leaf: r.artifact for r in self.leaves if r.ok}
+
+    def fields(self) -> dict:
+        rows = [{"leaf": r.leaf, "candidates": r.candidates, "accepted": r.accepted, "dropped": dict(r.dropped),
+                 "status": r.status, "artifact": r.artifact, "held_out_seeds": list(r.held_out)} for r in self.leaves]
+        return {"generation": {"teacher": self.teacher, "leaves": rows, "teacher_calls": self.teacher_calls}}
+
+    def problem(self) -> str | None:
+        if any(r.ok for r in self.leaves):
+            return None
+        return "no changed leaf produced any accepted sample: " + "; ".join(f"{r.leaf}: {r.status}" for r in self.leaves)
+
+
+def generate(job: GenerateJob) -> Generated:
+    """The LAB pipelines on the teacher, through lab_hooks.sdg; each leaf without the seeds the
+    evaluation holds out to measure it on (lab_hooks.eval.reference)."""
     from lab_hooks.eval.reference import held_out_seeds, training_view
     from lab_hooks.sdg import generate_leaves
 
-    opts = run.opts
-    held = {leaf.name: sorted(held_out_seeds(leaf)) for leaf in leaves if leaf.kind and leaf.kind.is_skill}
-    leaves = [training_view(leaf) for leaf in leaves]
-    result = generate_leaves(leaves, opts.teacher, store, out_dir=out / "sdg", samples_per_seed=opts.samples_per_seed,
-                             seed=opts.seed, max_tokens=opts.sdg_max_tokens, taxonomy_root=root,
-                             progress=opts.progress)
+    held = {leaf.name: tuple(sorted(held_out_seeds(leaf))) for leaf in job.leaves if leaf.kind and leaf.kind.is_skill}
+    result = generate_leaves([training_view(leaf) for leaf in job.leaves], job.teacher, job.store, out_dir=job.out_dir,
+                             samples_per_seed=job.samples_per_seed, seed=job.seed, max_tokens=job.max_tokens,
+                             taxonomy_root=job.taxonomy_root, progress=job.progress)
     rows = []
     for r in result.leaves:
         steps = r.stats.get("steps", {})
         dropped = {name: st["candidates"] - st["passed"] for name, st in steps.items()
                    if st.get("candidates", 0) > st.get("passed", 0)}
-        rows.append({"leaf": r.leaf, "candidates": r.candidates, "accepted": r.accepted, "dropped": dropped,
-                     "status": "ok" if r.ok else (r.message or r.status), "artifact": r.artifact,
-                     "held_out_seeds": held.get(r.leaf, [])})
-    run.data["generation"] = {"teacher": opts.teacher, "leaves": rows, "teacher_calls": result.calls}
-    if not any(r.ok for r in result.leaves):
-        raise StageFailed("no changed leaf produced any accepted sample: "
-                          + "; ".join(f"{r.leaf}: {r.message or r.status}" for r in result.leaves))
-    return ("cached", result) if result.calls == 0 else result
+        rows.append(LeafData(r.leaf, "ok" if r.ok else (r.message or r.status), r.candidates, r.accepted, dropped,
+                             r.artifact, r.dataset, held.get(r.leaf, ())))
+    return Generated(job.teacher, tuple(rows), result.calls)

@@ -1,35 +1,29 @@
-"""The plan stage: which leaves the PR changes (the diff), and the leaf names that follow from it."""
+"""The plan stage: which leaves the PR changes and how (one ChangeSet, lab_hooks.diff)."""
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
+
+from lab_hooks.diff import ChangeSet
 
 
-def plan(run):
+@dataclass(frozen=True)
+class Plan:
+    changes: ChangeSet
+    cached = False
+
+    def fields(self) -> dict:
+        c = self.changes
+        return {"base": {"sha": c.base}, "head": {"sha": c.head},
+                "changed_leaves": [{"path": x.path, "change": x.status, "kind": x.kind.value if x.kind else None,
+                                    "blob_sha": x.blob_sha, "old_path": x.old_path} for x in c.leaves],
+                "skipped": [{"path": s.path, "reason": s.reason} for s in c.skipped]}
+
+    def problem(self) -> None:
+        return None
+
+
+def plan(repo: str, base: str, head: str) -> Plan:
     from lab_hooks.diff import diff_taxonomy
 
-    opts = run.opts
-    diff = diff_taxonomy(opts.repo, opts.base, opts.head)
-    run.data["base"]["sha"] = diff.base
-    run.data["head"]["sha"] = diff.head
-    run.data["changed_leaves"] = [
-        {"path": c.path, "change": c.status, "kind": c.kind.value if c.kind else None, "blob_sha": c.blob_sha,
-         "old_path": c.old_path} for c in diff.leaves]
-    run.data["skipped"] = [{"path": s.path, "reason": s.reason} for s in diff.skipped]
-    return diff
-
-
-def leaf_name(path: str) -> str:
-    from lab_hooks.taxonomy.leaf import taxonomy_path
-
-    return os.path.dirname(taxonomy_path(path)[0])
-
-
-def leaf_names(changes: list[dict], statuses: tuple[str, ...]) -> set[str]:
-    return {leaf_name(c["path"]) for c in changes if c["change"] in statuses}
-
-
-def removed_leaves(changes: list[dict]) -> set[str]:
-    """Leaves whose old samples must leave the replay side: modified, deleted, renamed-from."""
-    return leaf_names(changes, ("modified", "deleted")) | {leaf_name(c["old_path"]) for c in changes
-                                                          if c.get("old_path")}
+    return Plan(diff_taxonomy(repo, base, head))

@@ -8,8 +8,8 @@ The buffer record and a PR's candidate record name their checkpoint and datasets
 as store dependencies, so `store gc` keeps whatever main's state (or a candidate
 waiting for its merge) needs. A kill -9 leaves all old or all new.
 
-- When a PR run's head had exactly the taxonomy main has now (the same git tree
-  sha for every leaf directory) and was trained from main's current
+- When a PR run's head had exactly the taxonomy main has now (the same content
+  for every leaf and its documents) and was trained from main's current
   checkpoint, its candidate is adopted as is: no compute.
 - Otherwise main retrains: the leaves changed since the last promoted commit
   (all leaves the first time) are generated, and phase 2 (phase 1 first for
@@ -22,30 +22,22 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from git import BadName
-
-from lab_hooks.diff import LeafChange, diff_taxonomy, leaf_from_blobs
-from lab_hooks.diff.changes import open_repo
-from lab_hooks.loop.candidate import candidate_key, datasets, leaf_blobs, next_buffer, taxonomy_fingerprint
-from lab_hooks.loop.generate import generate
+from lab_hooks.diff import diff_taxonomy, open_repo, resolve_commit, whole_taxonomy
+from lab_hooks.errors import LabHooksError
+from lab_hooks.loop.candidate import candidate_key, next_buffer, taxonomy_fingerprint
+from lab_hooks.loop.generate import GenerateJob
 from lab_hooks.loop.run import PrOptions, Run, Stop
-from lab_hooks.loop.train import train
+from lab_hooks.loop.stages import Stages
+from lab_hooks.loop.train import TrainJob
 from lab_hooks.loop.validate import materialize
 from lab_hooks.store import Store
-from lab_hooks.taxonomy.load import LeafError
-from lab_hooks.train.replay import BUFFER_REF, CHECKPOINT_REF, save_buffer
+from lab_hooks.train.replay import BUFFER_REF, CHECKPOINT_REF, MainState, read_main, save_buffer
+
+STAGES = ("generate", "train")
 
 
-def _all_leaves(repo, commit: str) -> list[LeafChange]:
-    """Every leaf of a commit as an `added` change (the first promotion has no base)."""
-    out = []
-    for blob, folder in leaf_blobs(repo, commit):
-        try:
-            attribution = (folder / "attribution.txt").hexsha
-        except KeyError:
-            attribution = None
-        out.append(LeafChange("added", blob.path, blob.hexsha, attribution_sha=attribution))
-    return out
+class PromoteError(LabHooksError):
+    """Promotion could not complete; main's refs are untouched."""
 
 
 def switch(store, checkpoint: str, commit: str, buffer: dict[str, str], expect: dict) -> str:
@@ -61,49 +53,40 @@ def adoptable(store, candidate: dict | None, main_checkpoint: str | None) -> boo
     return bool(candidate) and candidate["parent"] == main_checkpoint and store.get(candidate["checkpoint"]) is not None
 
 
-def promote(repo_path: str, ref: str, store=None, options: PrOptions | None = None) -> dict:
+def promote(repo_path: str, ref: str, store=None, options: PrOptions | None = None,
+            stages: Stages = Stages()) -> dict:
     """Advance main to `ref`; returns what happened ({"action": adopted|retrained|current, ...})."""
     store = store if store is not None else Store()
     repo = open_repo(repo_path)
-    try:
-        head = repo.commit(ref).hexsha
-    except (ValueError, BadName):
-        raise PromoteError(f"{ref}: no such branch or commit in {repo.working_tree_dir}") from None
+    head = resolve_commit(repo, ref, "promoted").hexsha
     with store.run("promote", {"ref": ref, "commit": head}):  # no gc meanwhile
-        old_checkpoint, old_replay = store.get_ref(CHECKPOINT_REF), store.get_ref(BUFFER_REF)
-        expect = {CHECKPOINT_REF: old_checkpoint, BUFFER_REF: old_replay}
-        state = (store.record_get(old_replay) if old_replay else None) or {}
-        if state.get("commit") == head:
-            return {"action": "current", "commit": head, "checkpoint": old_checkpoint}
+        main = read_main(store)
+        if main.commit == head:
+            return {"action": "current", "commit": head, "checkpoint": main.checkpoint}
         candidate = store.record_get(candidate_key(taxonomy_fingerprint(repo, head)))
-        if adoptable(store, candidate, old_checkpoint):
-            switch(store, candidate["checkpoint"], head, candidate["buffer"], expect)
+        if adoptable(store, candidate, main.checkpoint):
+            switch(store, candidate["checkpoint"], head, candidate["buffer"], main.refs)
             return {"action": "adopted", "commit": head, "checkpoint": candidate["checkpoint"], "pr": candidate["pr"]}
-        return _retrain(repo, head, state, store, options or PrOptions(), expect)
+        return _retrain(repo, head, main, store, options or PrOptions(), stages)
 
 
-def _retrain(repo, head: str, state: dict, store, opts: PrOptions, expect: dict) -> dict:
+def _retrain(repo, head: str, main: MainState, store, opts: PrOptions, stages: Stages) -> dict:
     """Generate the leaves changed since the last promotion and train main's next checkpoint."""
-    opts.repo, opts.head, opts.base = repo.working_tree_dir, head, state.get("commit") or "(nothing promoted yet)"
-    changes = diff_taxonomy(repo.working_tree_dir, state["commit"], head).leaves if state.get("commit") \
-        else _all_leaves(repo, head)
-    run = Run(opts)
-    run.data["changed_leaves"] = [{"path": c.path, "change": c.status, "old_path": c.old_path} for c in changes]
-    leaves, unreadable = [], []
-    for c in changes:
-        if c.status != "deleted":
-            try:
-                leaves.append(leaf_from_blobs(repo, c.path, c.blob_sha, c.attribution_sha))
-            except LeafError as e:
-                unreadable.append(f"{c.path}: {e}")
-    buffer = dict((state.get("leaves") or {}))
-    checkpoint = expect[CHECKPOINT_REF]
+    changes = diff_taxonomy(repo, main.commit, head) if main.commit else whole_taxonomy(repo, head)
+    leaves = changes.read_all()
+    run = Run(opts, STAGES)
+    checkpoint, datasets = main.checkpoint, {}
     with tempfile.TemporaryDirectory(prefix="lab-hooks-promote-") as tmp:
         try:
             if leaves:
                 root = materialize(repo, head, head, Path(tmp) / "taxonomy")
-                gen = run.stage("generate", 1, 2, generate, run, leaves, root, store, Path(tmp))
-                checkpoint = run.stage("train", 2, 2, train, run, gen, store)[2]
+                generated = run.stage("generate", stages.generate, GenerateJob(
+                    tuple(leaves), opts.teacher, store, Path(tmp) / "sdg", root, opts.samples_per_seed, opts.seed,
+                    opts.sdg_max_tokens, opts.progress))
+                datasets = generated.datasets()
+                checkpoint = run.stage("train", stages.train, TrainJob(
+                    store, main, opts.student, {r.leaf: r.dataset for r in generated.leaves if r.ok}, changes.retired,
+                    opts.train_config(), opts.replay_ratio)).checkpoint
         except Stop:
             failure = run.data["failure"]
             raise PromoteError(f"stage {failure['stage']} failed: {failure['reason']}") from None
@@ -111,11 +94,5 @@ def _retrain(repo, head: str, state: dict, store, opts: PrOptions, expect: dict)
             run.close()
     if checkpoint is None:
         raise PromoteError("nothing to promote: main has no checkpoint and no leaf produced data")
-    found = datasets(run.data) if "generation" in run.data else {}
-    switch(store, checkpoint, head, next_buffer(buffer, run.data["changed_leaves"], found), expect)
-    return {"action": "retrained", "commit": head, "checkpoint": checkpoint, "unreadable": unreadable,
-            "stages": run.data["stages"]}
-
-
-class PromoteError(Exception):
-    """Promotion could not complete; main's refs are untouched."""
+    switch(store, checkpoint, head, next_buffer(main.buffer, changes, datasets), main.refs)
+    return {"action": "retrained", "commit": head, "checkpoint": checkpoint, "stages": run.data["stages"]}

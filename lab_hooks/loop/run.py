@@ -1,8 +1,13 @@
-"""What every stage of the PR loop shares: the options, the results being built, the stage timer.
+"""What every stage of the loop shares: the options, the results being built, the stage timer.
 
-The first stage that fails stops the run (`Stop`); the results still say which
-stage failed and why. A `StageFailed` is a stage's own verdict (bad leaves,
-nothing generated); any other exception is reported as an internal error.
+A stage is a function from a typed input to a typed, frozen result. Each result says
+what it adds to results.json (`fields()`), whether it was served from the store
+(`cached`) and, where the loop must stop on it, why (`problem()`). `Run.stage` is the
+one place that times a stage, records its fields and status, and turns a failure into
+the report's `failure` (a `StageFailed` is the stage's own verdict, for the PR; any
+other exception is an internal error, reported as one). The first failure stops the
+run (`Stop`); the results still say which stage failed and why. A LabHooksError (a bad
+ref, a backend that refused) is reported with its own one-line message, no traceback.
 """
 
 from __future__ import annotations
@@ -11,19 +16,28 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lab_hooks import __version__
-
-EMBEDDED = "embedded:smollm2-135m-instruct"
+from lab_hooks.errors import LabHooksError, one_line
+from lab_hooks.models.specs import EMBEDDED_SPEC
+from lab_hooks.report.results import schema_id
+from lab_hooks.train.config import TrainConfig
 
 
 class StageFailed(Exception):
-    """A stage's own verdict (bad leaves, nothing generated): the message is for the PR."""
+    """A stage's own verdict (bad leaves, nothing generated): the message is for the PR.
 
-    def __init__(self, message: str, findings: list[dict] | None = None):
+    `fields`: what the stage found before it failed (e.g. the validation counts)."""
+
+    def __init__(self, message: str, findings: list[dict] | None = None, fields: dict | None = None):
         super().__init__(message)
         self.findings = findings or []
+        self.fields = fields or {}
+
+
+class Stop(Exception):
+    """A stage failed; the run's results already say which and why."""
 
 
 @dataclass
@@ -32,28 +46,32 @@ class PrOptions:
     base: str = "origin/main"
     head: str = "HEAD"
     pr: int | None = None
-    teacher: str = EMBEDDED
-    student: str = EMBEDDED
-    judge: str = EMBEDDED
+    teacher: str = EMBEDDED_SPEC
+    student: str = EMBEDDED_SPEC
+    judge: str = EMBEDDED_SPEC
     quick: int | None = None  # MT-Bench questions per category
     samples_per_seed: int = 3
     sdg_max_tokens: int | None = None
-    seed: int = 0
+    seed: int = TrainConfig.seed  # SDG, training and eval alike
     replay_ratio: float = 1.0
-    train: dict = field(default_factory=dict)  # TrainConfig overrides
+    train: TrainConfig = field(default_factory=TrainConfig)
     eval: dict = field(default_factory=dict)  # eval Settings overrides
     out_dir: str = "lab-hooks-out"
     lab_home: str | None = None
     progress: bool = True
 
+    def train_config(self) -> TrainConfig:
+        """The training config, with the run's one seed and its progress setting."""
+        return replace(self.train, seed=self.seed, progress=self.progress)
+
 
 class Run:
     """The results dict being built, and the stage timer that fills `stages`."""
 
-    def __init__(self, opts: PrOptions):
-        self.opts = opts
+    def __init__(self, opts: PrOptions, stages: tuple[str, ...]):
+        self.opts, self.names, self.bar = opts, stages, None
         self.data: dict = {
-            "status": "ok", "version": __version__, "pr": opts.pr,
+            "$schema": schema_id(), "status": "ok", "version": __version__, "pr": opts.pr,
             "base": {"ref": opts.base}, "head": {"ref": opts.head},
             "models": {"teacher": opts.teacher, "student": opts.student, "judge": opts.judge},
             "seeds": {"sdg": opts.seed, "train": opts.seed, "eval": opts.seed},
@@ -66,19 +84,35 @@ class Run:
         if repo and run_id:
             self.data["artifacts_url"] = f"{self.data['server_url']}/{repo}/actions/runs/{run_id}"
 
-    def stage(self, name: str, index: int, total: int, fn, *args):
-        """Run one stage, timed; a failure is recorded and re-raised as Stop."""
-        self._progress(name, index, total)
+    def record(self, fields: dict) -> None:
+        """Add a stage's fields to the results (a section that is a dict merges with what is there)."""
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(self.data.get(key), dict):
+                self.data[key].update(value)
+            else:
+                self.data[key] = value
+
+    def stage(self, name: str, fn, *args):
+        """Run one stage, timed; its result's fields go into the results; a failure is recorded
+        and re-raised as Stop."""
+        self._progress(name)
         row = {"name": name, "status": "ok", "seconds": 0.0}
         self.data["stages"].append(row)
         start = time.perf_counter()
         try:
             result = fn(*args)
-            if isinstance(result, tuple) and result and result[0] == "cached":
-                row["status"], result = "cached", result[1]
+            self.record(result.fields())
+            problem = result.problem()
+            if problem:
+                raise StageFailed(problem)
+            if result.cached:
+                row["status"] = "cached"
             return result
         except StageFailed as e:
+            self.record(e.fields)
             self._fail(row, name, str(e), e.findings)
+        except LabHooksError as e:  # bad input (a ref, a leaf) or a backend that said no: its own one line
+            self._fail(row, name, one_line(e), [])
         except Exception as e:  # any crash is still reported on the PR, never a silent job failure
             detail = "".join(traceback.format_exception_only(type(e), e)).strip()
             self._fail(row, name, f"internal error: {detail}", [])
@@ -87,21 +121,22 @@ class Run:
             row["seconds"] = round(time.perf_counter() - start, 3)
         raise Stop
 
-    def _progress(self, name: str, index: int, total: int) -> None:
+    def _progress(self, name: str) -> None:
         """One bar over the stages (each stage's own work has its own bar below it)."""
         if not self.opts.progress:
             return
+        index, total = len(self.data["stages"]) + 1, len(self.names)
         try:
             from tqdm import tqdm
         except ImportError:  # the core install: plain lines
             return say(f"[{index}/{total}] {name}", True)
-        if getattr(self, "bar", None) is None:
+        if self.bar is None:
             self.bar = tqdm(total=total, desc="lab-hooks pr", unit="stage", file=sys.stderr, leave=True)
         self.bar.n = index - 1
         self.bar.set_postfix_str(name)
 
     def close(self) -> None:
-        if getattr(self, "bar", None) is not None:
+        if self.bar is not None:
             self.bar.n = self.bar.total if self.data["status"] == "ok" else self.bar.n
             self.bar.close()
 
@@ -109,10 +144,6 @@ class Run:
         row["status"] = "failed"
         self.data["status"] = "failed"
         self.data["failure"] = {"stage": name, "reason": reason, "findings": findings}
-
-
-class Stop(Exception):
-    """A stage failed; the run's results already say which and why."""
 
 
 def say(message: str, progress: bool) -> None:

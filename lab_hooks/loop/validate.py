@@ -2,21 +2,40 @@
 
 The PR's content is data: leaves are read from git objects by sha and written as
 plain files into a private folder only so the validator can read them; nothing of
-the PR is checked out, imported or executed.
+the PR is checked out, imported or executed. A leaf file that is a symlink or a
+submodule is never written nor read: it is an LH001 error, like the hook reports it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
+from lab_hooks.diff import ChangeSet
 from lab_hooks.loop.run import StageFailed
 from lab_hooks.report.summary import findings_as_dicts
+from lab_hooks.taxonomy.leaf import Leaf
 
 CONFIG_FILES = (".lab-hooks.yaml", "pyproject.toml")  # where a taxonomy repo's rules live
 MAX_MATERIALIZED_BYTES = 512 * 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Validated:
+    root: Path  # the head tree as plain files (the base side's config)
+    leaves: tuple[Leaf, ...]  # the changed leaves with a head side, parsed
+    errors: int
+    warnings: int
+    cached = False
+
+    def fields(self) -> dict:
+        return {"validation": {"errors": self.errors, "warnings": self.warnings}}
+
+    def problem(self) -> None:
+        return None
 
 
 def materialize(repo, head_sha: str, base_sha: str, dest: Path) -> Path:
@@ -48,26 +67,24 @@ def materialize(repo, head_sha: str, base_sha: str, dest: Path) -> Path:
     return dest
 
 
-def validate(run, diff, workdir: Path):
+def validate(changes: ChangeSet, workdir: Path) -> Validated:
     from lab_hooks.checks.config import load_config
     from lab_hooks.checks.engine import check_files
     from lab_hooks.checks.registry import load_checks
 
-    root = materialize(diff.repo, diff.head, diff.base, workdir / "taxonomy")
-    files = [str(root / c.path) for c in diff.leaves if c.status != "deleted"]
+    root = materialize(changes.repo, changes.head, changes.base, workdir / "taxonomy")
+    files = [str(root / c.path) for c in changes.present]
     load_checks()
     report = check_files(files, root, load_config(root))
-    findings = findings_as_dicts(report.findings)
-    for f in findings:  # back to repository-relative paths for the comment's links
+    findings = [{"file": s.path, "line": 1, "col": 1, "severity": "error", "code": "LH001",
+                 "message": s.reason} for s in changes.skipped_leaves]
+    for f in findings_as_dicts(report.findings):  # back to repository-relative paths for the comment's links
         f["file"] = os.path.relpath(f["file"], root) if os.path.isabs(f["file"]) else f["file"]
-    run.data["validation"] = {"errors": report.errors, "warnings": len(findings) - report.errors}
+        findings.append(f)
     errors = [f for f in findings if f.get("severity") == "error"]
+    counts = {"validation": {"errors": len(errors), "warnings": len(findings) - len(errors)}}
     if errors or report.internal_errors:
         raise StageFailed(f"{len(errors)} error(s) in the changed leaves; fix them and push again"
                           + (f" ({len(report.internal_errors)} internal error(s))" if report.internal_errors else ""),
-                          errors)
-    leaves = []
-    for change in diff.leaves:
-        if change.status != "deleted":
-            leaves.append(diff.read_leaf(change))
-    return root, leaves
+                          errors, counts)
+    return Validated(root, tuple(changes.read_all()), len(errors), len(findings) - len(errors))

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from lab_hooks.assets import PINS, AssetError, asset_dir
+from lab_hooks.assets import PINS, asset_dir
+from lab_hooks.flags import Parser, command
 from lab_hooks.home import lab_home
 
 
+@command("lab-hooks models")
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lab-hooks models", description=__doc__)
+    parser = Parser(prog="lab-hooks models", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     pull = sub.add_parser("pull", help="fetch and verify pinned assets, convert the embedded model")
     pull.add_argument("assets", nargs="*", metavar="ASSET", help=f"default: all ({', '.join(PINS)})")
     sub.add_parser("ls", help="list pinned assets and embedded models, and whether they are cached")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return 2 if exc.code else 0
+    args = parser.parse_args(argv)
     return pull_assets(args.assets or list(PINS)) if args.command == "pull" else list_assets()
 
 
@@ -29,15 +27,11 @@ def pull_assets(names: list[str]) -> int:
         return 2
     from lab_hooks.models.embedded import EMBEDDED, embedded_checkpoint
 
-    try:
-        for name in names:
-            print(f"{name}\t{PINS[name].requirement}\t{asset_dir(name)}")
-        for model, source in EMBEDDED.items():
-            if source.asset in names:
-                print(f"{model}\tconverted\t{embedded_checkpoint(model)}")
-    except AssetError as exc:
-        print(f"lab-hooks models: {exc}", file=sys.stderr)
-        return 1
+    for name in names:
+        print(f"{name}\t{PINS[name].requirement}\t{asset_dir(name)}")
+    for model, source in EMBEDDED.items():
+        if source.asset in names:
+            print(f"{model}\tconverted\t{embedded_checkpoint(model)}")
     return 0
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from lab_hooks.assets import PINS, SMOLLM2_GGUF, asset_dir
 from lab_hooks.home import lab_home
+from lab_hooks.models.specs import DEFAULT_EMBEDDED
+from lab_hooks.models.types import SpecError
 
 # Bump when the conversion changes, so caches built by older code are not reused.
 _CONVERSION = 1
@@ -30,8 +32,7 @@ class EmbeddedModel:
     gguf_file: str
 
 
-EMBEDDED = {"smollm2-135m-instruct": EmbeddedModel("smollm2", SMOLLM2_GGUF)}
-DEFAULT_EMBEDDED = "smollm2-135m-instruct"
+EMBEDDED = {DEFAULT_EMBEDDED: EmbeddedModel("smollm2", SMOLLM2_GGUF)}
 
 
 def embedded_checkpoint(name: str = DEFAULT_EMBEDDED) -> Path:
@@ -41,7 +42,7 @@ def embedded_checkpoint(name: str = DEFAULT_EMBEDDED) -> Path:
     work happens under a file lock into a temp dir that is renamed into place.
     """
     if name not in EMBEDDED:
-        raise ValueError(f"unknown embedded model {name!r} (known: {', '.join(EMBEDDED)})")
+        raise SpecError(f"unknown embedded model {name!r} (known: {', '.join(EMBEDDED)})")
     model = EMBEDDED[name]
     final = checkpoint_location(name)
     if is_converted(name):

@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl
 from lab_hooks.models.types import SpecError
 
 KINDS = ("embedded", "hf", "vllm", "openai")
+DEFAULT_EMBEDDED = "smollm2-135m-instruct"  # the one default model: teacher, student and judge
+EMBEDDED_SPEC = f"embedded:{DEFAULT_EMBEDDED}"
 Option = str | int | float | bool
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+from lab_hooks.errors import InputError, LabHooksError
 
 Message = dict  # {"role": "system"|"user"|"assistant", "content": str}
 Conversation = list  # list[Message]
@@ -73,11 +75,11 @@ def template_options(conversation: Conversation) -> dict[str, bool]:
     return {"add_generation_prompt": not prefill, "continue_final_message": prefill}
 
 
-class BackendError(Exception):
+class BackendError(LabHooksError):
     """A generation that cannot be done; the message is one line a user can act on."""
 
 
-class SpecError(BackendError):
+class SpecError(BackendError, InputError):
     """A model spec string that does not parse or names something that is not there."""
 
 

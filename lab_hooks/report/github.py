@@ -7,7 +7,6 @@
 - The sticky comment: ours carries a hidden marker AND was written by the token's
   own identity (anyone can paste the marker: a comment planted by the PR's author
   must never receive the bot's reports); update it in place, or create it.
-- Check runs with annotations (GitHub takes at most 50 per request).
 """
 
 from __future__ import annotations
@@ -19,14 +18,14 @@ from typing import Callable, Iterator
 import httpx
 
 from lab_hooks import __version__
+from lab_hooks.errors import LabHooksError
 
 API_URL = "https://api.github.com"
-ANNOTATIONS_PER_REQUEST = 50
 # Who comments with a workflow's GITHUB_TOKEN; that token cannot read `GET /user`.
 ACTIONS_BOT = "github-actions[bot]"
 
 
-class GitHubError(Exception):
+class GitHubError(LabHooksError):
     """A request that failed for good; the message is one line."""
 
     def __init__(self, message: str, status: int | None = None):
@@ -130,37 +129,6 @@ class GitHub:
             return self.request("PATCH", f"/repos/{self.repo}/issues/comments/{int(existing['id'])}",
                                 json={"body": body}).json()
         return self.request("POST", f"/repos/{self.repo}/issues/{int(number)}/comments", json={"body": body}).json()
-
-    # -- check runs ----------------------------------------------------------
-    def create_check_run(self, name: str, head_sha: str, *, status: str = "completed",
-                         conclusion: str | None = None, title: str = "", summary: str = "",
-                         annotations: list[dict] | None = None) -> dict:
-        """A check run on `head_sha`; annotations beyond the first 50 go in follow-up updates."""
-        annotations = list(annotations or [])
-        payload = {"name": name, "head_sha": head_sha, "status": status,
-                   "output": {"title": title or name, "summary": summary,
-                              "annotations": annotations[:ANNOTATIONS_PER_REQUEST]}}
-        if conclusion:
-            payload["conclusion"] = conclusion
-        run = self.request("POST", f"/repos/{self.repo}/check-runs", json=payload).json()
-        for start in range(ANNOTATIONS_PER_REQUEST, len(annotations), ANNOTATIONS_PER_REQUEST):
-            self.update_check_run(run["id"], title=title or name, summary=summary,
-                                  annotations=annotations[start:start + ANNOTATIONS_PER_REQUEST])
-        return run
-
-    def update_check_run(self, run_id: int, *, title: str, summary: str, annotations: list[dict] | None = None,
-                         **fields) -> dict:
-        payload = {**fields, "output": {"title": title, "summary": summary, "annotations": annotations or []}}
-        return self.request("PATCH", f"/repos/{self.repo}/check-runs/{int(run_id)}", json=payload).json()
-
-
-def check_annotation(finding: dict) -> dict:
-    """A validation finding as a check-run annotation."""
-    level = {"error": "failure", "warning": "warning"}.get(str(finding.get("severity")), "notice")
-    line = int(finding.get("line") or 1)
-    return {"path": str(finding.get("file", "")), "start_line": line, "end_line": line,
-            "annotation_level": level, "title": str(finding.get("code", "")),
-            "message": str(finding.get("message", ""))[:64_000]}
 
 
 def _rate_limit_wait(response: httpx.Response, backoff: float) -> float | None:

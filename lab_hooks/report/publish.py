@@ -21,6 +21,7 @@ import os
 import re
 import sys
 
+from lab_hooks.flags import Parser, command
 from lab_hooks.report import results
 from lab_hooks.report.comment import MARKER, malformed, render_comment
 from lab_hooks.report.escape import log_safe, one_line
@@ -68,7 +69,7 @@ def sha(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab-hooks comment", description=__doc__.splitlines()[0])
+    p = Parser(prog="lab-hooks comment", description=__doc__.splitlines()[0])
     p.add_argument("--results", required=True, help="results JSON written by `lab-hooks pr`")
     p.add_argument("--pr", required=True, type=int, help="pull request number")
     p.add_argument("--expect-head", type=sha, help="post only if the PR's head (GitHub's API) and the results' are this sha")
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command("lab-hooks comment")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     token = os.environ.get(args.token_env, "")

@@ -1,9 +1,12 @@
 """The results file's contract: the type of every field the PR comment renders.
 
 `lab-hooks pr` writes results.json and the commenting job reads it back, so the
-comment must hold whatever that JSON holds. `problem(run)` is None for a file
-that matches results.schema.json, else one line saying where it does not (a
-count that is a string is never pasted into a comment, it makes the file malformed).
+comment must hold whatever that JSON holds. The contract is a versioned JSON
+Schema, schemas/pr-results/v{VERSION}.json; results.json names it in `$schema`.
+`problem(run)` is None for a file that matches it, else one line saying where it
+does not (a count that is a string is never pasted into a comment, it makes the
+file malformed). Checked with lab_hooks.checks.jsonschema_lite: the comment job
+needs no `jsonschema` package.
 """
 
 from __future__ import annotations
@@ -13,14 +16,27 @@ import numbers
 from functools import lru_cache
 from pathlib import Path
 
+from lab_hooks.checks.jsonschema_lite import check_supported, iter_errors
+from lab_hooks.checks.schema import schema_dir
 from lab_hooks.report.escape import one_line
 
-SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
+VERSION = 2  # bump with every change of the schema, in a new file beside the old one
+
+
+def schema_file(version: int = VERSION) -> Path:
+    return schema_dir() / "pr-results" / f"v{version}.json"
 
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    loaded = json.loads(schema_file().read_text(encoding="utf-8"))
+    check_supported(loaded, str(schema_file()))
+    return loaded
+
+
+def schema_id() -> str:
+    """What results.json says in `$schema`: the id of the schema it was written for."""
+    return schema()["$id"]
 
 
 def is_number(value: object) -> bool:
@@ -28,26 +44,16 @@ def is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-@lru_cache(maxsize=1)
-def _validator():
-    from jsonschema import Draft202012Validator, validators
-
-    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({
-        "number": lambda _, v: is_number(v),
-        "integer": lambda _, v: is_number(v) and float(v).is_integer(),
-        "array": lambda _, v: isinstance(v, (list, tuple)),
-    })
-    return validators.extend(Draft202012Validator, type_checker=checker)(schema())
+TYPES = {"number": lambda v: is_number(v), "integer": lambda v: is_number(v) and float(v).is_integer(),
+         "array": lambda v: isinstance(v, (list, tuple))}  # a run built in-process may hold numpy numbers, tuples
 
 
 def problem(run: object) -> str | None:
     """None when `run` matches the schema, else `at <path>: <what is wrong>` on one line."""
-    from jsonschema.exceptions import best_match
-
-    error = best_match(_validator().iter_errors(run))
+    error = next(iter_errors(schema(), run, types=TYPES), None)
     if error is None:
         return None
-    where = ".".join(str(p) for p in error.absolute_path) or "the top level"
+    where = ".".join(str(p) for p in error.path) or "the top level"
     return one_line(f"at {where}: {error.message}", 300)
 
 

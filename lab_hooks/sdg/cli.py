@@ -7,20 +7,17 @@ import json
 import sys
 from pathlib import Path
 
+from lab_hooks.errors import InputError
+from lab_hooks.flags import GENERATED, Parser, add_model_flags, alias, at_least, command
 from lab_hooks.sdg.documents import GitTree
 from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
 
-EMBEDDED = "embedded:smollm2-135m-instruct"
-
-
-def _err(message: str) -> None:
-    print(f"lab-hooks: {message}", file=sys.stderr)
-
 
 def _load_leaves(paths: list[str], root: Path) -> list:
+    """The named leaves; InputError at the first that cannot be read (file:line:col)."""
     from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
-    leaves, bad = [], False
+    leaves = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
@@ -28,29 +25,17 @@ def _load_leaves(paths: list[str], root: Path) -> list:
         try:
             leaves.append(load_leaf_file(path, root))
         except LeafError as exc:
-            print(f"{path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}", file=sys.stderr)
-            bad = True
-    return leaves if not bad else []
+            raise InputError(f"{path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}") from None
+    return leaves
 
 
 def _changed_leaves(repo: Path, base: str, head: str | None) -> tuple[list, GitTree | None]:
     """The leaves added, modified or renamed on head since it forked from base (read from blobs),
     and, with a head commit, that commit's tree: their in-repo documents are read from it."""
     from lab_hooks.diff import diff_taxonomy
-    from lab_hooks.taxonomy.load import LeafError
 
-    diff = diff_taxonomy(repo, base, head)
-    leaves = []
-    for change in diff.leaves:
-        if change.status == "deleted":
-            continue
-        try:
-            leaves.append(diff.read_leaf(change))
-        except LeafError as exc:
-            print(f"{change.path}:{exc.pos[0]}:{exc.pos[1]}: {exc.code} {exc.message}", file=sys.stderr)
-    for skipped in diff.skipped:
-        print(f"{skipped.path}: skipped ({skipped.reason})", file=sys.stderr)
-    return leaves, GitTree(diff.repo, diff.head) if diff.head else None
+    changes = diff_taxonomy(repo, base, head)
+    return changes.read_all(), GitTree(changes.repo, changes.head) if changes.head else None
 
 
 def _summary(r: LeafResult) -> str:
@@ -88,7 +73,7 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
         with store.run("generate", {"leaves": [leaf.name for leaf in leaves], "teacher": args.teacher}):  # no gc meanwhile
             return generate_leaves(
                 leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
-                max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.taxonomy).resolve(),
+                max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.repo).resolve(),
                 tree=tree, mix_config=mix, progress=progress,
             )
     finally:
@@ -96,65 +81,61 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
 
 
 def _common(p: argparse.ArgumentParser, samples: int) -> None:
-    p.add_argument("--teacher", default=EMBEDDED, help=f"model spec of the teacher/judge (default {EMBEDDED})")
-    p.add_argument("--samples-per-seed", type=int, default=samples, metavar="N")
+    add_model_flags(p, student=False)
+    p.add_argument("--samples-per-seed", type=at_least(1), default=samples, metavar="N")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same data)")
-    p.add_argument("--max-tokens", type=int, default=None, metavar="N", help="cap every step's max_tokens")
-    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+    p.add_argument("--max-tokens", type=at_least(1), default=None, metavar="N", help="cap every step's max_tokens")
+    p.add_argument("--batch-size", type=at_least(1), default=None, metavar="N",
                    help="conversations per teacher call (default: the pipeline's)")
-    p.add_argument("--taxonomy", default=".", metavar="DIR", help="taxonomy root (default: .)")
+    p.add_argument("--repo", default=".", metavar="DIR", help="the taxonomy (its git repository; default: .)")
+    alias(p, "--taxonomy", "repo")
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lab-hooks generate", description="Synthetic data for changed or given leaves.")
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="lab-hooks generate", description="Synthetic data for changed or given leaves.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--base", metavar="REF", help="generate for the leaves changed since REF (merge-base)")
     which.add_argument("--leaf", nargs="+", metavar="PATH", help="qna.yaml files (or their directories)")
     p.add_argument("--head", metavar="REF", help="with --base: the PR head (default: the working tree)")
-    p.add_argument("--out", default="lab-hooks-data", metavar="DIR", help="output directory")
+    p.add_argument("--out", default=GENERATED, metavar="DIR", help=f"output directory (default {GENERATED})")
     p.add_argument("--skills-ratio", type=float, default=1.0, help="mix: samples per skills leaf = ratio x accepted")
     p.add_argument("--knowledge-ratio", type=float, default=1.0)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-progress", action="store_true")
     _common(p, 5)
+    return p
+
+
+@command("lab-hooks generate")
+def main(argv: list[str]) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.head and not args.base:
         p.error("--head needs --base")
-    if args.samples_per_seed < 1 or min(args.skills_ratio, args.knowledge_ratio) < 0:
-        p.error("--samples-per-seed must be >= 1 and ratios >= 0")
-    root = Path(args.taxonomy)
-    try:
-        leaves, tree = _changed_leaves(root, args.base, args.head) if args.base else (_load_leaves(args.leaf, root), None)
-    except Exception as exc:  # the diff's own errors carry their one-line message
-        _err(str(exc))
-        return 2
+    if min(args.skills_ratio, args.knowledge_ratio) < 0:
+        p.error("ratios must be >= 0")
+    root = Path(args.repo)
+    leaves, tree = _changed_leaves(root, args.base, args.head) if args.base else (_load_leaves(args.leaf, root), None)
     if not leaves:
-        if args.leaf:
-            return 1
         print("no changed leaves")
         return 0
     out = Path(args.out)
-    try:
-        result = _run(leaves, args, out, progress=not args.no_progress,
-                      mix=MixConfig(skills_ratio=args.skills_ratio, knowledge_ratio=args.knowledge_ratio), tree=tree)
-    except (ValueError, OSError) as exc:
-        _err(str(exc))
-        return 2
+    result = _run(leaves, args, out, progress=not args.no_progress,
+                  mix=MixConfig(skills_ratio=args.skills_ratio, knowledge_ratio=args.knowledge_ratio), tree=tree)
     _report(result, out, args.format == "json")
     return result.exit_code
 
 
+@command("lab-hooks preview")
 def preview(argv: list[str]) -> int:
     """A few samples for one leaf on the embedded model, with why the others were dropped."""
-    p = argparse.ArgumentParser(prog="lab-hooks preview", description="A quick local look at generated samples for one leaf.")
+    p = Parser(prog="lab-hooks preview", description="A quick local look at generated samples for one leaf.")
     p.add_argument("path", help="the leaf's qna.yaml (or its directory)")
     p.add_argument("--seeds", type=int, default=2, help="use only the first N seeds (default 2)")
     _common(p, 2)
     p.set_defaults(max_tokens=48)
     args = p.parse_args(argv)
-    leaves = _load_leaves([args.path], Path(args.taxonomy))
-    if not leaves:
-        return 1
+    leaves = _load_leaves([args.path], Path(args.repo))
     import dataclasses
     import tempfile
 

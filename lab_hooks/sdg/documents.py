@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.documents import DEFAULT_DOCUMENT_HOSTS, glob_regex, in_repo_folder, local_document_dir, url_problem
 
 CHUNK_TOKENS = 500
@@ -66,7 +67,7 @@ _HEADING = re.compile(r"^#{1,6}\s")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
-class DocumentError(Exception):
+class DocumentError(InputError):
     """A knowledge leaf's documents cannot be had; the message says why."""
 
 
@@ -147,7 +148,9 @@ def _clone(repo: str, commit: str, cache: Path, hosts) -> Path:
             if proc.returncode:
                 raise _fetch_failure(repo, commit, proc.stderr, proc.returncode)
         # Reading the objects asks no server again: a file left out by the filter stays out.
-        _write_tree(["git", "-c", "protocol.allow=never", *gitdir], env, commit, tmp / "entry")
+        if not _write_tree(["git", "-c", "protocol.allow=never", *gitdir], env, commit, tmp / "entry"):
+            raise DocumentError(f"cannot fetch {repo} at {commit[:12]}: {_OVER_CAP.format(cap=MAX_FETCH_BYTES)} "
+                                "(unpacked)")
         _install(tmp / "entry", dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,8 +158,10 @@ def _clone(repo: str, commit: str, cache: Path, hosts) -> Path:
     return dest / "tree"
 
 
-def _write_tree(git: list[str], env: dict, commit: str, entry: Path) -> None:
-    """The commit's regular files that were fetched into `entry/tree`, the others' paths in `entry/too-large.json`."""
+def _write_tree(git: list[str], env: dict, commit: str, entry: Path) -> bool:
+    """The commit's regular files that were fetched into `entry/tree`, the others' paths in
+    `entry/too-large.json`; False, writing nothing, when they unpack to over MAX_FETCH_BYTES
+    (a small pack of many well-compressed files must not fill the disk)."""
     def run(*args: str, stdin: bytes | None = None) -> bytes:
         return subprocess.run(git + list(args), input=stdin, capture_output=True, env=env, check=True,
                               timeout=FETCH_TIMEOUT).stdout
@@ -172,11 +177,14 @@ def _write_tree(git: list[str], env: dict, commit: str, entry: Path) -> None:
         if kind != "blob" or mode not in ("100644", "100755") or ".." in name.split("/"):
             continue  # links, submodules
         (too_large if oid in missing else files).append((oid, name))
+    wanted = "".join(f"{oid}\n" for oid, _ in files).encode()
+    if sum(map(int, run("cat-file", "--batch-check=%(objectsize)", stdin=wanted).split())) > MAX_FETCH_BYTES:
+        return False
     (entry / "tree").mkdir(parents=True)
     (entry / TOO_LARGE).write_text(json.dumps(sorted(n for _, n in too_large)), encoding="utf-8")
     if not files:
-        return
-    out = run("cat-file", "--batch", stdin="".join(f"{oid}\n" for oid, _ in files).encode())
+        return True
+    out = run("cat-file", "--batch", stdin=wanted)
     pos = 0
     for _, name in files:
         header_end = out.index(b"\n", pos)
@@ -185,6 +193,7 @@ def _write_tree(git: list[str], env: dict, commit: str, entry: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(out[header_end + 1: header_end + 1 + size])
         pos = header_end + 1 + size + 1
+    return True
 
 
 def _prune(cache: Path, keep: Path) -> None:

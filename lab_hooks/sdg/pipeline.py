@@ -24,13 +24,14 @@ from typing import Any, Callable
 
 import yaml
 
+from lab_hooks.errors import InputError
 from lab_hooks.sdg.parsers import get_parser
 
 PIPELINES = ("freeform_skills", "grounded_skills", "knowledge")
 STEP_TYPES = ("generate", "judge", "dedup")
 
 
-class PipelineError(Exception):
+class PipelineError(InputError):
     """A pipeline file that does not say what the engine needs."""
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import asdict
 
+from lab_hooks.flags import Parser, command
 from lab_hooks.store.manifest import redact
 from lab_hooks.store.store import DEFAULT_KEEP_DAYS, Store, StoreBusy, StoreError
 
@@ -119,8 +120,9 @@ def _migrate(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+@command("lab-hooks store")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab-hooks store", description=__doc__)
+    parser = Parser(prog="lab-hooks store", description=__doc__)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--home", help="a local store's directory (default: $LAB_STORE_URL, else $LAB_HOME/store)")
     where.add_argument("--url", help="a store URL: postgresql://…?artifacts=/shared/dir or sqlite:///dir")

@@ -31,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+from lab_hooks.errors import LabHooksError
+
 SCHEMA_VERSION = 3
 # {id}: the runs table's generated key, spelled per engine.
 SCHEMA = """
@@ -55,7 +57,7 @@ CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value TEXT NOT NUL
 """
 
 
-class StoreError(Exception):
+class StoreError(LabHooksError):
     """Misuse or an inconsistent store; the message is one line for the user."""
 
 

@@ -7,13 +7,14 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Leaf, build_leaf
 from lab_hooks.taxonomy.yamlmarks import Pos, YamlError, load
 
 MAX_LEAF_BYTES = 1_000_000  # the largest real qna.yaml is ~60 kB
 
 
-class LeafError(Exception):
+class LeafError(InputError):
     """A leaf that cannot be read or parsed at all; `code` is its rule code."""
 
     def __init__(self, code: str, message: str, pos: Pos = (1, 1)):

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
-
-def _err(message: str) -> int:
-    print(f"lab-hooks train: {message}", file=sys.stderr)
-    return 2
+from lab_hooks.errors import InputError
+from lab_hooks.flags import GENERATED, Parser, add_train_flags, command, train_config
+from lab_hooks.models.specs import EMBEDDED_SPEC
 
 
 def student_dir(spec: str) -> Path:
@@ -35,90 +33,63 @@ def student_dir(spec: str) -> Path:
 def _pr_leaves(repo: str, base: str, head: str | None) -> tuple[list[str], list[str]]:
     """(leaves with new data, leaves whose old data must not be replayed)."""
     from lab_hooks.diff import diff_taxonomy
-    from lab_hooks.taxonomy.leaf import taxonomy_path
 
-    changed, removed = [], []
-    for change in diff_taxonomy(repo, base, head).leaves:
-        if change.status != "added":
-            old = change.old_path or change.path
-            removed.append(os.path.dirname(taxonomy_path(old)[0]))
-        if change.status != "deleted":
-            changed.append(change.name)
-    return changed, removed
+    changes = diff_taxonomy(repo, base, head)
+    return [c.name for c in changes.present], sorted(changes.retired)
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="lab-hooks train", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="lab-hooks train", description=__doc__.split("\n\n")[0])
     p.add_argument("--base", metavar="REF", help="train the leaves changed since REF (merge-base)")
     p.add_argument("--head", metavar="REF", help="with --base: the PR head (default: the working tree)")
     p.add_argument("--repo", default=".", help="taxonomy repository (default: .)")
-    p.add_argument("--student", default="embedded:smollm2-135m-instruct", metavar="SPEC",
+    p.add_argument("--student", default=EMBEDDED_SPEC, metavar="SPEC",
                    help="model to start from when main has no checkpoint (embedded:NAME, hf:/path)")
-    p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--data", default="lab-hooks-data", metavar="DIR", help="`lab-hooks generate` output dir")
+    p.add_argument("--data", default=GENERATED, metavar="DIR", help=f"`lab-hooks generate` output dir (default {GENERATED})")
     p.add_argument("--external", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="extra replay datasets")
     p.add_argument("--replay-ratio", type=float, default=1.0, help="replay samples per new sample (default 1.0)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-5 full, 2e-4 lora)")
-    p.add_argument("--warmup-steps", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32, help="samples per optimizer step, all processes")
-    p.add_argument("--max-tokens", type=int, default=4096, help="tokens per packed row")
-    p.add_argument("--max-seq-len", type=int, default=2048)
-    p.add_argument("--save-every", type=int, default=25, metavar="STEPS")
-    p.add_argument("--seed", type=int, default=42)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-progress", action="store_true")
+    add_train_flags(p)
+    return p
+
+
+def build_config(args: argparse.Namespace):
+    """The TrainConfig the flags describe (the same as `pr` and `promote` build from them)."""
+    return train_config(args, progress=not args.no_progress)
+
+
+@command("lab-hooks train")
+def main(argv: list[str]) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.head and not args.base:
         p.error("--head needs --base")
     if args.replay_ratio < 0:
         p.error("--replay-ratio must be >= 0")
+    if any("=" not in item for item in args.external):
+        p.error(f"--external {next(i for i in args.external if '=' not in i)!r}: expected NAME=FILE.jsonl")
+    config = build_config(args)
 
-    from lab_hooks.diff import DiffError
-    from lab_hooks.store import Store, StoreError
-    from lab_hooks.train.loop import TrainConfig, TrainError
+    from lab_hooks.store import Store
     from lab_hooks.train.pr import train_candidate
-    from lab_hooks.train.replay import load_buffer, read_generated, read_jsonl
+    from lab_hooks.train.replay import load_datasets, read_generated, read_jsonl, read_main
 
-    try:
-        generated = read_generated(Path(args.data))
-        if args.base:
-            changed, removed = _pr_leaves(args.repo, args.base, args.head)
-        else:
-            changed, removed = sorted(generated), []
-        missing = [leaf for leaf in changed if leaf not in generated]
-        if missing:
-            return _err(f"no generated data for {missing[0]} in {args.data}/leaves (run `lab-hooks generate` first)")
-        external = {}
-        for item in args.external:
-            name, sep, file = item.partition("=")
-            if not sep:
-                return _err(f"--external {item!r}: expected NAME=FILE.jsonl")
-            external[name] = read_jsonl(Path(file))
-        config = TrainConfig(
-            method=args.method,
-            learning_rate=args.lr or (2e-4 if args.method == "lora" else 2e-5),
-            warmup_steps=args.warmup_steps,
-            epochs=args.epochs,
-            max_steps=args.max_steps,
-            batch_size=args.batch_size,
-            max_tokens=args.max_tokens,
-            max_seq_len=args.max_seq_len,
-            save_every=args.save_every,
-            seed=args.seed,
-            progress=not args.no_progress,
+    generated = read_generated(Path(args.data))
+    changed, removed = _pr_leaves(args.repo, args.base, args.head) if args.base else (sorted(generated), [])
+    missing = [leaf for leaf in changed if leaf not in generated]
+    if missing:
+        raise InputError(f"no generated data for {missing[0]} in {args.data}/leaves (run `lab-hooks generate` first)")
+    external = {name: read_jsonl(Path(file)) for name, _, file in (item.partition("=") for item in args.external)}
+    rank = int(os.environ.get("RANK", "0"))
+    store = Store()
+    with store.run("train", {"student": args.student, "rank": rank}):  # no gc meanwhile
+        main_state = read_main(store)
+        key, checkpoint, summary = train_candidate(
+            store, load_datasets(store, main_state.buffer), {leaf: generated[leaf] for leaf in changed}, removed,
+            student_dir(args.student), config, main_key=main_state.checkpoint, external=external,
+            replay_ratio=args.replay_ratio, is_main_process=rank == 0,
         )
-        rank = int(os.environ.get("RANK", "0"))
-        store = Store()
-        with store.run("train", {"student": args.student, "rank": rank}):  # no gc meanwhile
-            key, checkpoint, summary = train_candidate(
-                store, load_buffer(store), {leaf: generated[leaf] for leaf in changed}, removed,
-                student_dir(args.student), config, external=external, replay_ratio=args.replay_ratio,
-                is_main_process=rank == 0,
-            )
-    except (TrainError, DiffError, StoreError, ValueError, OSError) as exc:
-        return _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if rank != 0:
         return 0
     if args.format == "json":

@@ -32,46 +32,20 @@ import random
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from lab_hooks.errors import LabHooksError
+from lab_hooks.train.config import TrainConfig
 from lab_hooks.train.data import IGNORE, first_fit_decreasing, packed_row, prepare, split_across_ranks
 from lab_hooks.train.mix import digest
 
 
-class TrainError(RuntimeError):
+class TrainError(LabHooksError, RuntimeError):
     """A run that cannot start or go on; the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    method: str = "full"  # "full" or "lora"
-    learning_rate: float = 2e-5
-    warmup_steps: int = 10
-    epochs: int = 1
-    max_steps: int | None = None  # overrides epochs
-    batch_size: int = 32  # samples per optimizer step, all processes together
-    max_tokens: int = 4096  # tokens per packed row
-    max_seq_len: int = 2048  # longer samples are dropped
-    min_trained_tokens: int = 2  # samples with fewer trained tokens are dropped
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    seed: int = 42
-    save_every: int = 25  # steps between resume points
-    dtype: str = "auto"  # "auto": bf16 autocast on a GPU that has it, else fp32; or "bf16" / "fp32"
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    progress: bool = True
-
-    def identity(self) -> dict:
-        """The fields that decide the result (a resumed run must match them)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("save_every", "progress")}
 
 
 def _distributed() -> tuple[int, int, torch.device]:

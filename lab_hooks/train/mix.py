@@ -132,11 +132,3 @@ def plan_pr(
         phases = [1, 2]
     mixes = [phase_mix(phase, changed, pool, ratio, seed) for phase in phases]
     return [mix for mix in mixes if mix.samples]
-
-
-def advance_buffer(buffer: Datasets, changed: Datasets, removed: Iterable[str] = ()) -> dict[str, list[dict]]:
-    """Main's buffer after the PR merges: its leaves' new data in, removed leaves out."""
-    gone = set(removed)
-    merged = {leaf: list(s) for leaf, s in buffer.items() if leaf not in gone}
-    merged.update({leaf: list(s) for leaf, s in changed.items()})
-    return dict(sorted(merged.items()))

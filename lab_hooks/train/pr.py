@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-from lab_hooks.store import Store, artifact_key
-from lab_hooks.train.loop import TrainConfig, train
+from lab_hooks.store import Store, StoreError, artifact_key
+from lab_hooks.train.config import TrainConfig
+from lab_hooks.train.loop import train
 from lab_hooks.train.mix import Datasets, Mix, plan_pr
 
 
@@ -70,19 +72,21 @@ def train_candidate(
     student: Path,
     config: TrainConfig,
     *,
+    main_key: str | None,
     external: Datasets | None = None,
     replay_ratio: float = 1.0,
     is_main_process: bool = True,
 ) -> tuple[str | None, Path, dict]:
-    """The PR loop's call: train from main's checkpoint (else `student`) into the store.
+    """The PR loop's call: train from main's checkpoint `main_key` (None: `student`) into the store.
 
+    The caller reads main's checkpoint once, with the buffer it pairs with, and records it
+    as the candidate's parent: the checkpoint this run actually starts from.
     Returns (checkpoint key or None when there was nothing to train, HF dir, summary).
     Computed once per key; a killed run resumes from its work dir under the store.
     """
-    main_key = store.get_ref("main/checkpoint")
     init = store.get(main_key) if main_key else Path(student)
     if init is None:
-        raise ValueError(f"main/checkpoint points at {main_key[:12]}, which is not in the store (run `lab-hooks store verify`)")
+        raise StoreError(f"main/checkpoint points at {main_key[:12]}, which is not in the store (run `lab-hooks store verify`)")
     parent = main_key or f"student:{Path(student).resolve()}"
     removed = list(removed)
     mixes = plan_pr(buffer, changed, removed, external, replay_ratio, config.seed)
@@ -91,18 +95,30 @@ def train_candidate(
     key = candidate_key(parent, mixes, config)
     done = store.get(key)
     if done is not None:
-        return key, done, json.loads((done / "pr-summary.json").read_text())
-    work = store.home / "work" / "train" / key
-    checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external, replay_ratio=replay_ratio)
-    summary = {"parent": parent, "config": asdict(config), **summary}
-    if is_main_process:
-        # A checkpoint is self-contained (a full HF dir): its parent is provenance in meta,
-        # not a gc dependency, so main's line of ancestors does not pin every old checkpoint.
-        meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
-        with store.build(key, kind="checkpoint", meta=meta) as tmp:
-            shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
-            for mix in mixes:
-                (tmp / f"recipe-phase{mix.phase}.json").write_text(json.dumps(mix.recipe, indent=1))
-            (tmp / "pr-summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        shutil.rmtree(work, ignore_errors=True)
+        return key, done, _summary(done)
+    # One job at a time trains a key (across processes and runners): two jobs never share the
+    # work dir and its resume file; the one that waited finds the checkpoint done. (The
+    # checkpoint's own key lock is taken by `store.build`, so the work has a lock of its own.)
+    with store.lock(artifact_key("training", checkpoint=key)) if is_main_process else nullcontext():
+        done = store.get(key)
+        if done is not None:
+            return key, done, _summary(done)
+        work = store.home / "work" / "train" / key
+        checkpoint, summary = train_pr(buffer, changed, removed, init, work, config, external=external,
+                                       replay_ratio=replay_ratio)
+        summary = {"parent": parent, "config": asdict(config), **summary}
+        if is_main_process:
+            # A checkpoint is self-contained (a full HF dir): its parent is provenance in meta,
+            # not a gc dependency, so main's line of ancestors does not pin every old checkpoint.
+            meta = {"parent": parent, "mixes": [m.recipe["hash"] for m in mixes]}
+            with store.build(key, kind="checkpoint", meta=meta) as tmp:
+                shutil.copytree(checkpoint, tmp, dirs_exist_ok=True)
+                for mix in mixes:
+                    (tmp / f"recipe-phase{mix.phase}.json").write_text(json.dumps(mix.recipe, indent=1))
+                (tmp / "pr-summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            shutil.rmtree(work, ignore_errors=True)
     return key, store.get(key) or checkpoint, summary
+
+
+def _summary(checkpoint: Path) -> dict:
+    return json.loads((checkpoint / "pr-summary.json").read_text())

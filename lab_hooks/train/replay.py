@@ -9,12 +9,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab_hooks.store import Store, artifact_key
+from lab_hooks.errors import InputError
+from lab_hooks.store import Store, StoreError, artifact_key
 
 BUFFER_REF = "main/replay"
 CHECKPOINT_REF = "main/checkpoint"
+
+
+@dataclass(frozen=True)
+class MainState:
+    """Main's checkpoint and replay buffer as one read of both refs (they move together)."""
+
+    checkpoint: str | None = None  # checkpoint artifact key; None: the untrained student
+    replay: str | None = None  # the buffer record's key
+    buffer: dict[str, str] = field(default_factory=dict)  # {leaf: sdg-leaf artifact key}
+    commit: str | None = None  # the commit last promoted
+
+    @property
+    def refs(self) -> dict[str, str | None]:
+        """The refs as they are now: the `expect` of a compare-and-swap that moves them."""
+        return {CHECKPOINT_REF: self.checkpoint, BUFFER_REF: self.replay}
+
+
+def read_main(store: Store) -> MainState:
+    refs = store.refs("main/")
+    replay = refs.get(BUFFER_REF)
+    record = (store.record_get(replay) if replay else None) or {}
+    return MainState(refs.get(CHECKPOINT_REF), replay, dict(record.get("leaves") or {}), record.get("commit"))
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -26,7 +50,7 @@ def read_jsonl(path: Path) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}:{exc.colno}: not JSON ({exc.msg})") from None
+            raise InputError(f"{path}:{number}:{exc.colno}: not JSON ({exc.msg})") from None
     return rows
 
 
@@ -46,11 +70,16 @@ def buffer_leaves(store: Store, ref: str = BUFFER_REF) -> dict[str, str]:
 
 
 def load_buffer(store: Store, ref: str = BUFFER_REF) -> dict[str, list[dict]]:
+    return load_datasets(store, buffer_leaves(store, ref), ref)
+
+
+def load_datasets(store: Store, leaves: Mapping[str, str], what: str = "replay buffer") -> dict[str, list[dict]]:
+    """{leaf: samples} of the SDG artifacts a buffer names ({leaf: key})."""
     buffer = {}
-    for leaf, key in buffer_leaves(store, ref).items():
+    for leaf, key in leaves.items():
         path = store.get(key)
         if path is None:
-            raise ValueError(f"replay buffer {ref}: the data of {leaf} ({key[:12]}) is missing from the store")
+            raise StoreError(f"{what}: the data of {leaf} ({key[:12]}) is missing from the store (run `lab-hooks store verify`)")
         buffer[leaf] = read_jsonl(path / "messages.jsonl")
     return buffer
 

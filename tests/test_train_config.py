@@ -1,0 +1,50 @@
+"""Training settings have one owner (TrainConfig): `train`, `pr` and `promote` take the same
+training flags, generated from its fields, and build equal configs from equal flags."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from lab_hooks import pr, promote
+from lab_hooks.train import cli as train_cli
+from lab_hooks.train.config import LEARNING_RATES, TrainConfig
+
+FLAGS = [
+    [],
+    ["--method", "lora"],
+    ["--method", "lora", "--lr", "1e-3", "--seed", "7", "--lora-targets", "q_proj", "v_proj"],
+    ["--max-steps", "3", "--batch-size", "4", "--warmup-steps", "0", "--dtype", "fp32", "--no-progress"],
+]
+
+
+def configs(flags: list[str]) -> list[TrainConfig]:
+    train = train_cli.build_parser().parse_args(flags)
+    return [train_cli.build_config(train),
+            pr.options(pr.build_parser().parse_args(["--base", "main", "--head", "pr", *flags])).train_config(),
+            promote.options(promote.build_parser().parse_args(flags)).train_config()]
+
+
+@pytest.mark.parametrize("flags", FLAGS)
+def test_the_three_commands_build_equal_configs_from_equal_flags(flags):
+    first, *others = configs(flags)
+    assert all(other == first for other in others)
+
+
+def test_defaults_are_the_config_s_own():
+    train, in_pr, in_promote = configs([])
+    assert train == in_pr == in_promote == TrainConfig()
+    assert configs(["--method", "lora"])[1].learning_rate == LEARNING_RATES["lora"] == 2e-4  # was 2e-5 in pr
+    assert configs([])[0].seed == 0  # was 42 in train
+
+
+def test_every_config_field_is_a_flag_of_every_command():
+    for parser in (train_cli.build_parser(), pr.build_parser(), promote.build_parser()):
+        dests = {action.dest for action in parser._actions}
+        assert {f.name for f in fields(TrainConfig) if f.metadata.get("flag", True)} <= dests
+
+
+def test_the_pr_loop_s_seed_is_the_training_seed():
+    opts = pr.options(pr.build_parser().parse_args(["--base", "main", "--head", "pr", "--seed", "5"]))
+    assert opts.seed == opts.train_config().seed == 5
