@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nlab-hooks demo: taxonomy repo at {repo}: main holds the sample taxonomy, branch {PR_BRANCH} "
               "adds one skill leaf", flush=True)
         print("lab-hooks demo: main's model and replay buffer, as promotion leaves them after a merge", flush=True)
-        promote_argv = ["--repo", str(repo), "--ref", "main", *PROMOTE_ARGS]
+        promote_argv = ["--repo", str(repo), "--base", "main", *PROMOTE_ARGS]
         command("promote", promote_argv)
         rc = promote_cli.main(promote_argv)
         if rc == 0:
