@@ -12,10 +12,17 @@ from lab_hooks.eval.judge import LOGPROB, PARSED, RATING_PREFILL, rate
 from lab_hooks.models import SamplingParams, load_backend
 
 FAKE = Path(__file__).with_name("fake_openai_server.py")
-JUDGED = [{"role": "system", "content": "You rate answers from 1 to 10."},
-          {"role": "user", "content": "Question: What is the capital of France?\nAnswer: Paris.\n"
-                                      "Rate the answer. Write 'Rating: [[n]]'."}]
-PREFILLED = JUDGED + [{"role": "assistant", "content": RATING_PREFILL}]
+def judge_chat(prefill=None):
+    """MT-Bench's own single-answer grading prompt (FastChat's single-v1) on one answer."""
+    from lab_hooks.assets import mtbench_data_dir
+    from lab_hooks.eval.judge import judge_conversation, load_judge_prompts
+
+    prompts = load_judge_prompts(mtbench_data_dir() / "judge_prompts.jsonl")
+    return judge_conversation(prompts, "writing", ["What is the capital of France?"],
+                              ["The capital of France is Paris."], 1, None, prefill)
+
+
+JUDGED, PREFILLED = judge_chat(), judge_chat(RATING_PREFILL)
 GOOD = JUDGED[:1] + [{"role": "user", "content": "What is the capital of France?"},
                      {"role": "assistant", "content": "The capital of France is Paris."}]
 BAD = GOOD[:2] + [{"role": "assistant", "content": "Bananas are blue and sing in winter."}]
