@@ -13,7 +13,7 @@ set -euo pipefail
 venv="${RUNNER_TEMP:-/tmp}/lab-hooks-venv"
 case "$LAB_MODE" in
   validate|comment) extras="" ;;
-  pr|promote) extras="[ml]" ;;
+  pr|promote) extras="[ml,postgres]" ;;  # postgres: the store may be shared (LAB_STORE_URL, docs/runners.md)
   *) echo "lab-hooks: mode must be validate, pr, promote or comment, got '${LAB_MODE//::/:}'" >&2; exit 2 ;;
 esac
 accelerator="${LAB_ACCELERATOR:-auto}"

@@ -21,7 +21,7 @@ from lab_hooks.models import SamplingParams, load_backend
 from lab_hooks.models.embedded import embedded_checkpoint
 from lab_hooks.models.serve import VLLMServer
 
-VLLM_OPTIONS = {"max_model_len": 2048, "gpu_memory_utilization": 0.2}
+VLLM_OPTIONS = {"max_model_len": 2048}  # the default KV cache: explicit bytes (lab_hooks.models.vllm_engine)
 
 
 def timed(backend, conversations, params) -> tuple[float, int, list[str]]:

@@ -35,8 +35,9 @@ def heldout_loss(checkpoint: Path, samples: list[dict]) -> float:
     """Mean loss per trained (assistant) token, packed like training, no gradient."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32, attn_implementation="sdpa").eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32, attn_implementation="sdpa",
+                                                 local_files_only=True).eval()
     data = prepare(samples, tokenizer, 4096, 1).samples
     total, count = 0.0, 0
     for bin_ in first_fit_decreasing([len(s.input_ids) for s in data], 2048):

@@ -1,7 +1,8 @@
 """The store on its two backends, same run: ref reads and updates per second, and a cached PR run.
 
-1. A fresh LAB_HOME (assets and models linked to the warm cache) runs the demo's PR once
-   into the default SQLite store (cold: every model stage computes).
+1. A fresh LAB_HOME (assets and models linked to the warm cache) runs a PR once into the
+   default SQLite store (cold: every model stage computes): the scenario and tiny settings of
+   tests/test_runners.py (main has a haiku leaf, the PR adds limericks; embedded model).
 2. `lab-hooks store migrate` copies that store into PostgreSQL (a throwaway server on
    127.0.0.1 started from this machine's binaries, as the tests do; artifacts in a temp dir).
 3. The same PR again, served from the store, alternating SQLite and PostgreSQL for
@@ -32,13 +33,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def taxonomy(dest: Path) -> Path:
+    from pr_repos import commit, git, init_repo, leaf_files
+    from test_pr_e2e import HAIKU, LIMERICK_SEEDS, LIMERICKS
+
+    repo = init_repo(dest, leaf_files(HAIKU, "Write haiku on everyday scenes."))
+    git(repo, "checkout", "-qb", "pr")
+    commit(repo, leaf_files(LIMERICKS, "Write limericks.", LIMERICK_SEEDS), "add limericks")
+    git(repo, "checkout", "-q", "main")
+    return repo
+
+
 def timed_pr(repo: Path, env: dict, out: Path) -> float:
-    from lab_hooks.demo import DEMO_ARGS
+    from test_runners import PR
 
     began = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "lab_hooks", "pr", "--repo", str(repo), "--base", "main",
-                           "--head", "pr/limericks", "--dry-run", "--no-progress", "--out", str(out), *DEMO_ARGS],
-                          env=env, capture_output=True, text=True)
+                           "--head", "pr", "--out", str(out), *PR], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - began
     if proc.returncode != 0:
         raise SystemExit(f"lab-hooks pr failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -83,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     from postgres_server import PostgresServer
 
-    from lab_hooks.demo import TAXONOMY, build_repo
     from lab_hooks.home import lab_home
     from lab_hooks.models.embedded import embedded_checkpoint
 
@@ -99,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             home.mkdir()
             for name in ("assets", "models"):
                 (home / name).symlink_to(warm / name)
-            repo = build_repo(TAXONOMY, tmp / "taxonomy")
+            repo = taxonomy(tmp / "taxonomy")
             env = {k: v for k, v in os.environ.items() if k != "LAB_STORE_URL"} | {
                 "LAB_HOME": str(home), "PYTHONPATH": str(ROOT)}  # this checkout's code, in every process
             wall = timed_pr(repo, env, tmp / "cold")

@@ -46,7 +46,7 @@ def hf_trainer(samples: list[dict], model_dir: Path, out: Path, config: TrainCon
     """The anchor: transformers' Trainer over the same tokenized samples, padded per batch."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     data = prepare(samples, tokenizer, config.max_seq_len, config.min_trained_tokens).samples
     rows = [{"input_ids": list(s.input_ids), "labels": list(s.labels)} for s in data]
     pad = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
@@ -66,7 +66,8 @@ def hf_trainer(samples: list[dict], model_dir: Path, out: Path, config: TrainCon
         bf16=cuda and torch.cuda.is_bf16_supported(), save_strategy="no", report_to=[], logging_steps=10_000,
         seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
     )
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa",
+                                                 local_files_only=True)
     trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate)
     began = time.perf_counter()
     trainer.train()
@@ -93,7 +94,7 @@ def throughput(subset: list[dict], model: Path, work: Path, config: TrainConfig,
 
 def incremental_vs_full(leaves: dict[str, list[dict]], model: Path, work: Path, config: TrainConfig, args) -> None:
     pool = [s for rows in leaves.values() for s in rows]
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
     length = {s.sample_id: len(s.input_ids)
               for s in prepare(pool, tokenizer, config.max_seq_len, config.min_trained_tokens).samples}
     full_tokens = sum(length.get(s["id"], 0) for s in pool) * config.epochs

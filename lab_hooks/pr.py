@@ -13,6 +13,7 @@ from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
 from lab_hooks.report.escape import log_safe
 from lab_hooks.report.summary import set_outputs
+from lab_hooks.sdg.policy import JUDGE_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", type=at_least(1), help="MT-Bench questions per category (default: all 80 questions)")
     p.add_argument("--replay-ratio", type=float, default=PrOptions.replay_ratio)
     p.add_argument("--sdg-max-tokens", type=at_least(1), help="teacher tokens per generation (default: the pipeline's)")
+    p.add_argument("--sdg-judges", choices=JUDGE_MODES, default="auto",
+                   help="whether the teacher's judge steps filter samples: auto (not when the teacher is too small "
+                        "to judge; its verdicts are then recorded only), apply, record")
     p.add_argument("--answer-max-tokens", type=at_least(1), help="MT-Bench answer tokens per turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=at_least(1), help="judge tokens per judgment (default 2048)")
     p.add_argument("--unchanged-leaves", type=at_least(0),
@@ -56,8 +60,8 @@ def options(args: argparse.Namespace) -> PrOptions:
     config = train_config(args, progress=not args.no_progress)
     return PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
                      student=args.student, judge=args.judge, quick=args.quick, samples_per_seed=args.samples_per_seed,
-                     sdg_max_tokens=args.sdg_max_tokens, seed=config.seed, replay_ratio=args.replay_ratio,
-                     train=config, eval=evaluation, out_dir=str(out), progress=not args.no_progress)
+                     sdg_max_tokens=args.sdg_max_tokens, sdg_judges=args.sdg_judges, seed=config.seed,
+                     replay_ratio=args.replay_ratio, train=config, eval=evaluation, out_dir=str(out), progress=not args.no_progress)
 
 
 @command("lab-hooks pr")

@@ -24,7 +24,7 @@ def hf_backend(embedded_model_dir):
     return load_backend("embedded:smollm2-135m-instruct")
 
 
-VLLM_TEST_OPTIONS = {"max_model_len": 2048, "gpu_memory_utilization": 0.1}
+VLLM_TEST_OPTIONS = {"max_model_len": 2048, "kv_cache_memory_bytes": 512 * 2**20}  # explicit bytes, not a share of RAM
 VLLM_SERVED_NAME = "smollm2"
 
 

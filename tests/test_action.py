@@ -145,7 +145,7 @@ def test_setup_picks_the_package_set_by_the_runner_s_hardware(tmp_path, mode, nv
         assert commands[0].endswith("--require-hashes --no-deps -r " + str(ROOT / "action" / "requirements-cuda.txt"))
         assert commands[1].endswith(f"--no-deps --no-build-isolation {ROOT}")
     else:
-        extras = "[ml]" if mode in ("pr", "promote") else ""
+        extras = "[ml,postgres]" if mode in ("pr", "promote") else ""
         assert commands == [c for c in commands if "requirements-cuda" not in c]
         assert commands[-1].endswith(f"-c {ROOT}/constraints.txt {ROOT}{extras}")
 
@@ -157,7 +157,7 @@ def test_setup_refuses_an_unknown_accelerator(tmp_path):
 
 def test_the_cuda_set_is_locked_with_hashes_and_holds_what_the_ml_modes_import():
     """Every package pinned with its sha256; torch is PyPI's CUDA build (no `+cpu`), vLLM's CUDA build
-    is there with its NVIDIA libraries, and so is everything lab-hooks[ml] needs."""
+    is there with its NVIDIA libraries, and so is everything lab-hooks[ml,postgres] needs."""
     import tomllib
 
     from packaging.requirements import Requirement
@@ -176,7 +176,7 @@ def test_the_cuda_set_is_locked_with_hashes_and_holds_what_the_ml_modes_import()
     assert pins["torch"] == {"2.13.0"} and pins["vllm"] == {"0.32.0"} and "hatchling" in pins
     assert any(name.startswith("nvidia-") for name in pins)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for dep in project["dependencies"] + project["optional-dependencies"]["ml"]:
+    for dep in project["dependencies"] + project["optional-dependencies"]["ml"] + project["optional-dependencies"]["postgres"]:
         req = Requirement(dep)
         assert canonicalize_name(req.name) in pins, dep
         assert all(req.specifier.contains(v) for v in pins[canonicalize_name(req.name)]), (dep, pins[canonicalize_name(req.name)])

@@ -210,3 +210,6 @@ def test_a_baseline_and_the_action_on_the_adopted_repository(adopted, tmp_path):
     assert f"file={TEMPLATES},line=17,col=15,title=LH610::LH610 [in baseline]" in done.stdout
     assert "mains_own" not in done.stdout  # main's own problem is not the PR's
     assert fork == git(taxonomy, "merge-base", "main", "pr")
+    # pre-commit's own range mode, as a CI job would run it: the hook's base is the range's start.
+    done = run(str(PRE_COMMIT), "run", "--from-ref", "main", "--to-ref", "pr")
+    assert done.returncode == 1 and f"{TEMPLATES}:20:15: error LH610" in done.stdout, done.stdout + done.stderr

@@ -182,3 +182,16 @@ def test_lite_evaluator_matches_jsonschema():
         assert ours == theirs, path
         compared += 1
     assert compared > 1400
+
+
+def test_the_merged_synonyms_pr_is_not_refused_by_default():
+    """A real merged PR: five seeds 'List two/three/four/five synonyms for the word ...'.
+    Templates with one word changed are a warning by default, not a refusal; the stricter
+    setting is one line of .lab-hooks.yaml."""
+    load_checks()
+    root = CORPUS / "trees/164597c3a55c"
+    leaf = root / "compositional_skills/linguistics/synonyms/qna.yaml"
+    report = check_files([str(leaf)], root, Config())
+    assert report.errors == 0 and {"LH601", "LH602"} <= {f.code for f in report.findings}
+    strict = Config(severities={"LH601": "error"})
+    assert check_files([str(leaf)], root, strict).errors > 0

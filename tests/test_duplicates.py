@@ -1,11 +1,11 @@
 """Diversity, duplicate and contamination checks through `lab-hooks validate`."""
 
 import csv
-import gzip
 import json
 import os
 import shutil
 import sqlite3
+import zlib
 from pathlib import Path
 
 import pytest
@@ -254,7 +254,7 @@ def test_the_packaged_mtbench_index_is_the_pinned_wheels_and_answers_as_its_text
 
     assert INDEX.read_bytes() == build(mtbench_home[1]), "rebuild: python -m lab_hooks.checks.mtbench_index"
     assert INDEX.stat().st_size < 40_000
-    plain = gzip.decompress(INDEX.read_bytes()).decode()
+    plain = zlib.decompress(INDEX.read_bytes()).decode()
     assert all(t[:40] not in plain for q in mtbench_home[1] for t in q["turns"])
     index = MTBenchIndex()
     turns = [(q["question_id"], q["category"], n, t) for q in mtbench_home[1] for n, t in enumerate(q["turns"], 1)]
@@ -277,7 +277,7 @@ def test_the_packaged_mtbench_index_is_the_pinned_wheels_and_answers_as_its_text
 def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsys, monkeypatch, tmp_path):
     from lab_hooks.checks import mtbench_index
 
-    monkeypatch.setattr(mtbench_index, "INDEX", tmp_path / "removed.json.gz")  # a broken install
+    monkeypatch.setattr(mtbench_index, "INDEX", tmp_path / "removed.json.zlib")  # a broken install
     duplicates._mtbench.cache_clear()  # read once per process: forget this process's copy
     seeds = DIVERSE + [(DIVERSE[0][0] + "!", "Again.")]
     file = write(taxonomy, "compositional_skills/writing/freeform/x", skill(*seeds))
@@ -286,7 +286,7 @@ def test_mtbench_unavailable_is_one_warning_and_other_checks_run(taxonomy, capsy
     assert rc == 0
     warnings = [line for line in out if "LH607" in line]
     assert len(warnings) == 1 and warnings[0].startswith(
-        f"{file}:1:1: warning LH607 MT-Bench contamination not checked: the packaged MT-Bench index removed.json.gz "
+        f"{file}:1:1: warning LH607 MT-Bench contamination not checked: the packaged MT-Bench index removed.json.zlib "
         "is missing or unreadable (FileNotFoundError")
     assert any("LH601" in line for line in out)
     duplicates._mtbench.cache_clear()

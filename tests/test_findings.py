@@ -87,3 +87,18 @@ def test_readme_lists_every_rule_and_threshold():
         assert f"| {r.code} | {r.name} | {r.severity} | {r.summary} |" in readme, r.code
     for t in THRESHOLDS.values():
         assert f"| `{t.name}` | {t.default} | {t.summary} |" in readme, t.name
+
+
+def test_json_report_is_json_dumps_of_the_per_file_report():
+    """The hand-written JSON equals json.dumps of the report as dicts, odd text included."""
+    findings = [F, F._replace(line=1, note="pre-existing", severity="warning"),
+                Finding("a\u2028\"b\\.yaml", 2, 1, "LH201", "error", "tab\there \x00 \u00e9")]
+    metrics = [Metric(F.file, "diversity", 0.25), Metric("only-metric.yaml", "diversity", 1)]
+    files = [F.file, "clean.yaml"]
+    expected = {"files": [], "errors": 2, "warnings": 1}
+    for name in [F.file, "clean.yaml", "a\u2028\"b\\.yaml", "only-metric.yaml"]:
+        expected["files"].append({"file": name, "findings": [
+            {"line": f.line, "col": f.col, "code": f.code, "severity": f.severity, "message": f.message,
+             **({"note": f.note} if f.note else {})} for f in sorted(findings) if f.file == name],
+            "metrics": {m.name: m.value for m in metrics if m.file == name}})
+    assert render(findings, "json", files, metrics) == json.dumps(expected, ensure_ascii=False)

@@ -1,6 +1,7 @@
 """The transformers backend, for real, on the embedded SmolLM2 (a few tokens each)."""
 
 import pytest
+from greedy import assert_near_greedy
 
 from lab_hooks.models import ContextLengthError, SamplingParams
 
@@ -47,6 +48,9 @@ def test_a_prefilled_answer_is_continued_not_restarted(hf_backend):
     prefill = question + [{"role": "assistant", "content": "The capital of France is"}]
     assert hf_backend.tokenizer.decode(hf_backend.prompt_ids(prefill)).endswith("assistant\nThe capital of France is")
     answer, continued = hf_backend.chat([question, prefill], SamplingParams(max_tokens=6))
-    assert answer == hf_backend.chat([question], SamplingParams(max_tokens=6))[0]
+    # Beside a prefill (padded into one batch) the plain question is still answered greedily:
+    # every token is the model's best alone, within a tolerance (batch shapes round differently).
+    assert_near_greedy(hf_backend, question, answer[0].text)
+    assert_near_greedy(hf_backend, prefill, continued[0].text)
     assert "Paris" in continued[0].text and "capital" not in continued[0].text
     assert continued[0].prompt_tokens == len(hf_backend.prompt_ids(prefill))

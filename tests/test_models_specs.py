@@ -1,5 +1,7 @@
 """Model spec strings: what users write in config and workflow inputs."""
 
+from pathlib import Path
+
 import pytest
 
 from lab_hooks.models import SpecError, load_backend, parse_spec
@@ -47,3 +49,45 @@ def test_missing_checkpoint_and_unknown_embedded_model(tmp_path):
         load_backend(f"hf:{tmp_path}")
     with pytest.raises(SpecError, match="unknown embedded model 'llama-70b'"):
         load_backend("embedded:llama-70b")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every attempt to resolve or connect is recorded and refused (nothing leaves the machine)."""
+    import socket
+
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args[1:] or args)
+        raise OSError("network refused by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+def test_a_model_path_that_is_not_on_disk_is_one_line_and_never_a_hub_download(no_network, tmp_path):
+    pytest.importorskip("transformers")
+    from lab_hooks.models.hf import TransformersBackend
+
+    hub_name = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    for attempt in (lambda: load_backend(f"hf:{hub_name}"), lambda: TransformersBackend(f"hf:{hub_name}", Path(hub_name))):
+        with pytest.raises(SpecError) as exc:
+            attempt()
+        assert "is not a checkpoint dir (no config.json)" in str(exc.value) and "\n" not in str(exc.value)
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')  # a checkpoint dir without its files
+    with pytest.raises((OSError, ValueError)):  # transformers' own complaint, and nothing fetched
+        TransformersBackend(f"hf:{tmp_path}", tmp_path)
+    assert no_network == []
+
+
+def test_lab_hooks_keeps_hugging_face_offline_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    code = "import lab_hooks, huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"

@@ -25,7 +25,7 @@ LIMERICK_SEEDS = [
     ("Give me a limerick about a giant pumpkin.", "A gardener grew, to his shock,\na pumpkin the size of a rock."),
     ("Please write a limerick about a dancing robot.", "A robot was keen on the tango\nbut moved like a crate full of mango."),
 ]
-TINY = dict(samples_per_seed=1, sdg_max_tokens=24, quick=1, progress=False,
+TINY = dict(samples_per_seed=2, sdg_max_tokens=24, quick=1, progress=False,
             train=TrainConfig(max_steps=2, batch_size=4, warmup_steps=1, max_seq_len=256, max_tokens=512),
             eval={"max_tokens": 8, "judge_max_tokens": 12, "resamples": 2000, "unchanged_sample": 1,
                   "calibration_questions": 5})
@@ -98,6 +98,26 @@ def test_second_run_is_served_from_the_store(loop):
     assert stages["generate"]["status"] == stages["train"]["status"] == stages["evaluate"]["status"] == "cached"
     assert all(row["cached"] for row in rerun["eval_results"]["timings"]["steps"] if "cached" in row)
     assert rerun["mtbench"] == loop["run"]["mtbench"]  # same inputs and seed: identical numbers
+
+
+def test_a_leaf_that_keeps_nothing_gets_a_report_with_its_dropped_samples(loop):
+    """One teacher token per question can never make a question of three words: every
+    candidate is dropped by the `questions` parser, on any machine. The run stops at
+    generate with the contributor's answer (what was dropped, and why), not a crash."""
+    starved = {**TINY, "sdg_max_tokens": 1}
+    run = run_pr(PrOptions(repo=str(loop["repo"]), base="main", head="pr", out_dir=str(loop["tmp"] / "starved"),
+                           **starved), loop["store"])
+    assert run["status"] == "failed" and run["failure"]["stage"] == "generate"
+    assert "internal error" not in run["failure"]["reason"] and LIMERICKS in run["failure"]["reason"]
+    [leaf] = run["generation"]["leaves"]
+    assert leaf["accepted"] == 0 and leaf["dropped"] == {"questions": leaf["candidates"]} and leaf["candidates"] == 10
+    dropped = leaf["examples"]["dropped"]
+    assert len(dropped) == 3 and all(d["dropped_by"] == "questions" for d in dropped)
+    assert all(d["reason"].startswith("the teacher's output could not be parsed") for d in dropped)
+    from lab_hooks.report.comment import render_comment
+
+    body = render_comment(run)
+    assert f"Why `{LIMERICKS}` kept nothing: 3 dropped sample(s)" in body and "could not be parsed" in body
 
 
 def test_merge_then_promote_adopts_the_candidate(loop):

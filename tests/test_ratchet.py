@@ -101,12 +101,29 @@ def test_a_renamed_leaf_carries_its_findings_and_a_bad_new_name_is_new(repo, cap
     new = "compositional_skills/writing/numbers/qna.yaml"
     rc, out, _ = run(capsys, "--base", "HEAD", new)
     assert rc == 0 and sum("[pre-existing]" in line for line in out) == 4, out
-    (repo / ".lab-hooks.yaml").write_text("rules:\n  path-name: error\n")  # a warning by default
+    commit(repo, {".lab-hooks.yaml": "rules:\n  path-name: error\n"}, "stricter")  # the base's rules apply
     git(repo, "mv", "compositional_skills/writing/numbers", "compositional_skills/writing/Numbers")
     write(repo, {"compositional_skills/writing/Numbers/qna.yaml": OLD_LEAF.replace("Seven.", "Seven!")})
     rc, out, _ = run(capsys, "--base", "HEAD", "compositional_skills/writing/Numbers/qna.yaml")
     assert rc == 1  # renamed and edited: still paired with the old leaf by its lines
     assert [line.split()[2] for line in out if " error " in line] == ["LH302"]
+
+
+def test_a_change_cannot_relax_the_rules_or_baseline_it_is_judged_by(repo, capsys):
+    """A hostile PR adds an error, lowers its rule and lists it in the baseline: with
+    `--base`, the base's .lab-hooks.yaml and .lab-hooks-baseline.json apply."""
+    assert main(["baseline"]) == 0
+    commit(repo, {}, "the baseline")
+    git(repo, "checkout", "-qb", "pr")
+    write(repo, {OLD: OLD_LEAF.replace("Seven.", "Seven.\x20\x20")})
+    assert main(["baseline"]) == 0  # the PR's baseline lists its own new error
+    write(repo, {".lab-hooks.yaml": "rules:\n  trailing-spaces: off\n"})
+    commit(repo, {}, "pr: a new error, excused by the PR itself")
+    capsys.readouterr()
+    assert main(["validate", OLD]) == 0  # its own rules excuse it
+    rc, out, _ = run(capsys, "--base", "main", OLD)
+    assert rc == 1 and [line for line in out if " error " in line] == [f"{OLD}:9:19: error LH201 trailing spaces"]
+    assert any("[in baseline]" in line for line in out)  # the base's baseline still counts
 
 
 def test_a_new_leaf_is_checked_in_full(repo, capsys):

@@ -19,7 +19,7 @@ from lab_hooks.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
-ODES = "compositional_skills/writing/freeform/odes"
+SEASONS = "compositional_skills/writing/freeform/seasons"
 SDG = ["--samples-per-seed", "1", "--sdg-max-tokens", "24", "--max-steps", "2"]
 PR = [*SDG, "--quick", "1", "--answer-max-tokens", "8", "--judge-max-tokens", "8", "--unchanged-leaves", "0",
       "--no-progress", "--dry-run"]
@@ -59,9 +59,9 @@ def test_two_prs_and_a_promotion_on_three_runners_share_one_main(postgres_server
     git(repo, "checkout", "-qb", "pr-a")
     commit(repo, leaf_files(LIMERICKS, "Write limericks.", LIMERICK_SEEDS), "add limericks")
     git(repo, "checkout", "-qb", "pr-b", "main")
-    commit(repo, leaf_files(ODES, "Write odes to ordinary things."), "add odes")
+    commit(repo, leaf_files(SEASONS, "Write haiku about the seasons."), "add seasons")
     git(repo, "checkout", "-q", "main")
-    git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR #2 (odes)", "pr-b")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR #2 (seasons)", "pr-b")
     main_sha = git(repo, "rev-parse", "main")
 
     # Runner 1 and runner 2 both got PR #1 (a re-run); runner 3 promotes the merge of PR #2.
@@ -73,7 +73,7 @@ def test_two_prs_and_a_promotion_on_three_runners_share_one_main(postgres_server
 
     store = Store(url)
     replay = store.record_get(store.get_ref("main/replay"))
-    assert replay["commit"] == main_sha and sorted(replay["leaves"]) == [HAIKU, ODES]
+    assert replay["commit"] == main_sha and sorted(replay["leaves"]) == [HAIKU, SEASONS]
     assert store.get_ref("main/checkpoint") not in (None, first_main)
     assert store.verify() == [] and store.garbage() == []
     runs = [json.loads((tmp_path / f"out{n}" / "results.json").read_text()) for n in (1, 2)]

@@ -146,6 +146,21 @@ def test_different_keys_do_not_wait_same_key_does(store):
     assert order == ["k2 built", "k1 built", ("k1 got", k1)]
 
 
+def test_a_held_lock_covers_the_build_of_its_key(store):
+    """Check, compute, register under one lock (as training does): the build inside does not
+    wait for the lock its own thread holds; anyone else still does."""
+    key = artifact_key("checkpoint", n=3)
+    with store.lock(key):
+        assert store.get(key) is None
+        with store.build(key, kind="checkpoint") as tmp:
+            (tmp / "w").write_text("w")
+        with Store(store.url).lock(key, blocking=False) as other:
+            assert not other
+    with Store(store.url).lock(key, blocking=False) as other:
+        assert other
+    assert (store.get(key) / "w").read_text() == "w"
+
+
 # -- records and refs ------------------------------------------------------
 
 def test_records(store):

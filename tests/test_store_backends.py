@@ -226,3 +226,13 @@ def test_the_hook_path_and_a_local_store_never_import_the_driver(tmp_path):
               "print(code, 'psycopg' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 False"
+
+
+def test_a_postgresql_url_without_the_driver_says_what_to_install(tmp_path):
+    script = ("import sys\nsys.modules['psycopg'] = None  # as if the postgres extra were not installed\n"
+              "from lab_hooks.store.cli import main\n"
+              f"sys.exit(main(['--url', 'postgresql://lab@127.0.0.1:1/lab?artifacts={tmp_path}', 'ls']))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 2
+    assert proc.stderr == ("lab-hooks store: a postgresql:// store needs the PostgreSQL driver: "
+                           "pip install 'lab-hooks[postgres]'\n")

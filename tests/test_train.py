@@ -52,7 +52,7 @@ def student(tmp_path_factory, embedded_model_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def tokenizer(student):
-    return transformers.AutoTokenizer.from_pretrained(student)
+    return transformers.AutoTokenizer.from_pretrained(student, local_files_only=True)
 
 
 def trained_text(tokenizer, tokenized) -> str:
@@ -93,7 +93,8 @@ def test_packing_bins_and_rank_shares_cover_every_sample_once():
 
 def test_packed_loss_equals_per_sample_loss(student, tokenizer):
     """No attention across samples: packing changes nothing but speed."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(student, attn_implementation="sdpa").eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(student, attn_implementation="sdpa",
+                                                              local_files_only=True).eval()
     samples = prepare([sample(i, unmask=i == 2) for i in range(5)], tokenizer, 512, 1).samples
 
     def token_losses(rows):
@@ -134,8 +135,8 @@ def test_training_lowers_the_loss_and_writes_an_hf_checkpoint(uninterrupted, stu
     checkpoint, summary = uninterrupted
     assert summary["steps"] == 24 and summary["samples"] == 48 and summary["loss_last"] < summary["loss_first"] * 0.8
     assert summary["real_token_fraction"] >= 0.95
-    reloaded = transformers.AutoModelForCausalLM.from_pretrained(checkpoint)
-    assert transformers.AutoTokenizer.from_pretrained(checkpoint).chat_template == tokenizer.chat_template
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(checkpoint, local_files_only=True)
+    assert transformers.AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).chat_template == tokenizer.chat_template
     assert not torch.equal(reloaded.model.layers[0].mlp.up_proj.weight, weights(student)["model.layers.0.mlp.up_proj.weight"])
     assert train(SAMPLES, student, checkpoint.parent, CONFIG) == uninterrupted  # done is done
 
@@ -272,3 +273,28 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     assert store.get(key) == checkpoint and (checkpoint / "model.safetensors").is_file()
     assert load_buffer(store) == {a: SAMPLES[:16], b: new_b}
     assert not store.verify()
+
+
+def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkeypatch):
+    """Two runners get the same PR at once: one trains under the key's store lock, the other
+    waits and takes its checkpoint (no second training into the same work dir)."""
+    import threading
+
+    import lab_hooks.train.pr as train_pr_module
+    from lab_hooks.store import Store
+
+    trained, real = [], train_pr_module.train_pr
+    monkeypatch.setattr(train_pr_module, "train_pr", lambda *a, **k: trained.append(1) or real(*a, **k))
+    store, keys = Store(tmp_path / "store"), []
+
+    def job():
+        keys.append(train_pr_module.train_candidate(
+            Store(tmp_path / "store"), {}, {"compositional_skills/a": SAMPLES[:16]}, removed=[], student=student,
+            config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[0])
+
+    jobs = [threading.Thread(target=job) for _ in range(2)]
+    for j in jobs:
+        j.start()
+    for j in jobs:
+        j.join(600)
+    assert trained == [1] and len(keys) == 2 and keys[0] == keys[1] and store.get(keys[0]) is not None

@@ -14,7 +14,7 @@ def build(path: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,

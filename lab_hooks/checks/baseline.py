@@ -38,18 +38,25 @@ def fingerprint(finding: Finding, leaf: str) -> Key:
     return leaf, code, hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def read(root: str | Path) -> Counter | None:
-    """The baseline at the taxonomy root (key -> count), None when there is none."""
-    path = Path(root) / BASELINE_FILE
-    if not path.exists():
+def read(root: str | Path, files=None) -> Counter | None:
+    """The baseline at the taxonomy root (key -> count), None when there is none.
+    `files` (a `config.Files`) is where to read it, default: `root` on disk."""
+    from lab_hooks.checks.config import ConfigError, Files
+
+    files = files or Files(root)
+    try:
+        content = files.read(BASELINE_FILE)
+    except ConfigError as exc:
+        raise BaselineError(str(exc)) from None
+    if content is None:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(content.decode("utf-8"))
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')!r}, expected {FORMAT} (run `lab-hooks baseline` again)")
         return Counter({(e["leaf"], e["code"], e["fingerprint"]): int(e.get("count", 1)) for e in data["findings"]})
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BaselineError(f"{path}: cannot read: {exc}") from None
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BaselineError(f"{files.where(BASELINE_FILE)}: cannot read: {exc}") from None
 
 
 def write(root: str | Path, known: Counter) -> Path:

@@ -60,34 +60,57 @@ class Config:
         return self.thresholds.get(name, THRESHOLDS[name].default)
 
 
-def _read_yaml(path: Path) -> Any:
-    from lab_hooks.taxonomy.load import LeafError, decode, read_bounded
+class Files:
+    """The settings files of a taxonomy on disk (`GitBase.files` reads them at a commit)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def read(self, name: str) -> bytes | None:
+        """The file's bytes; None when there is no such file."""
+        from lab_hooks.taxonomy.load import LeafError, read_bounded
+
+        path = self.root / name
+        if not (path.is_file() or path.is_symlink()):
+            return None
+        try:
+            return read_bounded(path)
+        except LeafError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.message}") from None
+
+    def where(self, name: str) -> str:
+        return str(self.root / name)
+
+
+def _read_yaml(content: bytes, where: str) -> Any:
+    from lab_hooks.taxonomy.load import LeafError, decode
     from lab_hooks.taxonomy.yamlmarks import YamlError, load
 
     try:
-        return load(decode(read_bounded(path))).data
+        return load(decode(content)).data
     except (LeafError, YamlError) as exc:
         line, col = exc.pos
-        raise ConfigError(f"{path}:{line}:{col}: cannot read: {exc.message}") from None
+        raise ConfigError(f"{where}:{line}:{col}: cannot read: {exc.message}") from None
 
 
-def _settings(root: Path) -> tuple[dict, str | None]:
-    path = root / CONFIG_FILE
-    if path.is_file() or path.is_symlink():
-        return (_read_yaml(path) or {}), str(path)
-    path = root / "pyproject.toml"
-    if path.is_file():
+def _settings(files: Files) -> tuple[dict, str | None]:
+    content = files.read(CONFIG_FILE)
+    if content is not None:
+        return (_read_yaml(content, files.where(CONFIG_FILE)) or {}), files.where(CONFIG_FILE)
+    content = files.read("pyproject.toml")
+    if content is not None:
         try:
             import tomllib
         except ImportError:  # Python 3.10: no TOML reader in the standard library
             return {}, None
+        where = files.where("pyproject.toml")
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from None
+            data = tomllib.loads(content.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read: {exc}") from None
         section = data.get("tool", {}).get("lab-hooks")
         if section is not None:
-            return section, f"{path} [tool.lab-hooks]"
+            return section, f"{where} [tool.lab-hooks]"
     return {}, None
 
 
@@ -112,7 +135,7 @@ def _document_hosts(data: dict, where: str) -> tuple[str, ...]:
 
 def load_document_hosts(root: str | Path) -> tuple[str, ...]:
     """Only the document hosts of the taxonomy at `root` (what fetching documents needs)."""
-    data, source = _settings(Path(root))
+    data, source = _settings(Files(root))
     return _document_hosts(data if isinstance(data, dict) else {}, source or "config")
 
 
@@ -150,15 +173,16 @@ def load_profile(name: str, config: Config | None = None) -> Config:
     if name not in profiles():
         raise ConfigError(f"unknown profile {name!r}; known: {', '.join(profiles())}")
     path = PROFILES / f"{name}.yaml"
-    _apply(config, _read_yaml(path) or {}, str(path), conditions=True)
+    _apply(config, _read_yaml(path.read_bytes(), str(path)) or {}, str(path), conditions=True)
     config.profile = name
     return config
 
 
-def load_config(root: str | Path) -> Config:
+def load_config(root: str | Path, files: Files | None = None) -> Config:
     """The taxonomy repo's settings, checked against the registered rules and thresholds:
-    its profile first, then its own rules and thresholds over it."""
-    data, source = _settings(Path(root))
+    its profile first, then its own rules and thresholds over it. `files`: where to read
+    them (default: `root` on disk)."""
+    data, source = _settings(files or Files(root))
     where = source or "config"
     profile = data.get("profile", DEFAULT_PROFILE) if isinstance(data, dict) else DEFAULT_PROFILE
     if not isinstance(profile, str) or profile not in profiles():

@@ -65,16 +65,10 @@ def _line(example: Example) -> int:
     return example.pos[0]
 
 
-class _Normalized(dict):
-    """Text -> `sim.normalize(text)`, each text once: a leaf's pairs share their seeds."""
-
-    def __missing__(self, text: str) -> str:
-        value = self[text] = sim.normalize(text)
-        return value
-
-    def pair(self, a: str, b: str) -> str:
-        """The subject of a finding about two seeds: both texts, without case or punctuation."""
-        return f"{self[a]}\n{self[b]}"
+# A finding about two seeds names them in its subject by the last characters of their
+# texts: stable when lines move, distinct for different seeds, and cut in constant time
+# (a grounded seed's prompt opens with a long context that its siblings share).
+SUBJECT_CHARS = 80
 
 
 @leaf_check
@@ -91,24 +85,29 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
     vocab = ctx.memo("vocabulary", sim.Vocabulary)
     questions = [vocab.encode(p) for p in prompts]
     answers = [vocab.encode(e.answer) for e in examples]
-    texts = [f"{p}\n{e.answer}" for p, e in zip(prompts, examples)]
-    subject = _Normalized().pair
+    names = [p[-SUBJECT_CHARS:] for p in prompts]
+    seed_names = [f"{n}\n{e.answer[-SUBJECT_CHARS:]}" for n, e in zip(names, examples)]
     repeats = set()
     answer_limit = ctx.threshold(REPEATED_ANSWER)
-    for i, j in combinations(range(len(examples)), 2):
-        if questions[i] == questions[j] and (score := sim.rouge_l_tokens(answers[i], answers[j])) >= answer_limit:
-            repeats.add((i, j))
-            yield REPEATED_SEED.at(leaf.file, examples[j].pos,
-                                   f"seed repeats the seed at line {_line(examples[i])}: the same {what}, and "
-                                   f"answers with ROUGE-L {score:.2f} >= {answer_limit}; it adds nothing",
-                                   subject(texts[i], texts[j]))
+    asking: dict[str, list[int]] = {}
+    for i, q in enumerate(questions):
+        asking.setdefault(q, []).append(i)
+    for same in asking.values():
+        for i, j in combinations(same, 2):
+            score = sim.rouge_l_tokens(answers[i], answers[j])
+            if score >= answer_limit:
+                repeats.add((i, j))
+                yield REPEATED_SEED.at(leaf.file, examples[j].pos,
+                                       f"seed repeats the seed at line {_line(examples[i])}: the same {what}, and "
+                                       f"answers with ROUGE-L {score:.2f} >= {answer_limit}; it adds nothing",
+                                       f"{seed_names[i]}\n{seed_names[j]}")
     scores = sim.pairwise_scores(questions)
     for i, j, score in scores:
         if score >= limit and (i, j) not in repeats:
             yield SIMILAR_QUESTIONS.at(leaf.file, examples[j].pos,
                                        f"{what} is a near-duplicate of the {what} at line "
                                        f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})",
-                                       subject(prompts[i], prompts[j]))
+                                       f"{names[i]}\n{names[j]}")
     # One leaf's seeds are few: all pairs in rapidfuzz beat building self_join's index.
     seeds = [q + a for q, a in zip(questions, answers)]  # the tokens of f"{p}\n{answer}"
     for i, j, score in sim.pairwise_scores(seeds):
@@ -117,7 +116,7 @@ def check_within_leaf(leaf: Leaf, ctx: Context) -> Iterator[Finding | Metric]:
         yield SIMILAR_SEEDS.at(leaf.file, examples[j].pos,
                                f"seed (question + answer) is a near-duplicate of the seed at line "
                                f"{_line(examples[i])} (ROUGE-L {score:.2f} >= {limit})",
-                               subject(texts[i], texts[j]))
+                               f"{seed_names[i]}\n{seed_names[j]}")
     diversity = math.fsum(1 - score for _, _, score in scores) / len(scores)  # statistics.fmean, without importing it
     yield Metric(leaf.file, "diversity", round(diversity, 4))
     floor = ctx.threshold(MIN_DIVERSITY)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.encoder import encode_basestring as _quote  # json's C string encoder (ensure_ascii=False)
 from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple
 
@@ -91,6 +92,27 @@ def summary_line(findings: Iterable[Finding], files: int) -> str:
     return f"{line} ({notes})" if notes else line
 
 
+def _json(findings: list[Finding], files: list[str], metrics: Iterable[Metric]) -> str:
+    """`json.dumps` of the per-file report, byte for byte, written out: a whole tree's run
+    has tens of thousands of findings, and a dict per finding for the encoder costs twice
+    as much as formatting each with the C string encoder."""
+    entries: dict[str, list[str]] = {f: [] for f in files}
+    for f in findings:
+        note = f', "note": {_quote(f.note)}' if f.note else ""
+        entries.setdefault(f.file, []).append(
+            f'{{"line": {f.line}, "col": {f.col}, "code": {_quote(f.code)}, "severity": {_quote(f.severity)}, '
+            f'"message": {_quote(f.message)}{note}}}')
+    figures: dict[str, dict[str, Any]] = {}
+    for metric in metrics:
+        entries.setdefault(metric.file, [])
+        figures.setdefault(metric.file, {})[metric.name] = metric.value
+    errors = sum(f.is_error for f in findings)
+    files_json = ", ".join(f'{{"file": {_quote(name)}, "findings": [{", ".join(items)}], '
+                           f'"metrics": {json.dumps(figures.get(name, {}), ensure_ascii=False)}}}'
+                           for name, items in entries.items())
+    return f'{{"files": [{files_json}], "errors": {errors}, "warnings": {len(findings) - errors}}}'
+
+
 def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterable[Metric] = ()) -> str:
     """The whole report in one of FORMATS; findings sorted by file, line, col."""
     findings = sorted(findings)
@@ -99,19 +121,5 @@ def render(findings: list[Finding], fmt: str, files: list[str], metrics: Iterabl
     if fmt == "github":
         return "\n".join(f.github() for f in findings)
     if fmt == "json":
-        per_file: dict[str, dict[str, Any]] = {f: {"file": f, "findings": [], "metrics": {}} for f in files}
-        for finding in findings:
-            entry = per_file.setdefault(finding.file, {"file": finding.file, "findings": [], "metrics": {}})
-            entry["findings"].append({"line": finding.line, "col": finding.col, "code": finding.code,
-                                      "severity": finding.severity, "message": finding.message,
-                                      **({"note": finding.note} if finding.note else {})})
-        for metric in metrics:
-            per_file.setdefault(metric.file, {"file": metric.file, "findings": [], "metrics": {}})
-            per_file[metric.file]["metrics"][metric.name] = metric.value
-        errors = sum(f.is_error for f in findings)
-        return json.dumps({
-            "files": list(per_file.values()),
-            "errors": errors,
-            "warnings": len(findings) - errors,
-        }, ensure_ascii=False)  # no indent: only the compact form has json's C encoder
+        return _json(findings, files, metrics)
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -25,6 +25,7 @@ from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, git_blob_sha
 
 ATTRIBUTION = "attribution.txt"
+NULL_SHA = "0" * 40  # an object no repository has
 RENAME_SIMILARITY = 0.5  # git's default for -M: the share of lines a rename keeps
 _TREE_MODE, _BLOB_MODES = "40000", ("100644", "100755")
 _REQUEST_BYTES = 16_384  # requests written before answers are read: far below a pipe's buffer
@@ -223,8 +224,13 @@ class GitBase:
         """The base's bytes of each file (relative to the current directory), None where absent."""
         if self.commit is None:
             return [None] * len(files)
-        found = self.git.read([f"{self.commit}:{_relative(f)}" for f in files])
+        # A name with a line break cannot be asked for (one request a line): such a file is new.
+        found = self.git.read([f"{self.commit}:{_relative(f)}" if "\n" not in f else NULL_SHA for f in files])
         return [o.data if o is not None and o.kind == "blob" else None for o in found]
+
+    def files(self, root: str) -> "BaseFiles":
+        """The taxonomy's settings files (config, baseline) as the base has them."""
+        return BaseFiles(self, root)
 
     def leaf_files(self, root: str) -> dict[str, str]:
         """Every leaf file and attribution.txt of the base under the taxonomy root: path
@@ -249,6 +255,21 @@ class GitBase:
                     elif (name in LEAF_NAMES or name == ATTRIBUTION) and mode in _BLOB_MODES:
                         out[os.path.relpath(child)] = sha
         return out
+
+
+class BaseFiles:
+    """`config.Files` at the base: with `--base`, the rules and the baseline a change is
+    judged by are the base's, so a change cannot relax them for itself."""
+
+    def __init__(self, base: GitBase, root: str):
+        self.base, self.root = base, root
+
+    def read(self, name: str) -> bytes | None:
+        return self.base.blobs([os.path.join(self.root, name)])[0]
+
+    def where(self, name: str) -> str:
+        commit = self.base.commit[:12] if self.base.commit else "an empty base"
+        return f"{os.path.normpath(os.path.join(self.root, name))} at {commit}"
 
 
 def repository_top(start: str = ".") -> str | None:

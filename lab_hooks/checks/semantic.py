@@ -41,8 +41,8 @@ def _model():
     logging.set_verbosity_error()  # the hook's output is its findings, not load progress
     logging.disable_progress_bar()
     folder = asset_dir("minilm")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
     return tokenizer, model
 
 

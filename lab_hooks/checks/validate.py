@@ -52,6 +52,12 @@ def select_files(args: argparse.Namespace, base) -> tuple[list[str], str | None]
     return changed_leaf_files(base, root), root
 
 
+def hook_base(base: str) -> str:
+    """The base the hook's `--base HEAD` means: HEAD for a commit, but the first ref of
+    `pre-commit run --from-ref A --to-ref B` (a CI job checking a range: HEAD is B there)."""
+    return os.environ.get("PRE_COMMIT_FROM_REF") or base if base == "HEAD" else base
+
+
 def check(args: argparse.Namespace):
     """The files checked and their report; the errors the baseline lists, and with
     `--base` those the base had, are let through as warnings."""
@@ -64,15 +70,16 @@ def check(args: argparse.Namespace):
     if args.base:
         from lab_hooks.checks.gitbase import GitBase
 
-        base = GitBase(args.base)
+        base = GitBase(hook_base(args.base))
     try:
         files, root = select_files(args, base)
         root = os.path.relpath(root if root is not None else find_root(files))
         load_checks()  # rules must be registered before the config names them
-        config = load_config(root)
+        settings = base.files(root) if base is not None else None  # a change does not relax its own rules
+        config = load_config(root, settings)
         config.semantic = args.semantic
         report = check_files(files, root, config)
-        known = baseline.read(root)
+        known = baseline.read(root, settings)
         if known is not None:
             stale = baseline.apply(report, root, known)
             if stale:

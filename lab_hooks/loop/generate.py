@@ -20,6 +20,7 @@ class GenerateJob:
     seed: int = 0
     max_tokens: int | None = None
     progress: bool = True
+    judges: str = "auto"  # lab_hooks.sdg.policy: whether the teacher's judge steps filter
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class LeafData:
     dropped: dict[str, int] = field(default_factory=dict)  # filter step -> samples it removed
     artifact: str | None = None  # store key of the leaf's data
     dataset: Path | None = None  # its messages.jsonl
+    judges: dict | None = None  # {applied, reason}: whether judge verdicts filtered (lab_hooks.sdg.policy)
+    examples: dict = field(default_factory=dict)  # a few accepted and dropped samples, each dropped one with why
     held_out: tuple[int, ...] = ()  # indices of the seeds kept out of generation (eval.reference)
 
     @property
@@ -54,7 +57,8 @@ class Generated:
 
     def fields(self) -> dict:
         rows = [{"leaf": r.leaf, "candidates": r.candidates, "accepted": r.accepted, "dropped": dict(r.dropped),
-                 "status": r.status, "artifact": r.artifact, "held_out_seeds": list(r.held_out)} for r in self.leaves]
+                 "status": r.status, "artifact": r.artifact, "judges": r.judges, "examples": r.examples,
+                 "held_out_seeds": list(r.held_out)} for r in self.leaves]
         return {"generation": {"teacher": self.teacher, "leaves": rows, "teacher_calls": self.teacher_calls}}
 
     def problem(self) -> str | None:
@@ -72,12 +76,6 @@ def generate(job: GenerateJob) -> Generated:
     held = {leaf.name: tuple(sorted(held_out_seeds(leaf))) for leaf in job.leaves if leaf.kind and leaf.kind.is_skill}
     result = generate_leaves([training_view(leaf) for leaf in job.leaves], job.teacher, job.store, out_dir=job.out_dir,
                              samples_per_seed=job.samples_per_seed, seed=job.seed, max_tokens=job.max_tokens,
-                             taxonomy_root=job.taxonomy_root, progress=job.progress)
-    rows = []
-    for r in result.leaves:
-        steps = r.stats.get("steps", {})
-        dropped = {name: st["candidates"] - st["passed"] for name, st in steps.items()
-                   if st.get("candidates", 0) > st.get("passed", 0)}
-        rows.append(LeafData(r.leaf, "ok" if r.ok else (r.message or r.status), r.candidates, r.accepted, dropped,
-                             r.artifact, r.dataset, held.get(r.leaf, ())))
-    return Generated(job.teacher, tuple(rows), result.calls)
+                             judges=job.judges, taxonomy_root=job.taxonomy_root, progress=job.progress)
+    rows = tuple(LeafData(dataset=r.dataset, held_out=held.get(r.leaf, ()), **r.report()) for r in result.leaves)
+    return Generated(job.teacher, rows, result.calls)

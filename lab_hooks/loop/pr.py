@@ -63,7 +63,7 @@ def _stages(run: Run, stages: Stages, store, out: Path, workdir: Path) -> None:
     main = read_main(store)
     generated = run.stage("generate", stages.generate, GenerateJob(
         checked.leaves, opts.teacher, store, out / "sdg", checked.root, opts.samples_per_seed, opts.seed,
-        opts.sdg_max_tokens, opts.progress))
+        opts.sdg_max_tokens, opts.progress, judges=opts.sdg_judges))
     trained = run.stage("train", stages.train, TrainJob(
         store, main, opts.student, {r.leaf: r.dataset for r in generated.leaves if r.ok}, changes.retired,
         opts.train_config(), opts.replay_ratio))

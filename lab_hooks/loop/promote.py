@@ -82,7 +82,7 @@ def _retrain(repo, head: str, main: MainState, store, opts: PrOptions, stages: S
                 root = materialize(repo, head, head, Path(tmp) / "taxonomy")
                 generated = run.stage("generate", stages.generate, GenerateJob(
                     tuple(leaves), opts.teacher, store, Path(tmp) / "sdg", root, opts.samples_per_seed, opts.seed,
-                    opts.sdg_max_tokens, opts.progress))
+                    opts.sdg_max_tokens, opts.progress, judges=opts.sdg_judges))
                 datasets = generated.datasets()
                 checkpoint = run.stage("train", stages.train, TrainJob(
                     store, main, opts.student, {r.leaf: r.dataset for r in generated.leaves if r.ok}, changes.retired,

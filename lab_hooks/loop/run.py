@@ -52,6 +52,7 @@ class PrOptions:
     quick: int | None = None  # MT-Bench questions per category
     samples_per_seed: int = 3
     sdg_max_tokens: int | None = None
+    sdg_judges: str = "auto"  # lab_hooks.sdg.policy: whether the teacher's judge steps filter
     seed: int = TrainConfig.seed  # SDG, training and eval alike
     replay_ratio: float = 1.0
     train: TrainConfig = field(default_factory=TrainConfig)

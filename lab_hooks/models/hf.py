@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lab_hooks.models.scoring import answer_tokens
 from lab_hooks.models.types import (
-    Completion, Conversation, SamplingParams, TokenLogprob, check_fits, template_options,
+    Completion, Conversation, SamplingParams, SpecError, TokenLogprob, check_fits, template_options,
 )
 
 DEFAULTS = {"batch_size": 16, "dtype": "auto", "device": "auto"}
@@ -22,15 +22,18 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if not (Path(path) / "config.json").is_file():  # a hub name or a typo, never a download
+            raise SpecError(f"model spec {spec!r}: {path} is not a checkpoint dir (no config.json)")
         self.spec = spec
         self.batch_size = int(batch_size)
         self.device = _pick_device(device)
         self.dtype = _pick_dtype(dtype, self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype)).to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype),
+                                                          local_files_only=True).to(self.device)
         self.model.eval()
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])

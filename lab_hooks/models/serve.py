@@ -38,6 +38,9 @@ class VLLMServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> VLLMServer:
+        from lab_hooks.models.vllm_engine import check_memory
+
+        check_memory(f"vllm serve {self.model}", self.model, self.options)
         flags = []
         for key, value in self.options.items():
             flag = "--" + key.replace("_", "-")

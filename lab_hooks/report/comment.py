@@ -14,7 +14,7 @@ Keys (all optional except `status`; a stage that did not run has no key):
     stages: [{name, seconds, status: ok|failed|cached|skipped}]
     changed_leaves: [{path, change: added|modified|renamed|deleted, kind, blob_sha}]
     generation: {leaves: [{leaf, candidates, accepted, dropped: {filter: count}, status, held_out_seeds,
-                 examples: {accepted: [fields], dropped: [{fields, dropped_by, reason}]}}]}
+                 judges: {applied, reason}, examples: {accepted: [fields], dropped: [{fields, dropped_by, reason}]}}]}
     training: {method, replay_samples, phases: [{phase, new_samples, replay_samples, replay_ratio,
                replay: {leaf: count}, steps, loss_first, loss_last, dropped}]}
     mtbench: {quick, judge_error_rate, overall: {base, candidate, delta, ci, verdict},
@@ -266,16 +266,24 @@ def _generation(run: dict) -> list[str]:
     head = ["### Synthetic data", ""]
     if gen.get("teacher"):
         head = ["### Synthetic data", "", f"Teacher {md_code(gen['teacher'])}.", ""]
-    return head + _table(["Leaf", "Candidates → accepted", "Dropped most by", "Seeds held out (index)"], rows) + [""]
+    out = head + _table(["Leaf", "Candidates → accepted", "Dropped most by", "Seeds held out (index)"], rows) + [""]
+    judges = [_mapping(leaf, "judges") for leaf in gen.get("leaves", [])]
+    unapplied = sorted({md_text(j.get("reason"), 300) for j in judges if j.get("applied") is False})
+    out += [f"⚠️ Judge filtering was not applied: {reason}." for reason in unapplied] + ([""] if unapplied else [])
+    return out
+
+
+def _mapping(parent: dict, key: str) -> dict:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _samples(run: dict) -> list[str]:
-    """A few accepted and a few dropped samples per changed leaf, each dropped one with its reason.
-
-    Collapsed, except for a leaf that kept nothing: there they are the answer the contributor needs."""
+    """A few accepted and a few dropped samples per changed leaf, each dropped one with its reason:
+    what a contributor fixes their seeds from. Collapsed, except for a leaf that kept nothing."""
     out = []
     for leaf in (run.get("generation") or {}).get("leaves", []):
-        examples = leaf.get("examples") or {}
+        examples = _mapping(leaf, "examples")
         accepted, dropped = examples.get("accepted") or [], examples.get("dropped") or []
         if not (accepted or dropped):
             continue

@@ -11,6 +11,7 @@ from lab_hooks.errors import InputError
 from lab_hooks.flags import GENERATED, Parser, add_model_flags, alias, at_least, command
 from lab_hooks.sdg.documents import GitTree
 from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
+from lab_hooks.sdg.policy import JUDGE_MODES
 
 
 def _load_leaves(paths: list[str], root: Path) -> list:
@@ -39,12 +40,14 @@ def _changed_leaves(repo: Path, base: str, head: str | None) -> tuple[list, GitT
 
 
 def _summary(r: LeafResult) -> str:
+    judges = r.stats.get("judges") or {"applied": True}
+    note = "" if judges["applied"] else f"\n       judge filtering not applied: {judges['reason']}"
     if r.status == "ok":
         tokens = sum(r.stats["teacher_tokens"].values())
         return (f"ok     {r.leaf}: {r.accepted} accepted of {r.candidates} candidates "
-                f"({100 * r.stats['acceptance_rate']:.1f}%), {tokens} teacher tokens")
+                f"({100 * r.stats['acceptance_rate']:.1f}%), {tokens} teacher tokens{note}")
     if r.status == "empty":
-        return f"EMPTY  {r.leaf}: {r.message}"
+        return f"EMPTY  {r.leaf}: {r.message}{note}"
     return f"ERROR  {r.leaf}: {r.message}"
 
 
@@ -73,7 +76,8 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
         with store.run("generate", {"leaves": [leaf.name for leaf in leaves], "teacher": args.teacher}):  # no gc meanwhile
             return generate_leaves(
                 leaves, args.teacher, store, out_dir=out, samples_per_seed=args.samples_per_seed, seed=args.seed,
-                max_tokens=args.max_tokens, batch_size=args.batch_size, taxonomy_root=Path(args.repo).resolve(),
+                max_tokens=args.max_tokens, batch_size=args.batch_size, judges=args.judges,
+                taxonomy_root=Path(args.repo).resolve(),
                 tree=tree, mix_config=mix, progress=progress,
             )
     finally:
@@ -89,6 +93,8 @@ def _common(p: argparse.ArgumentParser, samples: int) -> None:
                    help="conversations per teacher call (default: the pipeline's)")
     p.add_argument("--repo", default=".", metavar="DIR", help="the taxonomy (its git repository; default: .)")
     alias(p, "--taxonomy", "repo")
+    p.add_argument("--judges", choices=JUDGE_MODES, default="auto",
+                   help="whether judge steps filter: auto (unless the teacher is too small to judge), apply, record")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,7 +162,8 @@ def preview(argv: list[str]) -> int:
                 for t in rec["trace"]:
                     if "score" in t or t["verdict"] != "kept":
                         detail = t.get("reason") or t.get("raw", "").strip().replace("\n", " ")[:80]
-                        print(f"  {t['step']}: {t['verdict']} {t.get('score', '')} {detail!r}")
+                        unapplied = " (not applied)" if t.get("applied") is False else ""
+                        print(f"  {t['step']}: {t['verdict']}{unapplied} {t.get('score', '')} {detail!r}")
     return 0 if r.ok else 1
 
 

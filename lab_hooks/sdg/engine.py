@@ -26,6 +26,7 @@ from typing import Protocol
 
 from lab_hooks.models.types import Backend, Completion, SamplingParams
 from lab_hooks.sdg.pipeline import Pipeline, Step
+from lab_hooks.sdg.policy import keep_rule
 from lab_hooks.store.keys import artifact_key
 
 
@@ -131,6 +132,8 @@ class StepStats:
     passed: int = 0
     unparseable: int = 0
     rejected: int = 0  # parsed, but the judge's score or dedup said no
+    applied: bool = True  # a judge step whose verdicts filter (see lab_hooks.sdg.policy)
+    would_drop: int = 0  # a judge step not applied: the samples its verdicts would have dropped
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -164,6 +167,7 @@ class Engine:
     seed: int = 0
     max_tokens: int | None = None  # caps every step's max_tokens (previews, tests)
     batch_size: int | None = None  # overrides the pipeline's (part of what determines samples)
+    judges_applied: bool = True  # False: judge verdicts are recorded, drop nothing (lab_hooks.sdg.policy)
     progress: bool = False
 
     def params(self, step: Step, batch: int) -> SamplingParams:
@@ -179,6 +183,7 @@ class Engine:
         alive = samples
         for step in self.pipeline.steps:
             stats = run.steps.setdefault(step.name, StepStats(inputs=len(alive)))
+            stats.applied = step.type != "judge" or self.judges_applied
             if step.type == "dedup":
                 alive = self._dedup(step, alive, references, stats)
             else:
@@ -252,15 +257,19 @@ class Engine:
                 stats.candidates += 1
                 parsed = step.parser(out["text"])
                 entry = {"step": step.name, "raw": out["text"], "finish_reason": out["finish_reason"]}
-                if parsed is None:
+                if step.type == "judge":
+                    entry.update(self._verdict(step, parsed))
+                    if not stats.applied:  # recorded, drops nothing
+                        entry["applied"] = False
+                        stats.would_drop += entry["verdict"] != "kept"
+                    elif entry["verdict"] != "kept":
+                        stats.unparseable += entry["verdict"] == "unparseable"
+                        stats.rejected += entry["verdict"] == "rejected"
+                        child.dropped_by = step.name
+                elif parsed is None:
                     stats.unparseable += 1
                     entry.update(verdict="unparseable")
                     child.dropped_by = step.name
-                elif step.type == "judge":
-                    entry.update(score=parsed["score"], verdict="kept" if step.keeps(parsed["score"]) else "rejected")
-                    if entry["verdict"] == "rejected":
-                        stats.rejected += 1
-                        child.dropped_by = step.name
                 else:
                     child.fields.update(parsed)
                     entry.update(verdict="kept")
@@ -269,6 +278,15 @@ class Engine:
                     stats.passed += 1
                     survivors.append(child)
         return survivors
+
+    @staticmethod
+    def _verdict(step: Step, parsed: dict | None) -> dict:
+        if parsed is None:
+            return {"verdict": "unparseable"}
+        if step.keeps(parsed["score"]):
+            return {"score": parsed["score"], "verdict": "kept"}
+        return {"score": parsed["score"], "verdict": "rejected",
+                "reason": f"score {parsed['score']}, kept only {keep_rule(step.keep)}"}
 
     def _dedup(self, step: Step, alive: list[Sample], references: list[str], stats: StepStats) -> list[Sample]:
         from lab_hooks.checks.similarity import near_duplicates, normalize

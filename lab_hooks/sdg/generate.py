@@ -30,6 +30,7 @@ from lab_hooks.sdg.documents import (
 )
 from lab_hooks.sdg.engine import CountingBackend, Engine, PipelineRun
 from lab_hooks.sdg.pipeline import Pipeline, load_pipeline
+from lab_hooks.sdg.policy import JudgePolicy, judge_policy, sample_examples
 from lab_hooks.store import Store, artifact_key
 from lab_hooks.taxonomy.leaf import Kind, Leaf
 
@@ -58,6 +59,16 @@ class LeafResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def report(self) -> dict:
+        """The leaf as the PR comment shows it: counts, what each filter dropped, whether the judges
+        filtered, and a few accepted and dropped samples (each dropped one with why)."""
+        steps = self.stats.get("steps", {})
+        dropped = {name: st["candidates"] - st["passed"] for name, st in steps.items()
+                   if st.get("candidates", 0) > st.get("passed", 0)}
+        return {"leaf": self.leaf, "candidates": self.candidates, "accepted": self.accepted, "dropped": dropped,
+                "status": "ok" if self.ok else (self.message or self.status), "artifact": self.artifact,
+                "judges": self.stats.get("judges"), "examples": sample_examples(self.records)}
 
 
 @dataclass
@@ -198,7 +209,8 @@ def _records(run: PipelineRun) -> list[dict]:
              "dropped_by": s.dropped_by, "fields": s.fields, "trace": s.trace} for s in run.samples]
 
 
-def _build(leaf: Leaf, pipeline: Pipeline, seeds: list[dict], engine: Engine, info: dict, dest: Path) -> None:
+def _build(leaf: Leaf, pipeline: Pipeline, seeds: list[dict], engine: Engine, policy: JudgePolicy, info: dict,
+           dest: Path) -> None:
     """Run the engine for one leaf and write its artifact files into `dest`."""
     start = time.perf_counter()
     requests_before = engine.teacher.conversations
@@ -217,14 +229,16 @@ def _build(leaf: Leaf, pipeline: Pipeline, seeds: list[dict], engine: Engine, in
         "acceptance_rate": round(len(rows) / candidates, 4) if candidates else 0.0,
         "steps": {n: st.as_dict() for n, st in run.steps.items()},
         "teacher_tokens": {"prompt": run.prompt_tokens, "completion": run.completion_tokens},
+        "judges": policy.as_dict(),
         "status": "ok" if rows else "empty", "filtered_by": None, "message": "", **info,
     }
     if not rows:
         emptied = next((n for n, st in run.steps.items() if st.inputs and not st.passed), first)
         st = run.steps[emptied]
         stats["filtered_by"] = emptied
-        stats["message"] = (f"all samples filtered out: step {emptied!r} kept 0 of {st.candidates} "
-                            f"({st.unparseable} unparseable, {st.rejected} rejected)")
+        dropped = "; ".join(f"{n} dropped {s.unparseable + s.rejected} ({s.unparseable} unparseable, "
+                            f"{s.rejected} rejected)" for n, s in run.steps.items() if s.unparseable + s.rejected)
+        stats["message"] = f"all samples filtered out: step {emptied!r} kept 0 of {st.candidates} ({dropped})"
     stats["built_with"] = {"teacher_requests": engine.teacher.conversations - requests_before,
                            "seconds": round(time.perf_counter() - start, 3)}
     _write(dest / "stats.json", json.dumps(stats, indent=2) + "\n")
@@ -254,11 +268,15 @@ def generate_leaf(leaf: Leaf, engine_args: dict, teacher: CountingBackend, store
     except LeafSkipped as exc:
         result.message = str(exc)
         return result
-    engine = Engine(pipeline, teacher, store, **engine_args)
+    args = dict(engine_args)
+    policy = judge_policy(teacher.spec, args.pop("judges", "auto"))
+    engine = Engine(pipeline, teacher, store, judges_applied=policy.applied, **args)
     key = artifact_key("sdg-leaf", leaf=leaf.blob_sha, name=leaf.name, pipeline=pipeline.sha, teacher=teacher.spec,
                        seed=engine.seed, samples_per_seed=engine.samples_per_seed, max_tokens=engine.max_tokens,
-                       batch_size=engine.batch_size, seeds=seeds, system_prompt=SYSTEM_PROMPT)
-    artifact = store.ensure(key, lambda dest: _build(leaf, pipeline, seeds, engine, info, dest), kind="sdg-leaf",
+                       batch_size=engine.batch_size, seeds=seeds, system_prompt=SYSTEM_PROMPT,
+                       judges_applied=policy.applied)
+    artifact = store.ensure(key, lambda dest: _build(leaf, pipeline, seeds, engine, policy, info, dest),
+                            kind="sdg-leaf",
                             meta={"leaf": leaf.name, "pipeline": name, "teacher": teacher.spec})
     leaf_out = out_dir / "leaves" / leaf.name
     for file in ("messages.jsonl", "records.jsonl", "stats.json"):
@@ -299,7 +317,7 @@ def mix(results: list[LeafResult], kinds: dict[str, str], config: MixConfig, out
 
 def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *, out_dir: Path,
                     samples_per_seed: int = 3, seed: int = 0, max_tokens: int | None = None,
-                    batch_size: int | None = None,
+                    batch_size: int | None = None, judges: str = "auto",
                     taxonomy_root: Path | None = None, documents_dir: Path | None = None,
                     tree: GitTree | None = None,
                     mix_config: MixConfig | None = None, pipelines: dict[str, Pipeline] | None = None,
@@ -308,7 +326,8 @@ def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *,
 
     `tree`: the commit the leaves were read from, whose tree in-repo documents are
     read from (else from the checkout under `taxonomy_root`). `pipelines` replaces
-    shipped pipelines by name (a taxonomy's own prompts).
+    shipped pipelines by name (a taxonomy's own prompts). `judges`: whether judge steps
+    filter (lab_hooks.sdg.policy: "auto", "apply", "record").
     """
     start = time.perf_counter()
     counting = teacher if isinstance(teacher, CountingBackend) else CountingBackend(teacher)
@@ -319,7 +338,7 @@ def generate_leaves(leaves: list[Leaf], teacher: Backend | str, store: Store, *,
         documents_dir = lab_home() / "documents"
     out_dir = Path(out_dir)
     args = {"samples_per_seed": samples_per_seed, "seed": seed, "max_tokens": max_tokens,
-            "batch_size": batch_size, "progress": progress}
+            "batch_size": batch_size, "judges": judges, "progress": progress}
     ordered = sorted(leaves, key=lambda lf: lf.name)
 
     def one(leaf: Leaf) -> LeafResult:

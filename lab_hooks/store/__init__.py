@@ -17,7 +17,8 @@ JSON records (fine-grained results: one SDG sample, one judgment), transactional
 Dependencies: `deps=[keys]` on build/ensure/record_put (`record_put_many(items, deps={key: [...]})`)
     says what an artifact or record needs (a replay record: the SDG data it lists); gc keeps
     everything reachable from refs, recent runs and recent items, like git keeps reachable objects.
-    with store.lock(key): ...                       the key's lock alone, for work that is no artifact
+    with store.lock(key): ...                       the key's lock, for work done once across runners
+        (check, compute, then build: reentrant within a thread; eval records, training)
 Refs, the names of what is current ("main/checkpoint", "pr/12/checkpoint"):
     store.get_ref(name) / refs(prefix) / set_ref(name, key) / delete_refs(*names)
     store.set_refs({"main/checkpoint": c, "main/replay": r}, expect={...})  one transaction

@@ -31,6 +31,7 @@ import secrets
 import shutil
 import stat
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -196,6 +197,7 @@ class Store:
         for d in (self.objects, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._verified: dict[str, str] = {}  # key -> the stamp this process saw hash clean
+        self._locks = threading.local()
 
     def __reduce__(self):
         # Pickles as its URL (for worker processes): connections are per process.
@@ -208,15 +210,32 @@ class Store:
         """Hold `key`'s lock for a block: the work for one key runs once at a time, across every
         process and runner sharing the store (training into a work dir, an evaluation whose
         records the next caller reuses). A dead holder's lock is released. With blocking=False
-        the block gets False instead of waiting. Not reentrant: `build`/`ensure` of the same key
-        inside it would wait for itself."""
+        the block gets False instead of waiting. Reentrant within a thread: `build`/`ensure` of
+        the same key inside the block (check, compute, then register) do not wait for it."""
         _check_key(key)
         return self._key_lock(key, blocking=blocking)
 
-    def _key_lock(self, key: str, blocking: bool = True, shared: bool = False):
+    @contextmanager
+    def _key_lock(self, key: str, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
         """The lock of `key` (or JOBS_LOCK) across every process sharing the store; yields False
         instead of waiting with blocking=False. A dead holder's lock is released."""
-        return self.db.lock(key, blocking=blocking, shared=shared)
+        held = self._held()
+        if key in held and not shared:  # this thread holds it already (a flock would wait for itself)
+            yield True
+            return
+        with self.db.lock(key, blocking=blocking, shared=shared) as got:
+            if got and not shared:
+                held.add(key)
+            try:
+                yield got
+            finally:
+                held.discard(key)
+
+    def _held(self) -> set[str]:
+        """The keys whose lock this thread of this process holds."""
+        if getattr(self._locks, "pid", None) != os.getpid():
+            self._locks.keys, self._locks.pid = set(), os.getpid()
+        return self._locks.keys
 
     # -- artifacts ---------------------------------------------------------
 

@@ -95,8 +95,9 @@ def _load_model(init_checkpoint: Path, config: TrainConfig, device: torch.device
 
     if not (init_checkpoint / "config.json").is_file():
         raise TrainError(f"{init_checkpoint}: not a Hugging Face checkpoint (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(init_checkpoint)
-    model = AutoModelForCausalLM.from_pretrained(init_checkpoint, dtype=torch.float32, attn_implementation="sdpa")
+    tokenizer = AutoTokenizer.from_pretrained(init_checkpoint, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(init_checkpoint, dtype=torch.float32, attn_implementation="sdpa",
+                                                 local_files_only=True)
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
 
