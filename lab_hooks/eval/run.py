@@ -23,6 +23,7 @@ from lab_hooks.eval.judge import (
     LOGPROB, LOGPROB_TOP, PARSED, RATING_PREFILL, judge_conversation, load_judge_prompts, rate,
 )
 from lab_hooks.eval.questions import QuestionSet, leaf_set, mtbench_set, sample_leaves
+from lab_hooks.models.embedded import is_smoke_test_judge
 from lab_hooks.models.types import Backend, SamplingParams
 
 SCHEMA_VERSION = 2
@@ -69,17 +70,6 @@ class Settings:
         """
         wanted = is_smoke_test_judge(judge_spec) if self.judge_prefill is None else self.judge_prefill
         return RATING_PREFILL if wanted else None
-
-
-def is_smoke_test_judge(spec: str) -> bool:
-    """The embedded 135M model (however it is loaded) can exercise the pipeline, not judge answers."""
-    from lab_hooks.models import SpecError, parse_spec
-    from lab_hooks.models.embedded import EMBEDDED
-
-    try:
-        return parse_spec(spec).target in EMBEDDED
-    except SpecError:
-        return False
 
 
 def identify(spec: str) -> tuple[str, str]:
