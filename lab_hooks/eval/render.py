@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 
-def _num(value: float | None, signed: bool = False) -> str:
+def _num(value: float | None, signed: bool = False, digits: int = 2) -> str:
     if value is None:
         return "–"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _ci(ci: list[float] | None) -> str:
-    return "–" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+def _ci(ci: list[float] | None, digits: int = 2) -> str:
+    return "–" if ci is None else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
 
 
 def _row(label: str, d: dict, *before: str, after: tuple[str, ...] = ()) -> str:
@@ -41,16 +41,6 @@ def _trusted_by_name(results: dict) -> list[str]:
 FAILED_LABEL = "⚠️ judge failed calibration — these scores do not measure quality"
 
 
-def _nll(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def _nll_ci(ci: list[float] | None) -> str:
-    return "–" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
-
-
 def reference_lines(results: dict) -> list[str]:
     """The judge-free metric per leaf: a table, and which answers were measured."""
     leaves = results.get("leaves") or []
@@ -63,9 +53,9 @@ def reference_lines(results: dict) -> list[str]:
         for leaf in leaves:
             r, beyond = leaf["reference_nll"], leaf["reference_nll"]["beyond_controls"]
             answers = f"{r['n_answers']}" + (" held out" if r["held_out"] else "")
-            cells = [f"`{leaf['path']}`", leaf["change"], answers, _nll(r["base"]), _nll(r["candidate"]),
-                     _nll(r["delta"], True), _nll_ci(r["ci"]), _nll(beyond["delta"], True), _nll_ci(beyond["ci"]),
-                     r["verdict"]]
+            cells = [f"`{leaf['path']}`", leaf["change"], answers, _num(r["base"], digits=3),
+                     _num(r["candidate"], digits=3), _num(r["delta"], True, 3), _ci(r["ci"], 3),
+                     _num(beyond["delta"], True, 3), _ci(beyond["ci"], 3), r["verdict"]]
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"Verdict: the leaf's Δ minus the controls' (unchanged leaves) pooled Δ, joint bootstrap; "
                       f"*improved*/*regressed* only when its CI excludes 0 and it reaches "
