@@ -19,7 +19,7 @@ from pr_repos import SEEDS, commit, git, init_repo, leaf_files
 
 from lab_hooks.loop.candidate import candidate_key, taxonomy_fingerprint
 from lab_hooks.loop.pr import run_pr
-from lab_hooks.loop.promote import promote
+from lab_hooks.loop.promote import PromoteError, promote
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
 from lab_hooks.report.comment import render_comment
@@ -214,3 +214,13 @@ def test_a_documents_only_change_is_a_new_taxonomy(tmp_path):
     assert taxonomy_fingerprint(repo, "HEAD") == first  # not the leaves' business
     commit(repo, {"documents/luna.md": "# Luna\nIt has no air.\n"})
     assert taxonomy_fingerprint(repo, "HEAD") != first  # the document a leaf learns from
+
+
+def test_a_promotion_whose_training_fails_leaves_main_as_it_was(world):
+    before = read_main(world["store"])
+    merge(world, "odes")  # no PR run: promotion has to retrain
+    with pytest.raises(PromoteError, match="stage train failed: internal error: RuntimeError: train double broke"):
+        promote(str(world["repo"]), "main", store=world["store"], options=quiet(), stages=Doubles(fail="train").stages())
+    assert read_main(world["store"]) == before
+    assert promote(str(world["repo"]), "main", store=world["store"], options=quiet(),
+                   stages=Doubles().stages())["action"] == "retrained"

@@ -58,12 +58,23 @@ def no_network(monkeypatch):
 
     attempts = []
 
-    def refuse(*args, **kwargs):
-        attempts.append(args[1:] or args)
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+    loopback = ("localhost", "127.0.0.1", "::1")  # other tests' servers in this session may be talked to
+
+    def resolve(host, *args, **kwargs):
+        if host in loopback:
+            return real_getaddrinfo(host, *args, **kwargs)
+        attempts.append(host)
         raise OSError("network refused by the test")
 
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    def connect(sock, address):
+        if isinstance(address, tuple) and address[0] in loopback:
+            return real_connect(sock, address)
+        attempts.append(address)
+        raise OSError("network refused by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(socket.socket, "connect", connect)
     return attempts
 
 

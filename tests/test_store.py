@@ -504,3 +504,23 @@ def test_older_manifests_are_upgraded_and_newer_refused(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="manifest schema v99, this lab-hooks reads v3"):
         Store(home)
+
+
+def test_many_runners_opening_a_new_store_at_once_all_succeed(tmp_path):
+    """Switching a new manifest to WAL takes a lock SQLite's busy timeout does not wait for:
+    each opener must get a working store, never "database is locked"."""
+    errors: list[BaseException] = []
+
+    def open_store(home):
+        try:
+            Store(home).refs()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    for attempt in range(20):  # the race is narrow: several new stores, sixteen openers each
+        threads = [threading.Thread(target=open_store, args=(tmp_path / str(attempt),)) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert errors == []

@@ -283,8 +283,14 @@ def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkey
     import lab_hooks.train.pr as train_pr_module
     from lab_hooks.store import Store
 
-    trained, real = [], train_pr_module.train_pr
-    monkeypatch.setattr(train_pr_module, "train_pr", lambda *a, **k: trained.append(1) or real(*a, **k))
+    trained, inside, real = [], threading.Event(), train_pr_module.train_pr
+
+    def training(*args, **kwargs):
+        trained.append(1)
+        inside.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_pr_module, "train_pr", training)
     store, keys = Store(tmp_path / "store"), []
 
     def job():
@@ -293,8 +299,9 @@ def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkey
             config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[0])
 
     jobs = [threading.Thread(target=job) for _ in range(2)]
-    for j in jobs:
-        j.start()
+    jobs[0].start()
+    assert inside.wait(300)  # the first job is training when the second arrives
+    jobs[1].start()
     for j in jobs:
         j.join(600)
     assert trained == [1] and len(keys) == 2 and keys[0] == keys[1] and store.get(keys[0]) is not None

@@ -18,8 +18,8 @@ import heapq
 import os
 import posixpath
 import subprocess
-from dataclasses import dataclass
 from itertools import count
+from typing import NamedTuple
 
 from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, git_blob_sha
@@ -35,8 +35,7 @@ class BaseError(InputError):
     """A base that cannot be read; the message is one line that says what to do."""
 
 
-@dataclass(frozen=True)
-class BaseLeaf:
+class BaseLeaf(NamedTuple):
     """A checked leaf's state at the base."""
 
     status: str  # unchanged | modified | renamed | added
@@ -45,8 +44,7 @@ class BaseLeaf:
     attribution: str | None = None  # the attribution.txt beside it at the base
 
 
-@dataclass
-class _Object:
+class _Object(NamedTuple):
     sha: str
     kind: str
     data: bytes

@@ -1,6 +1,8 @@
 """The validate stage: the PR's changed leaves through the validator, with the base side's rules.
 
-The PR's content is data: leaves are read from git objects by sha and written as
+Only what the PR adds is an error, as in the Action's validate job (`validate --base`):
+an error the base's version of a leaf already had, or that the base's baseline lists,
+is reported as a warning. The PR's content is data: leaves are read from git objects by sha and written as
 plain files into a private folder only so the validator can read them; nothing of
 the PR is checked out, imported or executed. A leaf file that is a symlink or a
 submodule is never written nor read: it is an LH001 error, like the hook reports it.
@@ -9,6 +11,7 @@ submodule is never written nor read: it is an LH001 error, like the hook reports
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,8 @@ from lab_hooks.loop.run import StageFailed
 from lab_hooks.report.summary import findings_as_dicts
 from lab_hooks.taxonomy.leaf import Leaf
 
-CONFIG_FILES = (".lab-hooks.yaml", "pyproject.toml")  # where a taxonomy repo's rules live
+# Where a taxonomy repo's rules and its baseline of known errors live: read from the base side.
+CONFIG_FILES = (".lab-hooks.yaml", "pyproject.toml", ".lab-hooks-baseline.json")
 MAX_MATERIALIZED_BYTES = 512 * 1024 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -68,14 +72,21 @@ def materialize(repo, head_sha: str, base_sha: str, dest: Path) -> Path:
 
 
 def validate(changes: ChangeSet, workdir: Path) -> Validated:
+    from lab_hooks.checks import baseline
     from lab_hooks.checks.config import load_config
     from lab_hooks.checks.engine import check_files
+    from lab_hooks.checks.ratchet import mark_pre_existing
     from lab_hooks.checks.registry import load_checks
 
     root = materialize(changes.repo, changes.head, changes.base, workdir / "taxonomy")
     files = [str(root / c.path) for c in changes.present]
     load_checks()
-    report = check_files(files, root, load_config(root))
+    config = load_config(root)
+    report = check_files(files, root, config)
+    known = baseline.read(root)
+    if known is not None:
+        baseline.apply(report, root, known)
+    mark_pre_existing(report, root, config, _base_states(changes, root))
     findings = [{"file": s.path, "line": 1, "col": 1, "severity": "error", "code": "LH001",
                  "message": s.reason} for s in changes.skipped_leaves]
     for f in findings_as_dicts(report.findings):  # back to repository-relative paths for the comment's links
@@ -88,3 +99,31 @@ def validate(changes: ChangeSet, workdir: Path) -> Validated:
                           + (f" ({len(report.internal_errors)} internal error(s))" if report.internal_errors else ""),
                           errors, counts)
     return Validated(root, tuple(changes.read_all()), len(errors), len(findings) - len(errors))
+
+
+def _base_states(changes: ChangeSet, root: Path) -> dict:
+    """Each changed leaf's bytes as materialized and its base side, for the ratchet."""
+    from lab_hooks.checks.gitbase import ATTRIBUTION, BaseLeaf
+    from lab_hooks.taxonomy.load import LeafError
+
+    tree = changes.repo.commit(changes.base).tree if changes.base else None
+    states = {}
+    for change in changes.present:
+        file = str(root / change.path)
+        try:
+            now = (root / change.path).read_bytes()
+        except OSError:
+            continue  # not materialized (too large): its finding is new
+        if tree is None or change.old_path is None:
+            states[file] = (now, BaseLeaf("added"))
+            continue
+        try:
+            old = changes.base_bytes(change)
+            blob = tree / posixpath.join(posixpath.dirname(change.old_path), ATTRIBUTION)
+            attribution = blob.data_stream.read().decode("utf-8", "replace").removeprefix("\ufeff")
+        except LeafError:
+            old, attribution = None, None
+        except KeyError:
+            attribution = None
+        states[file] = (now, BaseLeaf(change.status, str(root / change.old_path), old, attribution))
+    return states

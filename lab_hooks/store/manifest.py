@@ -100,14 +100,18 @@ class SqliteManifest:
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a killed process loses nothing committed; a power
-        # cut may lose the last transactions but never corrupts the manifest.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            self._upgrade(conn)
+        # Switching to WAL takes an exclusive lock for which SQLite's busy timeout
+        # does not wait: two runners opening a new store at once would see
+        # "database is locked". Opening under a flock serializes just that.
+        with self.lock("manifest-open"):
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a killed process loses nothing committed; a power
+            # cut may lose the last transactions but never corrupts the manifest.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self._upgrade(conn)
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
