@@ -48,13 +48,15 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "lab-hooks demo", "GIT_AUTHOR_EMAIL": "demo@lab-ho
            # fixed dates: the same commits every run, so a rerun prints the same comment
            "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
 # Small enough for 2 CPU cores. Training: a few steps at a learning rate high enough for a
-# 135M model to pick up a format from a handful of samples. The evaluation: MT-Bench's 8
+# 135M model to pick up a format from a handful of samples; main's promotion only needs a
+# checkpoint and a replay buffer, so it trains two steps per phase (the PR four: more
+# overfits the ten new samples and costs the control leaves). The evaluation: MT-Bench's 8
 # categories once (32-token answers), the embedded judge's answer prefilled up to its rating
 # (8 tokens hold "7]]"), three control leaves, a small calibration set; the judged branch eval
 # is left out (the embedded judge fails calibration; the reference NLL measures the leaves).
-TRAIN_ARGS = ["--max-steps", "8", "--learning-rate", "1e-4", "--warmup-steps", "1"]
-PROMOTE_ARGS = ["--samples-per-seed", "1", "--sdg-max-tokens", "64", *TRAIN_ARGS]
-DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", *TRAIN_ARGS,
+TRAIN_ARGS = ["--learning-rate", "1e-4", "--warmup-steps", "1"]
+PROMOTE_ARGS = ["--samples-per-seed", "1", "--sdg-max-tokens", "64", "--max-steps", "2", *TRAIN_ARGS]
+DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", "--max-steps", "4", *TRAIN_ARGS,
              "--judge-max-tokens", "8", "--answer-max-tokens", "32", "--unchanged-leaves", "3",
              "--calibration-questions", "6", "--no-branch-judge"]
 
