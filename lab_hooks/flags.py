@@ -3,8 +3,10 @@
 - git refs: `--base REF` (the branch a change goes into, merge-base semantics) and
   `--head REF` (the change; default: the working tree where that makes sense);
 - the taxonomy: `--repo DIR` (its git repository) and `--root SUBDIR` (its folder
-  inside the repository, default the repository's root);
-- `--format text|json` for what is printed, `--seed N` for every random choice;
+  inside the repository, default the repository's root); GitHub's repository, where one
+  is meant, is `--github-repo OWNER/NAME`;
+- `--format text|json` for what is printed, `--seed N` for every random choice
+  (`add_seed_flag`: one default, TrainConfig's);
 - training settings: generated from lab_hooks.train.config.TrainConfig's fields, so
   `train`, `pr` and `promote` take the same flags and build the same config from them;
 - exit codes: 0 done, 1 the input is wrong (findings, a bad leaf or ref: InputError, one
@@ -93,6 +95,32 @@ def at_least(low: int):
 def alias(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: str, dest: str, **kwargs) -> None:
     """An old spelling of a flag, kept working but not shown in --help."""
     parser.add_argument(old, dest=dest, help=argparse.SUPPRESS, **kwargs)
+
+
+def non_negative(text: str) -> float:
+    """An argparse type: a number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--seed N, with the one default every command shares (TrainConfig's: the PR loop's seed)."""
+    from lab_hooks.train.config import TrainConfig
+
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed, metavar="N", help=f"{what} (default {TrainConfig.seed})")
+
+
+def add_replay_flag(parser: argparse.ArgumentParser) -> None:
+    """--replay-ratio R, as `train`, `pr` and `promote` take it."""
+    from lab_hooks.train.mix import REPLAY_RATIO
+
+    parser.add_argument("--replay-ratio", type=non_negative, default=REPLAY_RATIO, metavar="R",
+                        help=f"replay samples from main's buffer per new sample (default {REPLAY_RATIO})")
 
 
 def add_model_flags(parser: argparse.ArgumentParser, teacher: bool = True, student: bool = True,

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from lab_hooks.flags import Parser, add_model_flags, add_train_flags, at_least, command, train_config
+from lab_hooks.flags import Parser, add_model_flags, add_replay_flag, add_train_flags, at_least, command, train_config
 from lab_hooks.loop.pr import run_pr
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_flags(p, judge=True)
     p.add_argument("--samples-per-seed", type=at_least(1), default=PrOptions.samples_per_seed)
     p.add_argument("--quick", type=at_least(1), help="MT-Bench questions per category (default: all 80 questions)")
-    p.add_argument("--replay-ratio", type=float, default=PrOptions.replay_ratio)
+    add_replay_flag(p)
     p.add_argument("--sdg-max-tokens", type=at_least(1), help="teacher tokens per generation (default: the pipeline's)")
     p.add_argument("--sdg-judges", choices=JUDGE_MODES, default="auto",
                    help="whether the teacher's judge steps filter samples: auto (not when the teacher is too small "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from lab_hooks.flags import Parser, add_model_flags, add_train_flags, alias, at_least, command, train_config
+from lab_hooks.flags import Parser, add_model_flags, add_replay_flag, add_train_flags, alias, at_least, command, train_config
 from lab_hooks.loop.promote import promote
 from lab_hooks.loop.run import PrOptions
 from lab_hooks.report.escape import log_safe
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", default=".", help="the taxonomy git repository (default: .)")
     add_model_flags(p)
     p.add_argument("--samples-per-seed", type=at_least(1), default=PrOptions.samples_per_seed)
-    p.add_argument("--replay-ratio", type=float, default=PrOptions.replay_ratio)
+    add_replay_flag(p)
     p.add_argument("--sdg-max-tokens", type=at_least(1),
                    help="teacher tokens per generation (default: the pipeline's); as `pr` was given, so the data is shared")
     p.add_argument("--no-progress", action="store_true")

@@ -44,7 +44,8 @@ def run_action(work: Path, tmp_path: Path, **env) -> subprocess.CompletedProcess
     """action/run.sh with `lab-hooks` on PATH behind a spy that records the environment it got."""
     spy = tmp_path / "spy"
     spy.mkdir(exist_ok=True)
-    (spy / "lab-hooks").write_text(f'#!/bin/sh\nenv > "{tmp_path}/lab-hooks.env"\nexec "{BIN}/lab-hooks" "$@"\n')
+    (spy / "lab-hooks").write_text(f'#!/bin/sh\nenv > "{tmp_path}/lab-hooks.env"\nprintf "%s\\n" "$*" > '
+                                   f'"{tmp_path}/lab-hooks.argv"\nexec "{BIN}/lab-hooks" "$@"\n')
     (spy / "lab-hooks").chmod(0o755)
     full = {**os.environ, **GIT_ENV, "PATH": f"{spy}:{os.environ['PATH']}", "ACTION_PATH": str(ROOT),
             "LAB_HOME_INPUT": str(tmp_path / "home"), "LAB_BASE": "origin/main", "LAB_HEAD": "", "LAB_PR": "",
@@ -65,6 +66,14 @@ def test_pr_mode_verifies_the_number_runs_tokenless_and_exits_0(upstream, tmp_pa
     assert run["status"] == "ok" and run["pr"] == 7 and run["head"]["sha"] == heads[7]
     seen = (tmp_path / "lab-hooks.env").read_text()
     assert TOKEN not in seen and "GITHUB_TOKEN=" not in seen and "LAB_TOKEN=" not in seen
+
+
+@pytest.mark.parametrize("mode", ["pr", "promote"])
+def test_the_gpus_input_sets_how_many_processes_train(upstream, tmp_path, mode):
+    work, heads = upstream
+    result = run_action(work, tmp_path, LAB_MODE=mode, LAB_HEAD=heads[7], LAB_GPUS="4")
+    assert " --nproc 4" in (tmp_path / "lab-hooks.argv").read_text()
+    assert result.returncode == 0 if mode == "pr" else "nothing to promote" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("number", ["8", "9"])  # another PR's head; no such PR
@@ -148,6 +157,8 @@ def test_setup_picks_the_package_set_by_the_runner_s_hardware(tmp_path, mode, nv
         extras = "[ml,postgres]" if mode in ("pr", "promote") else ""
         assert commands == [c for c in commands if "requirements-cuda" not in c]
         assert commands[-1].endswith(f"-c {ROOT}/constraints.txt {ROOT}{extras}")
+        # torch==2.13.0+cpu is on PyTorch's CPU index only; the core set needs no torch
+        assert ("--extra-index-url https://download.pytorch.org/whl/cpu" in commands[-1]) == bool(extras)
 
 
 def test_setup_refuses_an_unknown_accelerator(tmp_path):

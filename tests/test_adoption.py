@@ -130,7 +130,6 @@ def hook_bin(cache: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not PRE_COMMIT.exists(), reason="needs pre-commit (the [dev] extra)")
 def test_contributors_are_blocked_only_by_what_they_add(adopted):
     taxonomy, tmp, cache = adopted
     # A typo fixed in a leaf full of old problems goes through.
@@ -166,7 +165,6 @@ def test_contributors_are_blocked_only_by_what_they_add(adopted):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not PRE_COMMIT.exists(), reason="needs pre-commit (the [dev] extra)")
 def test_a_baseline_and_the_action_on_the_adopted_repository(adopted, tmp_path):
     taxonomy, tmp, cache = adopted
     lab_hooks = hook_bin(cache)

@@ -41,6 +41,7 @@ def run(place, *argv: str, blocked: tuple[str, ...] = ()) -> subprocess.Complete
 CASES = [  # (argv, exit code, what the one line says); {broken}, {data}, {tmp} are filled in
     (["validate", "--base", "nosuch"], 1, "base ref 'nosuch' is not a commit"),
     (["baseline", "--root", "{tmp}/nowhere"], 2, "--root {tmp}/nowhere: not a directory"),
+    (["baseline", "{tmp}/nowhere/qna.yaml"], 1, "{tmp}/nowhere/qna.yaml: no such file or directory"),
     (["diff", "--base", "nosuch"], 1, "base ref 'nosuch' is not a commit"),
     (["diff", "--repo", "{tmp}", "--base", "main"], 1, "not inside a git repository"),
     (["generate", "--leaf", "{broken}"], 1, "{broken}:3:1: LH003"),
@@ -48,13 +49,14 @@ CASES = [  # (argv, exit code, what the one line says); {broken}, {data}, {tmp} 
     (["preview", "{broken}"], 1, "{broken}:3:1: LH003"),
     (["train", "--base", "nosuch", "--data", "{tmp}/nodata"], 1, "base ref 'nosuch' is not a commit"),
     (["train", "--data", "{data}"], 1, "messages.jsonl:2:1: not JSON"),
+    (["train", "--data", "{tmp}/nodata"], 1, "--data {tmp}/nodata: not a directory"),
     (["eval", "--base-model", "nonsense", "--candidate", "b"], 1, "model spec 'nonsense'"),
     (["eval", "--base-model", "embedded:smollm2-135m-instruct", "--candidate", "hf:/x", "--no-cache",
       "--branch-leaves", "{broken}"], 1, "{broken}:3:1: LH003"),
     (["pr", "--base", "nosuch", "--head", "HEAD", "--no-progress", "--out", "{tmp}/pr-out"], 1,
      "stage diff failed: base ref 'nosuch' is not a commit"),
     (["promote", "--base", "nosuch"], 1, "'nosuch' is not a commit"),
-    (["comment", "--results", "{tmp}/none.json", "--pr", "1", "--repo", "a/b"], 2, "$GITHUB_TOKEN is empty"),
+    (["comment", "--results", "{tmp}/none.json", "--pr", "1", "--github-repo", "a/b"], 2, "$GITHUB_TOKEN is empty"),
     (["models", "pull", "gpt-5"], 2, "unknown asset 'gpt-5'"),
     (["store", "ref", "set", "main/checkpoint", "nosuch"], 2, "nosuch"),
     (["nope"], 2, "unknown command 'nope'"),
@@ -101,3 +103,21 @@ def test_without_the_ml_extra_a_command_says_what_to_install(place, argv):
 def test_the_hook_needs_no_extra_and_no_jsonschema(place):
     result = run(place, "validate", f"{HAIKU}/qna.yaml", blocked=(*ML, "jsonschema", "git"))
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("committed", [False, True], ids=["in the working tree", "committed"])
+def test_validate_base_reports_a_symlinked_leaf_in_one_line(tmp_path, committed):
+    """The hook's `validate --base` never skips a leaf file that is a symlink (0 files checked,
+    exit 0 was the bug): one LH001 line at the link, exit 1."""
+    repo = init_repo(tmp_path / "repo", leaf_files(HAIKU, "Write haiku."))
+    link = "compositional_skills/writing/freeform/evil/qna.yaml"
+    (repo / link).parent.mkdir(parents=True)
+    (repo / link).symlink_to("../../../../../outside.yaml")
+    (tmp_path / "outside.yaml").write_text("version: 3\n")
+    if committed:
+        commit(repo, {}, "a symlinked leaf")
+    result = run({"tmp": tmp_path, "repo": repo}, "validate", "--base", "HEAD~1" if committed else "HEAD")
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr
+    findings = [line for line in result.stdout.splitlines() if " LH607 " not in line]  # machine-dependent
+    assert findings == [f"{link}:1:1: error LH001 is a symlink (to ../../../../../outside.yaml); "
+                        "leaves must be regular files"]

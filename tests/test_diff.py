@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lab_hooks.checks.gitbase import GitBase, read_base
 from lab_hooks.diff import DiffError, diff_taxonomy, leaf_from_blobs
 from lab_hooks.diff.cli import main as diff_main
 from lab_hooks.taxonomy.load import LeafError
@@ -162,6 +163,22 @@ def test_symlinks_and_submodules_are_reported_and_skipped(repo, tmp_path):
             ("compositional_skills/writing/evil/qna.yaml", "symlink inside the taxonomy: not read"),
             ("knowledge/vendored", "submodule inside the taxonomy: not read"),
         }
+
+
+def test_the_hook_pairs_renames_as_the_changeset_does(repo, monkeypatch):
+    """Two leaves moved and edited, one new: `validate --base` (checks.gitbase) and ChangeSet
+    pair each new leaf with the same old one (one policy: lab_hooks.taxonomy.renames)."""
+    verse, humor, new = (f"compositional_skills/writing/{n}/qna.yaml" for n in ("verse", "humor", "new"))
+    write(repo, {"compositional_skills/writing/poems/qna.yaml": None, "compositional_skills/writing/jokes/qna.yaml": None,
+                 verse: skill("poems").replace("number 1", "nr 1"), humor: skill("jokes").replace("number 2", "nr 2"),
+                 new: skill("something else entirely")})
+    from_changeset = {c.path: c.old_path for c in diff_taxonomy(repo, "main").leaves if c.status == "renamed"}
+    monkeypatch.chdir(repo)
+    view = read_base(GitBase("main"), {f: ((repo / f).read_bytes(), None) for f in (verse, humor, new)}, ".")
+    from_hook = {f: leaf.old_file for f, leaf in view.items() if leaf.status == "renamed"}
+    assert from_hook == from_changeset == {verse: "compositional_skills/writing/poems/qna.yaml",
+                                           humor: "compositional_skills/writing/jokes/qna.yaml"}
+    assert view[new].status == "added"
 
 
 def test_taxonomy_in_a_subfolder(repo):

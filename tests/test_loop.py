@@ -224,3 +224,43 @@ def test_a_promotion_whose_training_fails_leaves_main_as_it_was(world):
     assert read_main(world["store"]) == before
     assert promote(str(world["repo"]), "main", store=world["store"], options=quiet(),
                    stages=Doubles().stages())["action"] == "retrained"
+
+
+def test_a_promotion_that_finds_main_moved_past_it_writes_nothing(world):
+    """A later merge is promoted while an earlier one trains: the earlier one's switch finds main
+    moved, starts over, finds main already contains its commit, and leaves main where it is."""
+    store, repo = world["store"], world["repo"]
+    merge(world, "odes")
+    older = git(repo, "rev-parse", "HEAD")
+
+    def later_promotion():
+        merge(world, "sonnets")
+        assert promote(str(repo), "main", store=store, options=quiet(), stages=Doubles().stages())["action"] == "retrained"
+
+    slow = Doubles(during_train=later_promotion)
+    result = promote(str(repo), older, store=store, options=quiet(), stages=slow.stages())
+    newer_state = read_main(store)
+    assert result == {"action": "current", "commit": newer_state.commit, "checkpoint": newer_state.checkpoint}
+    assert newer_state.commit == git(repo, "rev-parse", "main") != older
+    assert sorted(newer_state.buffer) == [HAIKU, ODES, SONNETS] and slow.calls == ["generate", "train"]
+    assert promote(str(repo), older, store=store, stages=Doubles().stages())["action"] == "current"
+
+
+def test_a_promotion_that_finds_main_moved_elsewhere_retrains_on_top_of_it(world):
+    """Main moves to a commit without this one while it trains: it starts over from main's new
+    checkpoint and buffer (its data is in the store already), never overwriting them."""
+    store, repo = world["store"], world["repo"]
+    other = []
+
+    def other_promotion():
+        if not other:  # only while the first attempt trains
+            other.append(promote(str(repo), "odes", store=store, options=quiet(), stages=Doubles().stages()))
+
+    racing = Doubles(during_train=other_promotion)
+    result = promote(str(repo), "sonnets", store=store, options=quiet(), stages=racing.stages())
+    main = read_main(store)
+    assert other[0]["action"] == "retrained" and result["action"] == "retrained"
+    assert racing.calls == ["generate", "train", "generate", "train"]
+    assert main.commit == git(repo, "rev-parse", "sonnets") and sorted(main.buffer) == [HAIKU, ODES, SONNETS]
+    trained_on = json.loads((store.get(main.checkpoint) / "trained-on.json").read_text())
+    assert trained_on == {"new": [SONNETS], "replay": [HAIKU, ODES], "parent": other[0]["checkpoint"]}

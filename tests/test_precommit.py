@@ -20,7 +20,6 @@ def git(cwd, *args):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not PRE_COMMIT.exists() or not shutil.which("git"), reason="needs pre-commit and git")
 def test_pre_commit_try_repo(tmp_path):
     taxonomy = tmp_path / "taxonomy"
     good = taxonomy / "compositional_skills/writing/freeform/haiku"

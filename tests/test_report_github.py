@@ -130,17 +130,21 @@ def test_pagination_never_follows_a_link_off_the_api_host(server):
         list(gh.issue_comments(1))
 
 
-def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch):
+def test_comment_command_posts_and_updates(server, tmp_path, monkeypatch, capsys):
     from lab_hooks.report.publish import main as comment_main
 
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"status": "failed", "failure": {"stage": "train", "reason": "out of memory"}}))
     monkeypatch.setenv("GITHUB_TOKEN", server.token)
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
-    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url]
+    argv = ["--results", str(results), "--pr", "5", "--github-repo", server.repo, "--api-url", server.url]
     assert comment_main(argv) == 0
-    results.write_text("{not json")  # lab-pr died mid-write: the PR still hears about it
-    assert comment_main(argv) == 0
+    argv[argv.index("--github-repo")] = "--repo"  # the old spelling: a hidden alias for one release
+    results.write_text("{not json")  # lab-pr died mid-write: the PR still hears about it, the job log too
+    capsys.readouterr()
+    assert comment_main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{results}: no usable results file (JSONDecodeError: " in err, err
     [comment] = server.comments[5]
     assert comment["body"].startswith(MARKER) and "no usable results file" in comment["body"]
     assert "comment-url<<" in (tmp_path / "output").read_text()
@@ -155,7 +159,7 @@ def test_comment_command_on_badly_typed_results_says_so_in_one_line(server, tmp_
     results.write_text(json.dumps({"status": "ok", "mtbench": {"overall": {"delta": "<img src=x> @org/team"}},
                                    "generation": {"leaves": [{"leaf": "x", "accepted": "12"}]}}))
     monkeypatch.setenv("GITHUB_TOKEN", server.token)
-    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url]
+    argv = ["--results", str(results), "--pr", "5", "--github-repo", server.repo, "--api-url", server.url]
     assert comment_main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "malformed results at " in err and "Traceback" not in err, err
@@ -175,7 +179,7 @@ def test_comment_links_come_from_the_job_not_the_results(server, tmp_path, monke
             {"file": "knowledge/x/qna.yaml", "line": 2, "col": 1, "severity": "error", "code": "LH1", "message": "m"}]}}))
     monkeypatch.setenv("GITHUB_TOKEN", server.token)
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
-    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url,
+    argv = ["--results", str(results), "--pr", "5", "--github-repo", server.repo, "--api-url", server.url,
             "--artifacts-url", "https://github.com/acme/taxonomy/actions/runs/77"]
     assert comment_main(argv) == 0
     body = server.comments[5][0]["body"]
@@ -204,7 +208,7 @@ def test_comment_posts_only_on_the_pr_at_the_verified_head(server, tmp_path, mon
     results = tmp_path / "results.json"
     results.write_text(json.dumps(run))
     monkeypatch.setenv("GITHUB_TOKEN", server.token)
-    argv = ["--results", str(results), "--pr", "5", "--repo", server.repo, "--api-url", server.url,
+    argv = ["--results", str(results), "--pr", "5", "--github-repo", server.repo, "--api-url", server.url,
             "--expect-head", "a" * 40]
     assert comment_main(argv) == code, case
     assert bool(server.comments.get(5)) == posted, case

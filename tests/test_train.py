@@ -1,4 +1,7 @@
-"""The trainer on a tiny random Llama: masks, packing, exact resume, LoRA, torchrun."""
+"""The trainer on a tiny random Llama in one process: masks, packing, exact resume, LoRA, OSF.
+
+Under torchrun (FSDP2, two processes): tests/test_train_fsdp.py.
+"""
 
 from __future__ import annotations
 
@@ -15,25 +18,15 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from lab_hooks.train.data import IGNORE, first_fit_decreasing, packed_row, prepare, split_across_ranks, tokenize_sample  # noqa: E402
-from lab_hooks.train.loop import TrainConfig, TrainError, train  # noqa: E402
+from lab_hooks.train.data import (  # noqa: E402
+    EMPTY_ROW, IGNORE, first_fit_decreasing, packed_row, prepare, rank_rows, split_across_ranks, tokenize_sample,
+)
+from lab_hooks.train.loop import TrainConfig, TrainError, row_loss, train  # noqa: E402
+from lab_hooks.train.model import load_model  # noqa: E402
 import tiny_student  # noqa: E402  (tests/ is on sys.path)
+from tiny_student import SAMPLES, sample, weights, write_generated  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def sample(i: int, unmask: bool = False, system: bool = False) -> dict:
-    a, b = i % 17, i % 5 + 1
-    messages = [
-        {"role": "user", "content": f"What is {a} plus {b}?" + " Explain." * (i % 4)},
-        {"role": "assistant", "content": f"{a} plus {b} is {a + b}." + " Because counting." * (i % 3)},
-    ]
-    if system:
-        messages.insert(0, {"role": "system", "content": "You answer sums."})
-    return {"id": f"s{i}", "messages": messages, "metadata": {}, "unmask": unmask}
-
-
-SAMPLES = [sample(i) for i in range(48)]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,39 +84,40 @@ def test_packing_bins_and_rank_shares_cover_every_sample_once():
     assert abs(sum(lengths[i] for i in shares[0]) - sum(lengths[i] for i in shares[1])) <= 10
 
 
-def test_packed_loss_equals_per_sample_loss(student, tokenizer):
-    """No attention across samples: packing changes nothing but speed."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(student, attn_implementation="sdpa",
-                                                              local_files_only=True).eval()
+def test_rank_rows_give_every_rank_as_many_rows_and_every_sample_once(tokenizer):
+    batch = prepare([sample(i) for i in range(9)], tokenizer, 512, 1).samples
+    lengths = sorted(len(s.input_ids) for s in batch)
+    capacity = lengths[-1] + lengths[0]  # the longest sample shares its row with the shortest only
+    rows = [rank_rows(batch, 2, rank, capacity) for rank in (0, 1)]
+    assert len(rows[0]) == len(rows[1])
+    real = [r for ranked in rows for r in ranked if r is not EMPTY_ROW]
+    assert sorted(len(r["input_ids"]) for r in real) != sorted(lengths)  # packed: fewer rows than samples
+    assert sum(len(r["input_ids"]) for r in real) == sum(lengths)
+    assert rank_rows(batch, 1, 0, capacity) == [packed_row([batch[i] for i in b])
+                                                for b in first_fit_decreasing([len(s.input_ids) for s in batch], capacity)]
+    assert rank_rows(batch[:1], 2, 1, capacity) == [EMPTY_ROW]  # nothing left for rank 1: it still steps along
+
+
+def test_packed_row_loss_is_the_sum_of_its_samples_losses(student, tokenizer):
+    """No attention across samples, for the attention the trainer uses (load_model's model, row_loss)."""
+    cpu = torch.device("cpu")
+    model = load_model(student, TrainConfig(), cpu)[1].eval()
     samples = prepare([sample(i, unmask=i == 2) for i in range(5)], tokenizer, 512, 1).samples
-
-    def token_losses(rows):
-        out = []
-        for row in rows:
-            ids = torch.tensor([row["input_ids"]])
-            with torch.no_grad():
-                logits = model(input_ids=ids, position_ids=torch.tensor([row["position_ids"]]), use_cache=False).logits[0]
-            labels = torch.tensor(row["labels"][1:])
-            losses = torch.nn.functional.cross_entropy(logits[:-1], labels, ignore_index=IGNORE, reduction="none")
-            out.append(losses[labels != IGNORE])
-        return torch.cat(out)
-
-    packed = token_losses([packed_row(samples)])
-    alone = token_losses([packed_row([s]) for s in samples])
-    assert packed.shape == alone.shape and torch.allclose(packed, alone, atol=1e-5)
-    # and the check can fail: without restarting positions the samples see each other
     row = packed_row(samples)
-    row["position_ids"] = list(range(len(row["input_ids"])))
-    assert not torch.allclose(token_losses([row]), alone, atol=1e-3)
+    with torch.no_grad():
+        packed, count = row_loss(model, row, cpu)
+        alone = [row_loss(model, packed_row([s]), cpu) for s in samples]
+        assert count == sum(n for _, n in alone) > 0
+        assert torch.allclose(packed, sum(loss for loss, _ in alone), rtol=1e-6)
+        # and the check can fail: the same row under one causal mask (positions still restarting)
+        ids, positions = torch.tensor([row["input_ids"]]), torch.tensor([row["position_ids"]])
+        logits = model(input_ids=ids, position_ids=positions, attention_mask=torch.ones_like(ids)).logits[0, :-1]
+        labels = torch.tensor(row["labels"][1:])
+        mixed = torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum")
+    assert not torch.allclose(mixed, packed, rtol=1e-5)  # a random tiny model barely reads context: 2e-4 apart
 
 
 CONFIG = TrainConfig(batch_size=8, max_tokens=512, learning_rate=3e-3, warmup_steps=3, epochs=4, save_every=2, progress=False)
-
-
-def weights(checkpoint: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(checkpoint / "model.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +151,7 @@ def test_kill_9_at_several_steps_then_resume_ends_bit_identical(uninterrupted, s
     data = tmp_path / "samples.json"
     data.write_text(json.dumps(SAMPLES))
     out = tmp_path / "run"
-    resume = out / "resume.pt"
+    resume = out / "resume.json"
     killed_after = []
     for saves_before_kill in (1, 3, 2):
         child = subprocess.Popen(
@@ -171,7 +165,7 @@ def test_kill_9_at_several_steps_then_resume_ends_bit_identical(uninterrupted, s
             time.sleep(0.002)
         child.send_signal(signal.SIGKILL)
         assert child.wait() == -signal.SIGKILL, "finished before it could be killed"
-        killed_after.append(torch.load(resume, weights_only=False)["step"])
+        killed_after.append(json.loads(resume.read_text())["step"])
     assert killed_after == sorted(killed_after) and killed_after[-1] < 24
     checkpoint, summary = train(SAMPLES, student, out, CONFIG)
     assert summary["resumed_at_step"] == killed_after[-1]
@@ -181,52 +175,55 @@ def test_kill_9_at_several_steps_then_resume_ends_bit_identical(uninterrupted, s
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
 
-def test_lora_trains_and_serves_a_merged_checkpoint(student, tmp_path):
-    config = TrainConfig(method="lora", batch_size=8, max_tokens=200, learning_rate=1e-2, max_steps=4, progress=False)
+@pytest.mark.parametrize("method, lr", [("lora", 1e-2), ("osf", 3e-3)])
+def test_adapters_train_and_serve_a_merged_checkpoint(student, tmp_path, method, lr):
+    config = TrainConfig(method=method, batch_size=8, max_tokens=200, learning_rate=lr, max_steps=4, progress=False)
     checkpoint, summary = train(SAMPLES[:16], student, tmp_path, config)
     assert not list(checkpoint.glob("adapter_*"))  # merged: a plain HF dir
     merged, base = weights(checkpoint), weights(student)
     assert merged.keys() == base.keys()
     assert not torch.equal(merged["model.layers.0.self_attn.q_proj.weight"], base["model.layers.0.self_attn.q_proj.weight"])
-    assert torch.equal(merged["model.norm.weight"], base["model.norm.weight"])  # LoRA leaves the rest alone
+    assert torch.equal(merged["model.norm.weight"], base["model.norm.weight"])  # adapters leave the rest alone
     assert summary["loss_last"] < summary["loss_first"]
+
+
+def test_osf_projection_once_per_step_equals_peft_hooks_on_every_backward(student, tokenizer):
+    """The trainer projects OSF's gradients once per step (PEFT's hooks do not survive FSDP2)."""
+    from lab_hooks.train.model import osf_layers, project_osf_gradients
+
+    cpu = torch.device("cpu")
+    rows = [packed_row([s]) for s in prepare([sample(i) for i in (1, 2)], tokenizer, 512, 1).samples]
+
+    def gradients(projection: str) -> dict:
+        model = load_model(student, TrainConfig(method="osf"), cpu)[1]
+        if projection == "peft hooks":
+            for layer in osf_layers(model):
+                layer._attach_hooks("default")
+        for row in rows:  # two backwards, accumulated as in a step
+            row_loss(model, row, cpu)[0].backward()
+        if projection == "ours":
+            project_osf_gradients(model)
+        return {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+
+    ours, peft_hooks, unprojected = gradients("ours"), gradients("peft hooks"), gradients("none")
+    assert ours.keys() == peft_hooks.keys() and any(".U_low" in name for name in ours)
+    assert all(torch.allclose(ours[k], peft_hooks[k], atol=1e-7) for k in ours)
+    assert not all(torch.allclose(ours[k], unprojected[k], atol=1e-7) for k in ours)
 
 
 def test_a_different_run_in_the_same_dir_is_refused(student, tmp_path):
     config = TrainConfig(batch_size=8, max_steps=4, save_every=2, progress=False)
-    (tmp_path / "resume.pt").parent.mkdir(exist_ok=True)
-    torch.save({"run": "someone else"}, tmp_path / "resume.pt")
+    (tmp_path / "resume.json").write_text(json.dumps({"run": "someone else", "step": 2, "world_size": 1}))
     with pytest.raises(TrainError, match="holds a different run"):
         train(SAMPLES[:8], student, tmp_path, config)
 
 
-def write_generated(root: Path, datasets: dict[str, list[dict]]) -> Path:
-    for leaf, rows in datasets.items():
-        (root / "leaves" / leaf).mkdir(parents=True)
-        (root / "leaves" / leaf / "messages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
+def test_a_resume_point_of_another_world_size_is_refused(tmp_path):
+    from lab_hooks.train import resume
 
-
-def test_torchrun_two_processes_match_one_process(student, tmp_path):
-    """Same entry point under torchrun (gloo, CPU): same global batch, same weights."""
-    data = write_generated(tmp_path / "data", {"compositional_skills/sums": SAMPLES[:32]})
-    args = ["train", "--data", str(data), "--student", f"hf:{student}", "--batch-size", "8", "--max-tokens", "256",
-            "--lr", "3e-3", "--warmup-steps", "1", "--no-progress", "--format", "json"]
-    env = os.environ | {"OMP_NUM_THREADS": "1"}
-    runs = {}
-    for name, launcher in (("one", [sys.executable, "-m"]), ("two", [sys.executable, "-m", "torch.distributed.run",
-                           "--standalone", "--nproc_per_node", "2", "-m"])):
-        done = subprocess.run([*launcher, "lab_hooks", *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                              env=env | {"LAB_HOME": str(tmp_path / name)})
-        assert done.returncode == 0, done.stderr[-2000:]
-        runs[name] = json.loads(done.stdout)
-    one, two = runs["one"], runs["two"]
-    assert two["phases"][0]["world_size"] == 2 and one["phases"][0]["world_size"] == 1
-    assert one["phases"][0]["steps"] == two["phases"][0]["steps"] == 4
-    assert abs(one["phases"][0]["loss_last"] - two["phases"][0]["loss_last"]) < 1e-4
-    a, b = weights(Path(one["checkpoint"])), weights(Path(two["checkpoint"]))
-    assert all(torch.allclose(a[k], b[k], atol=2e-5) for k in a)
-    assert not torch.equal(a["model.norm.weight"], weights(student)["model.norm.weight"])
+    (tmp_path / "resume.json").write_text(json.dumps({"run": "r", "step": 2, "world_size": 2, "folder": "x"}))
+    with pytest.raises(TrainError, match="written by 2 processes, this run has 1: resume with --nproc_per_node 2"):
+        resume.load(tmp_path, "r", model=None, optimizer=None)
 
 
 def test_cli_reports_a_broken_dataset_in_one_line(student, tmp_path, capsys, monkeypatch):
@@ -275,6 +272,50 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     assert not store.verify()
 
 
+def test_a_trained_checkpoint_is_served_with_the_students_engine_options():
+    from lab_hooks.loop.train import served_spec
+
+    assert served_spec("vllm:/models/s?tensor_parallel_size=4&gpu_memory_utilization=0.8", Path("/c")) == \
+        "vllm:/c?tensor_parallel_size=4&gpu_memory_utilization=0.8"
+    assert served_spec("embedded:smollm2-135m-instruct", Path("/c")) == "hf:/c"
+    assert served_spec("hf:/models/s", Path("/c")) == "hf:/c"
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "osf"])
+def test_the_memory_plan_counts_what_the_trainer_builds(student, method):
+    """Parameters, trained parameters, adapter tensors and block sizes, as load_model makes them."""
+    from lab_hooks.train import plan
+
+    config = TrainConfig(method=method)
+    shape = plan.model_shape(plan.read_config(student), config)
+    model = load_model(student, config, torch.device("cpu"))[1]
+    base = model.get_base_model() if method != "full" else model
+    assert shape.params == sum(p.numel() for name, p in base.named_parameters()
+                               if not any(k in name for k in ("lora_", "osf_svd_params")))
+    assert shape.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert shape.adapter_buffers == sum(b.numel() for name, b in model.named_buffers() if "_osf_" in name)
+    assert shape.block_params == sum(p.numel() for p in transformers.AutoModelForCausalLM.from_pretrained(student, local_files_only=True)
+                                     .model.layers[0].parameters())
+
+
+def test_the_memory_plan_names_the_fewest_gpus_that_fit(student, capsys):
+    from lab_hooks.cli import main
+    from lab_hooks.train import plan
+
+    config = REPO / "bench" / "configs" / "llama-3.1-8b.json"
+    assert main(["train", "--plan", "--student", str(config), "--nproc", "8", "--format", "json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["params"] == 8_030_261_248 and full["fits"]  # Llama-3.1-8B: 8.03 B, fits 8 x 80 GB
+    fewest = full["smallest_gpu_count"]
+    shape = plan.model_shape(plan.read_config(config), TrainConfig())
+    on_gpu = [plan.on_gpu(plan.per_gpu(shape, n, TrainConfig(), 2), TrainConfig()) for n in (fewest - 1, fewest)]
+    assert on_gpu[0] > plan.HEADROOM * 80 * plan.GIB >= on_gpu[1]
+    assert main(["train", "--plan", "--student", str(config), "--method", "lora", "--nproc", "1"]) == 0
+    assert "smallest GPU count that fits: 1" in capsys.readouterr().out
+    assert main(["train", "--plan", "--student", str(REPO / "README.md")]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkeypatch):
     """Two runners get the same PR at once: one trains under the key's store lock, the other
     waits and takes its checkpoint (no second training into the same work dir)."""
@@ -305,3 +346,15 @@ def test_two_jobs_with_one_candidate_key_train_it_once(student, tmp_path, monkey
     for j in jobs:
         j.join(600)
     assert trained == [1] and len(keys) == 2 and keys[0] == keys[1] and store.get(keys[0]) is not None
+
+
+def test_activation_checkpointing_recomputes_each_block_in_backward(student, tokenizer):
+    row = packed_row(prepare([sample(3)], tokenizer, 512, 1).samples)
+    calls = {}
+    for checkpointing in (False, True):
+        model = load_model(student, TrainConfig(activation_checkpointing=checkpointing), torch.device("cpu"))[1].train()
+        count = []
+        model.model.layers[0].mlp.register_forward_pre_hook(lambda *_: count.append(1))  # recompute stops early
+        row_loss(model, row, torch.device("cpu"))[0].backward()
+        calls[checkpointing] = len(count)
+    assert calls == {False: 1, True: 2}  # forward, then again in backward

@@ -48,3 +48,22 @@ def test_every_config_field_is_a_flag_of_every_command():
 def test_the_pr_loop_s_seed_is_the_training_seed():
     opts = pr.options(pr.build_parser().parse_args(["--base", "main", "--head", "pr", "--seed", "5"]))
     assert opts.seed == opts.train_config().seed == 5
+
+
+def test_replay_ratio_and_seed_have_one_default_in_every_command():
+    from lab_hooks.eval.cli import _parser as eval_parser
+    from lab_hooks.sdg.cli import build_parser as generate_parser
+    from lab_hooks.train.mix import REPLAY_RATIO
+
+    parsers = {"train": (train_cli.build_parser(), []), "pr": (pr.build_parser(), ["--base", "m", "--head", "h"]),
+               "promote": (promote.build_parser(), [])}
+    for name, (parser, required) in parsers.items():
+        assert parser.parse_args(required).replay_ratio == REPLAY_RATIO, name
+        assert parser.parse_args([*required, "--replay-ratio", "0.5"]).replay_ratio == 0.5, name
+        with pytest.raises(SystemExit):
+            parser.parse_args([*required, "--replay-ratio", "-1"])
+    seeds = [train_cli.build_config(train_cli.build_parser().parse_args([])).seed,
+             pr.options(pr.build_parser().parse_args(["--base", "m", "--head", "h"])).seed,
+             generate_parser().parse_args(["--base", "m"]).seed,
+             eval_parser().parse_args(["--base-model", "a", "--candidate", "b"]).seed]
+    assert seeds == [TrainConfig.seed] * 4

@@ -32,3 +32,35 @@ def build(path: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def sample(i: int, unmask: bool = False, system: bool = False) -> dict:
+    """A short chat sample about a sum; `i` varies its numbers and lengths."""
+    a, b = i % 17, i % 5 + 1
+    messages = [
+        {"role": "user", "content": f"What is {a} plus {b}?" + " Explain." * (i % 4)},
+        {"role": "assistant", "content": f"{a} plus {b} is {a + b}." + " Because counting." * (i % 3)},
+    ]
+    if system:
+        messages.insert(0, {"role": "system", "content": "You answer sums."})
+    return {"id": f"s{i}", "messages": messages, "metadata": {}, "unmask": unmask}
+
+
+SAMPLES = [sample(i) for i in range(48)]
+
+
+def weights(checkpoint: Path) -> dict:
+    """The tensors of an exported checkpoint's model.safetensors."""
+    from safetensors.torch import load_file
+
+    return load_file(Path(checkpoint) / "model.safetensors")
+
+
+def write_generated(root: Path, datasets: dict[str, list[dict]]) -> Path:
+    """A `lab-hooks generate` output dir (leaves/<leaf>/messages.jsonl) holding `datasets`."""
+    import json
+
+    for leaf, rows in datasets.items():
+        (root / "leaves" / leaf).mkdir(parents=True)
+        (root / "leaves" / leaf / "messages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root

@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.root is not None and not os.path.isdir(args.root):
         parser.error(f"--root {args.root}: not a directory")
+    for path in args.paths:  # a typo must not record an empty baseline
+        if not os.path.lexists(path):
+            raise InputError(f"{path}: no such file or directory")
     files = expand(args.paths or [args.root or "."])
     root = os.path.relpath(args.root if args.root is not None else find_root(files))
     load_checks()

@@ -23,10 +23,10 @@ from typing import NamedTuple
 
 from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, git_blob_sha
+from lab_hooks.taxonomy.renames import pair_renames
 
 ATTRIBUTION = "attribution.txt"
 NULL_SHA = "0" * 40  # an object no repository has
-RENAME_SIMILARITY = 0.5  # git's default for -M: the share of lines a rename keeps
 _TREE_MODE, _BLOB_MODES = "40000", ("100644", "100755")
 _REQUEST_BYTES = 16_384  # requests written before answers are read: far below a pipe's buffer
 
@@ -303,11 +303,6 @@ def changed_lines(old: bytes, new: bytes) -> set[int]:
     return changed
 
 
-def similarity(a: bytes, b: bytes) -> float:
-    """The share of lines two versions of a file have in common (a rename keeps >= 0.5)."""
-    return difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False).ratio()
-
-
 def _decoded(content: bytes | None) -> str | None:
     return None if content is None else content.decode("utf-8", "replace").removeprefix("\ufeff")
 
@@ -339,28 +334,13 @@ def read_base(base: GitBase, files: dict[str, tuple[bytes, str | None]], root: s
 
 
 def _renamed_or_added(base: GitBase, new: dict[str, bytes], root: str) -> dict[str, BaseLeaf]:
-    """Pair leaves that are new at their path with the base's leaves gone from disk:
-    the same blob first, then the most similar (>= RENAME_SIMILARITY of the lines)."""
+    """Pair leaves that are new at their path with the base's leaves gone from disk
+    (lab_hooks.taxonomy.renames: ChangeSet's policy too)."""
     gone = {path: sha for path, sha in base.leaf_files(root).items()
             if os.path.basename(path) != ATTRIBUTION and not os.path.lexists(path)}
     out: dict[str, BaseLeaf] = {}
-    pairs: dict[str, str] = {}
-    by_sha = {sha: path for path, sha in sorted(gone.items(), reverse=True)}
-    for file, content in new.items():
-        old = by_sha.get(git_blob_sha(content))
-        if old is not None and old in gone:
-            pairs[file] = old
-            del gone[old]
-    rest = [f for f in new if f not in pairs]
-    if rest and gone and len(rest) * len(gone) <= 2500:
-        old_paths = sorted(gone)
-        old_bytes = dict(zip(old_paths, base.blobs(old_paths)))
-        scored = sorted(((similarity(old_bytes[o] or b"", new[f]), f, o) for f in rest for o in old_paths),
-                        reverse=True)
-        for score, file, old in scored:
-            if score >= RENAME_SIMILARITY and file not in pairs and old in gone:
-                pairs[file] = old
-                del gone[old]
+    pairs = pair_renames(gone, {f: git_blob_sha(content) for f, content in new.items()}, base.blobs,
+                         lambda files: [new[f] for f in files])
     olds = list(pairs.items())
     found = base.blobs([o for _, o in olds] + [os.path.join(os.path.dirname(o), ATTRIBUTION) for _, o in olds])
     for (file, old), content, attribution in zip(olds, found[:len(olds)], found[len(olds):]):

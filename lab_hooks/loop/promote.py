@@ -15,12 +15,17 @@ waiting for its merge) needs. A kill -9 leaves all old or all new.
   (all leaves the first time) are generated, and phase 2 (phase 1 first for
   knowledge) trains on them plus replay from main's buffer.
 The buffer gains the new leaves' datasets and loses deleted and modified leaves' old ones.
+Two promotions at once (runners sharing a store): the one that switches second finds
+main moved, writes nothing and starts over from main's new state; main never moves to
+a commit older than the one it holds.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+
+import git
 
 from lab_hooks.diff import diff_taxonomy, open_repo, resolve_commit, whole_taxonomy
 from lab_hooks.errors import LabHooksError
@@ -30,10 +35,11 @@ from lab_hooks.loop.run import PrOptions, Run, Stop
 from lab_hooks.loop.stages import Stages
 from lab_hooks.loop.train import TrainJob
 from lab_hooks.loop.validate import materialize
-from lab_hooks.store import Store
+from lab_hooks.store import RefsMoved, Store
 from lab_hooks.train.replay import BUFFER_REF, CHECKPOINT_REF, MainState, read_main, save_buffer
 
 STAGES = ("generate", "train")
+ATTEMPTS = 3  # promotions that find main moved by another one start over, this many times at most
 
 
 class PromoteError(LabHooksError):
@@ -55,19 +61,41 @@ def adoptable(store, candidate: dict | None, main_checkpoint: str | None) -> boo
 
 def promote(repo_path: str, ref: str, store=None, options: PrOptions | None = None,
             stages: Stages = Stages()) -> dict:
-    """Advance main to `ref`; returns what happened ({"action": adopted|retrained|current, ...})."""
+    """Advance main to `ref`; returns what happened ({"action": adopted|retrained|current, ...}).
+
+    Main's refs move by compare-and-swap from the state this promotion read: when another
+    promotion moved them meanwhile, nothing is written and it starts over from main's new
+    state (which is `current` when that already contains `ref`, so main never moves back)."""
     store = store if store is not None else Store()
     repo = open_repo(repo_path)
     head = resolve_commit(repo, ref, "promoted").hexsha
     with store.run("promote", {"ref": ref, "commit": head}):  # no gc meanwhile
-        main = read_main(store)
-        if main.commit == head:
-            return {"action": "current", "commit": head, "checkpoint": main.checkpoint}
-        candidate = store.record_get(candidate_key(taxonomy_fingerprint(repo, head)))
-        if adoptable(store, candidate, main.checkpoint):
-            switch(store, candidate["checkpoint"], head, candidate["buffer"], main.refs)
-            return {"action": "adopted", "commit": head, "checkpoint": candidate["checkpoint"], "pr": candidate["pr"]}
-        return _retrain(repo, head, main, store, options or PrOptions(), stages)
+        for _ in range(ATTEMPTS):
+            try:
+                return _promote_once(repo, head, store, options or PrOptions(), stages)
+            except RefsMoved:
+                continue
+    raise PromoteError(f"main moved during each of {ATTEMPTS} attempts to promote {head[:12]}; "
+                       "its refs are as the other promotions left them: run promote again")
+
+
+def _promote_once(repo, head: str, store, opts: PrOptions, stages: Stages) -> dict:
+    main = read_main(store)
+    if main.commit and _contains(repo, main.commit, head):
+        return {"action": "current", "commit": main.commit, "checkpoint": main.checkpoint}
+    candidate = store.record_get(candidate_key(taxonomy_fingerprint(repo, head)))
+    if adoptable(store, candidate, main.checkpoint):
+        switch(store, candidate["checkpoint"], head, candidate["buffer"], main.refs)
+        return {"action": "adopted", "commit": head, "checkpoint": candidate["checkpoint"], "pr": candidate["pr"]}
+    return _retrain(repo, head, main, store, opts, stages)
+
+
+def _contains(repo, commit: str, other: str) -> bool:
+    """Whether `commit` is `other` or has it in its history (False when `commit` is unknown here)."""
+    try:
+        return commit == other or repo.is_ancestor(other, commit)
+    except git.GitCommandError:
+        return False
 
 
 def _retrain(repo, head: str, main: MainState, store, opts: PrOptions, stages: Stages) -> dict:

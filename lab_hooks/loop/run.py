@@ -23,6 +23,7 @@ from lab_hooks.errors import LabHooksError, one_line
 from lab_hooks.models.specs import EMBEDDED_SPEC
 from lab_hooks.report.results import schema_id
 from lab_hooks.train.config import TrainConfig
+from lab_hooks.train.mix import REPLAY_RATIO
 
 
 class StageFailed(Exception):
@@ -54,7 +55,7 @@ class PrOptions:
     sdg_max_tokens: int | None = None
     sdg_judges: str = "auto"  # lab_hooks.sdg.policy: whether the teacher's judge steps filter
     seed: int = TrainConfig.seed  # SDG, training and eval alike
-    replay_ratio: float = 1.0
+    replay_ratio: float = REPLAY_RATIO
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: dict = field(default_factory=dict)  # eval Settings overrides
     out_dir: str = "lab-hooks-out"

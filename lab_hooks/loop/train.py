@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab_hooks.train.mix import REPLAY_RATIO
 from lab_hooks.train.replay import MainState
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ class TrainJob:
     new_data: dict[str, Path]  # {leaf: messages.jsonl} of the changed leaves
     retired: frozenset[str]  # leaves whose old data is not replayed (modified, deleted, renamed-from)
     config: TrainConfig
-    replay_ratio: float = 1.0
+    replay_ratio: float = REPLAY_RATIO
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,11 @@ class Trained:
 
 
 def served_spec(student: str, checkpoint: Path) -> str:
-    """Serve a trained checkpoint the way the student is served (vLLM stays vLLM)."""
-    return f"{'vllm' if student.startswith('vllm:') else 'hf'}:{checkpoint}"
+    """Serve a trained checkpoint the way the student is served: vLLM stays vLLM, with the
+    student's options (tensor_parallel_size, gpu_memory_utilization, ...)."""
+    kind, _, rest = student.partition(":")
+    options = rest.partition("?")[2] if kind in ("hf", "vllm") else ""
+    return f"{'vllm' if kind == 'vllm' else 'hf'}:{checkpoint}" + (f"?{options}" if options else "")
 
 
 def train(job: TrainJob) -> Trained:

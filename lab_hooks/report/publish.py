@@ -9,8 +9,8 @@ PR `--pr` is at that sha, and so must the results, before anything is posted:
 a report is never posted on a PR it was not made for. Where the comment links to (the
 server, the repository, the run's artifacts) comes from this job's own
 environment and flags, never from the JSON. A results file whose fields do not
-have the types the comment renders is reported as malformed on the PR and the
-command exits 1.
+have the types the comment renders is reported as malformed on the PR, one that
+is missing or not JSON as the lab-pr job's failure; either way the command exits 1.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import re
 import sys
 
-from lab_hooks.flags import Parser, command
+from lab_hooks.flags import Parser, alias, command
 from lab_hooks.report import results
 from lab_hooks.report.comment import MARKER, malformed, render_comment
 from lab_hooks.report.escape import log_safe, one_line
@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", required=True, help="results JSON written by `lab-hooks pr`")
     p.add_argument("--pr", required=True, type=int, help="pull request number")
     p.add_argument("--expect-head", type=sha, help="post only if the PR's head (GitHub's API) and the results' are this sha")
-    p.add_argument("--repo", default=os.environ.get("GITHUB_REPOSITORY"), help="OWNER/NAME ($GITHUB_REPOSITORY)")
+    p.add_argument("--github-repo", dest="repo", default=os.environ.get("GITHUB_REPOSITORY"), metavar="OWNER/NAME",
+                   help="the repository on GitHub (default $GITHUB_REPOSITORY); `--repo` is a git folder elsewhere")
+    alias(p, "--repo", "repo")
     p.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL", API_URL))
     p.add_argument("--server-url", default=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
                    help="the GitHub server the comment links to ($GITHUB_SERVER_URL)")
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab-hooks comment: ${args.token_env} is empty: pass the workflow's token", file=sys.stderr)
         return 2
     if not args.repo:
-        print("lab-hooks comment: --repo OWNER/NAME is required outside GitHub Actions", file=sys.stderr)
+        print("lab-hooks comment: --github-repo OWNER/NAME is required outside GitHub Actions", file=sys.stderr)
         return 2
     try:
         if os.path.getsize(args.results) > MAX_RESULTS_BYTES:
@@ -102,9 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(run, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
-        # lab-pr died before writing results: still say so on the PR
-        run = {"status": "failed", "failure": {"stage": "lab-pr job",
-                                               "reason": f"no usable results file ({type(e).__name__}: {e})"}}
+        # lab-pr died before writing results: still say so on the PR, and exit 1
+        unusable = f"no usable results file ({type(e).__name__}: {e})"
+        run = {"status": "failed", "failure": {"stage": "lab-pr job", "reason": unusable}}
+        print(f"lab-hooks comment: {log_safe(one_line(args.results))}: {log_safe(one_line(unusable))}", file=sys.stderr)
+    else:
+        unusable = None
     problem = results.problem(run)
     if problem:
         print(f"lab-hooks comment: {log_safe(one_line(args.results))}: malformed results {log_safe(problem)}",
@@ -119,4 +124,4 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lab-hooks comment: {url}")
     set_outputs({"comment-url": url})
     write_step_summary(render_comment(run))
-    return 1 if problem else 0
+    return 1 if problem or unusable else 0

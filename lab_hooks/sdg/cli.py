@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lab_hooks.errors import InputError
-from lab_hooks.flags import GENERATED, Parser, add_model_flags, alias, at_least, command
+from lab_hooks.flags import GENERATED, Parser, add_model_flags, add_seed_flag, alias, at_least, command
 from lab_hooks.sdg.documents import GitTree
 from lab_hooks.sdg.generate import GenerateResult, LeafResult, MixConfig
 from lab_hooks.sdg.policy import JUDGE_MODES
@@ -87,7 +87,7 @@ def _run(leaves: list, args, out: Path, *, progress: bool, mix: MixConfig | None
 def _common(p: argparse.ArgumentParser, samples: int) -> None:
     add_model_flags(p, student=False)
     p.add_argument("--samples-per-seed", type=at_least(1), default=samples, metavar="N")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same data)")
+    add_seed_flag(p, "sampling seed (same seed, same data)")
     p.add_argument("--max-tokens", type=at_least(1), default=None, metavar="N", help="cap every step's max_tokens")
     p.add_argument("--batch-size", type=at_least(1), default=None, metavar="N",
                    help="conversations per teacher call (default: the pipeline's)")

@@ -35,9 +35,9 @@ Keys of artifacts are sha256 hex (`artifact_key`); record keys are any string
 
 from lab_hooks.store.keys import artifact_key, canonical_json, sha256_file, sha256_tree
 from lab_hooks.store.manifest import StoreError
-from lab_hooks.store.store import Artifact, GcReport, Problem, Run, Store, StoreBusy, StoreCorrupt
+from lab_hooks.store.store import Artifact, GcReport, Problem, RefsMoved, Run, Store, StoreBusy, StoreCorrupt
 
 __all__ = [
-    "Artifact", "GcReport", "Problem", "Run", "Store", "StoreBusy", "StoreCorrupt", "StoreError",
+    "Artifact", "GcReport", "Problem", "RefsMoved", "Run", "Store", "StoreBusy", "StoreCorrupt", "StoreError",
     "artifact_key", "canonical_json", "sha256_file", "sha256_tree",
 ]

@@ -12,7 +12,9 @@ import sqlite3
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
+from lab_hooks.errors import InputError
 from lab_hooks.flags import Parser, command
 from lab_hooks.store.manifest import redact
 from lab_hooks.store.store import DEFAULT_KEEP_DAYS, Store, StoreBusy, StoreError
@@ -153,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) and 2
+    named = args.home or (args.url[len("sqlite://"):] if (args.url or "").startswith("sqlite://") else None)
+    if named and not Path(named).is_dir():  # a typo must not create a store there
+        raise InputError(f"no store at {named} (not a directory)")
     try:
         store = Store(args.home, url=args.url)
         commands = {"ls": _ls, "verify": _verify, "gc": _gc, "ref": _ref, "migrate": _migrate}

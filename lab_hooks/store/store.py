@@ -65,6 +65,10 @@ class StoreCorrupt(StoreError):
     """An artifact's files are not what was registered: it is not served."""
 
 
+class RefsMoved(StoreError):
+    """A compare-and-swap of refs found one moved since the caller read it: nothing changed."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     key: str
@@ -447,14 +451,14 @@ class Store:
         """Point several refs at existing artifacts or records in ONE transaction.
 
         A crash leaves all of them old or all new. `expect` (name -> key or
-        None for absent) makes it a compare-and-swap: StoreError if another
+        None for absent) makes it a compare-and-swap: RefsMoved if another
         process moved a ref since the caller read it.
         """
         def swap(tx: Transaction) -> None:
             for name, old in (expect or {}).items():
                 row = tx.execute("SELECT key FROM refs WHERE name = ?", (name,)).fetchone()
                 if (row[0] if row else None) != old:
-                    raise StoreError(f"ref {name} moved to {row[0][:12] if row else 'nothing'} "
+                    raise RefsMoved(f"ref {name} moved to {row[0][:12] if row else 'nothing'} "
                                      f"(expected {old[:12] if old else 'nothing'})")
             now = time.time()
             for name, key in refs.items():

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from lab_hooks.errors import InputError
-from lab_hooks.flags import GENERATED, Parser, add_train_flags, command, train_config
+from lab_hooks.flags import GENERATED, Parser, add_replay_flag, add_train_flags, command, train_config
 from lab_hooks.models.specs import EMBEDDED_SPEC
 
 
@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model to start from when main has no checkpoint (embedded:NAME, hf:/path)")
     p.add_argument("--data", default=GENERATED, metavar="DIR", help=f"`lab-hooks generate` output dir (default {GENERATED})")
     p.add_argument("--external", nargs="*", default=[], metavar="NAME=FILE.jsonl", help="extra replay datasets")
-    p.add_argument("--replay-ratio", type=float, default=1.0, help="replay samples per new sample (default 1.0)")
+    add_replay_flag(p)
+    p.add_argument("--plan", action="store_true",
+                   help="print the per-GPU memory plan of training --student under FSDP2 and the fewest GPUs that fit; "
+                        "train nothing (--student may also be a config.json)")
+    p.add_argument("--gpu-memory", type=float, metavar="GIB",
+                   help="with --plan: memory of one GPU (default: the visible GPU's, else 80)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-progress", action="store_true")
     add_train_flags(p)
@@ -65,16 +70,25 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.head and not args.base:
         p.error("--head needs --base")
-    if args.replay_ratio < 0:
-        p.error("--replay-ratio must be >= 0")
     if any("=" not in item for item in args.external):
         p.error(f"--external {next(i for i in args.external if '=' not in i)!r}: expected NAME=FILE.jsonl")
     config = build_config(args)
+    if args.plan:
+        from lab_hooks.train import fsdp, plan
+
+        try:
+            print(plan.main(student_dir(args.student), config, fsdp.processes(config), args.gpu_memory,
+                            args.format == "json"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--plan: {str(exc).splitlines()[0]}") from None
+        return 0
 
     from lab_hooks.store import Store
     from lab_hooks.train.pr import train_candidate
     from lab_hooks.train.replay import load_datasets, read_generated, read_jsonl, read_main
 
+    if not args.base and not Path(args.data).is_dir():  # (with --base, a PR that only deletes needs no data)
+        raise InputError(f"--data {args.data}: not a directory (run `lab-hooks generate` first)")
     generated = read_generated(Path(args.data))
     changed, removed = _pr_leaves(args.repo, args.base, args.head) if args.base else (sorted(generated), [])
     missing = [leaf for leaf in changed if leaf not in generated]

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 # The peak learning rate of each method when none is given: LoRA's adapters start at zero
 # and need a larger step than full fine-tuning.
-LEARNING_RATES = {"full": 2e-5, "lora": 2e-4}
+LEARNING_RATES = {"full": 2e-5, "lora": 2e-4, "osf": 2e-5}
 
 
 def setting(default, help: str, **meta):
@@ -22,9 +22,10 @@ def setting(default, help: str, **meta):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: str = setting("full", "full fine-tuning, or LoRA adapters merged into the candidate",
+    method: str = setting("full", "full fine-tuning; LoRA adapters, or OSF (orthogonal subspace fine-tuning: each "
+                          "weight's top singular directions frozen), merged into the candidate",
                           choices=tuple(LEARNING_RATES))
-    learning_rate: float | None = setting(None, "peak learning rate (default: 2e-5 full, 2e-4 lora)")
+    learning_rate: float | None = setting(None, "peak learning rate (default: 2e-5 full and osf, 2e-4 lora)")
     warmup_steps: int = setting(10, "steps of linear warm-up, then constant", min=0)
     epochs: int = setting(1, "passes over the phase's samples", min=1)
     max_steps: int | None = setting(None, "cap the optimizer steps per phase (overrides epochs)", min=1)
@@ -36,13 +37,19 @@ class TrainConfig:
     grad_clip: float = setting(1.0, "gradient norm clip")
     seed: int = setting(0, "data order and initialisation seed (the PR loop's SDG and eval seed too)")
     save_every: int = setting(25, "steps between resume points", min=1)
-    dtype: str = setting("auto", "bf16 autocast on a GPU that has it (auto), or bf16 / fp32",
+    dtype: str = setting("auto", "bf16 on a GPU that has it (auto), or bf16 / fp32",
                          choices=("auto", "bf16", "fp32"))
     lora_r: int = setting(16, "LoRA rank", min=1)
     lora_alpha: int = setting(32, "LoRA scale numerator", min=1)
     lora_dropout: float = setting(0.05, "LoRA dropout")
     lora_targets: tuple[str, ...] = setting(("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                             "down_proj"), "module names LoRA adapts")
+                                             "down_proj"), "module names LoRA and OSF adapt")
+    osf_frozen_fraction: float = setting(0.5, "OSF: share of each adapted weight's singular directions kept frozen")
+    nproc: int = setting(0, "processes (one per GPU) training under torchrun with FSDP2; 0: every visible GPU, "
+                            "one in-process run without a GPU", min=0)
+    cpu_offload: bool = setting(False, "FSDP2 keeps parameter shards, gradients and optimizer state in host memory "
+                                       "(GPU only)")
+    activation_checkpointing: bool = setting(False, "recompute each decoder block's activations in backward")
     progress: bool = field(default=True, metadata={"flag": False})
 
     def __post_init__(self):
@@ -52,4 +59,5 @@ class TrainConfig:
 
     def identity(self) -> dict:
         """The fields that decide the result (a resumed run must match them)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("save_every", "progress")}
+        how = ("save_every", "progress", "nproc", "cpu_offload", "activation_checkpointing")  # same result either way
+        return {k: v for k, v in asdict(self).items() if k not in how}

@@ -148,3 +148,20 @@ def packed_row(samples: list[Tokenized]) -> dict[str, list[int]]:
         row["labels"] += sample.labels
         row["position_ids"] += range(len(sample.input_ids))
     return row
+
+
+EMPTY_ROW = {"input_ids": [0], "labels": [IGNORE], "position_ids": [0]}  # trains nothing
+
+
+def rank_rows(batch: list[Tokenized], world_size: int, rank: int, max_tokens: int) -> list[dict[str, list[int]]]:
+    """This rank's packed rows of a step: a token-balanced share of the batch, packed.
+
+    Every rank gets as many rows, empty ones filling up: under FSDP2 each forward and
+    backward is a collective that all ranks run together. Every rank packs every share
+    (cheap, deterministic), so no message is needed to agree on the count.
+    """
+    shares = split_across_ranks([len(s.input_ids) for s in batch], world_size)
+    bins = [first_fit_decreasing([len(batch[i].input_ids) for i in share], max_tokens) for share in shares]
+    share = shares[rank]
+    rows = [packed_row([batch[share[i]] for i in bin_]) for bin_ in bins[rank]]
+    return rows + [EMPTY_ROW] * (max(map(len, bins)) - len(rows))

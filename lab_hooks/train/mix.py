@@ -111,12 +111,15 @@ def phase_mix(phase: int, new: Datasets, pool: Datasets, ratio: float, seed: int
     return Mix(phase, samples, recipe)
 
 
+REPLAY_RATIO = 1.0  # replay samples per new sample when none is given (train, pr, promote)
+
+
 def plan_pr(
     buffer: Datasets,
     changed: Datasets,
     removed: Iterable[str] = (),
     external: Datasets | None = None,
-    ratio: float = 1.0,
+    ratio: float = REPLAY_RATIO,
     seed: int = 0,
 ) -> list[Mix]:
     """The phases a PR trains, in order: phase 1 only if it changes knowledge leaves.

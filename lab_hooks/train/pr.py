@@ -13,7 +13,7 @@ from pathlib import Path
 from lab_hooks.store import Store, StoreError, artifact_key
 from lab_hooks.train.config import TrainConfig
 from lab_hooks.train.loop import train
-from lab_hooks.train.mix import Datasets, Mix, plan_pr
+from lab_hooks.train.mix import REPLAY_RATIO, Datasets, Mix, plan_pr
 
 
 def train_phase(mix: Mix, init_checkpoint: Path, work_dir: Path, config: TrainConfig) -> tuple[Path, dict]:
@@ -46,7 +46,7 @@ def train_pr(
     config: TrainConfig,
     *,
     external: Datasets | None = None,
-    replay_ratio: float = 1.0,
+    replay_ratio: float = REPLAY_RATIO,
 ) -> tuple[Path, dict]:
     """Phase 1 (if knowledge changed) then phase 2; returns (candidate HF dir, summary)."""
     mixes = plan_pr(buffer, changed, removed, external, replay_ratio, config.seed)
@@ -74,7 +74,7 @@ def train_candidate(
     *,
     main_key: str | None,
     external: Datasets | None = None,
-    replay_ratio: float = 1.0,
+    replay_ratio: float = REPLAY_RATIO,
     is_main_process: bool = True,
 ) -> tuple[str | None, Path, dict]:
     """The PR loop's call: train from main's checkpoint `main_key` (None: `student`) into the store.
