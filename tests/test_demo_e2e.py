@@ -5,8 +5,9 @@ adding the limericks leaf) in a fresh LAB_HOME; the assertions are on its result
 and comment.md. Then the planted effects the verdicts rest on, reduced (bench/planted.py
 has the full benchmark): a harmful PR is reported as a regression on the control it
 overwrites, and a null PR (the same PR, only the seed differs) stays within noise.
-These share the demo's store, so main is promoted once. Measured wall time on 2 cores:
-docs/eval-results.md (*The CI test*).
+These share the demo's store, so main is promoted once. Two of these fail today and are
+marked so (strict: they fail the suite the day they pass): the open parts of issue 21.
+Measured wall time on 2 cores: docs/eval-results.md (*The CI test*).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def test_the_pr_leaf_improved_on_held_out_answers(demo):
     assert sorted(gen["held_out_seeds"]) == sorted(a["seed"] for a in nll["answers"] if a["held_out"])
 
 
+@pytest.mark.xfail(strict=True, reason="issue 21 open, measured at 02fc1de: the demo PR regresses the haiku control "
+                   "(+0.39 nats/token beyond the other controls, CI [+0.27, +0.51]; one haiku sample replayed)")
 def test_controls_did_not_regress_and_replay_was_mixed_in(demo):
     run = demo["results"]
     controls = [row for row in run["leaves"] if not row["changed"]]
@@ -99,6 +102,9 @@ def test_a_harmful_pr_is_reported_as_a_regression_of_the_control_it_overwrites(d
     assert row["verdict"] == "regressed", row
 
 
+@pytest.mark.xfail(strict=True, reason="issue 21 open, measured at 02fc1de: null seed 1 vs 0 calls the limericks leaf "
+                   "regressed (+0.119 beyond controls, CI [+0.030, +0.208]): the answers' bootstrap misses training-seed "
+                   "variance")
 def test_a_null_pr_stays_within_noise(demo, monkeypatch):
     monkeypatch.setenv("LAB_HOME", str(demo["home"]))
     rows = planted().run_case("null", [1], demo["out"] / "planted")
