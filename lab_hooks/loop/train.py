@@ -37,7 +37,7 @@ class Trained:
 
     def fields(self) -> dict:
         keep = ("phase", "new_samples", "replay_samples", "replay_ratio", "replay", "steps", "loss_first",
-                "loss_last", "dropped", "tokens_per_s", "wall_s")
+                "loss_last", "dropped", "tokens_per_s", "wall_s", "world_size")
         return {"training": {"method": self.method, "parent": self.parent[:12] if self.parent else self.student,
                              "replay_buffer_leaves": self.replay_buffer_leaves,
                              "replay_samples": sum(p["replay_samples"] for p in self.phases),
