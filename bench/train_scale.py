@@ -2,6 +2,7 @@
 
     python bench/train_scale.py --part speed     # tokens/s and peak RSS, world 1 and 2, ours and hand-rolled
     python bench/train_scale.py --part memory    # lab-hooks train --plan vs peak RSS, world 1 and 2
+    python bench/train_scale.py --part memory --tokens 1024   # one row length per run (shorter runs)
 
 speed: the same samples (corpus seeds, bench/corpus_samples.py), config and model (the
 embedded SmolLM2-135M-Instruct) trained four ways in one run: our loop in one process
@@ -54,6 +55,7 @@ def handrolled_module(work: Path):
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("handrolled_loop", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -156,7 +158,7 @@ def memory(args, work: Path) -> None:
     print(f"model {model}; fp32 on CPU; {STEPS} steps on one all-trained row; per process, GiB")
     print(f"{'world':>5s} {'tokens':>6s} {'ckpt':>5s} {'measured':>9s} {'planned':>8s} {'ratio':>6s}   planned parts")
     for world in (1, 2):
-        for tokens in (1024, 2048):
+        for tokens in args.tokens:
             for checkpointing in (False, True):
                 job = {"model": str(model), "tokens": tokens, "checkpointing": checkpointing, "threads": 2 // world,
                        "out": str(work / f"memory-{world}-{tokens}-{checkpointing}")}
@@ -177,6 +179,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-seq-len", type=int, default=512)
     p.add_argument("--max-tokens", type=int, default=4096)
+    p.add_argument("--tokens", type=int, nargs="+", default=[1024, 2048], help="memory: row lengths to measure")
     p.add_argument("--worker", nargs=2, metavar=("KIND", "JOB"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:

@@ -4,6 +4,8 @@ the store, then merge and promote (the candidate is adopted, no compute)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pr_repos import commit, git, init_repo, leaf_files
 
@@ -39,7 +41,10 @@ def loop(tmp_path_factory, embedded_model_dir):
     git(repo, "checkout", "-qb", "pr")
     head = commit(repo, leaf_files(LIMERICKS, "Write limericks.", LIMERICK_SEEDS), "add limericks")
     git(repo, "checkout", "-q", "main")
-    run = run_pr(PrOptions(repo=str(repo), base="main", head="pr", pr=3, out_dir=str(tmp / "out"), **TINY), store)
+    # `--nproc 2`: the PR's training runs under torchrun, FSDP2 over two gloo processes (the
+    # runner's setting); the key ignores it (TrainConfig.identity), so reruns are cached either way.
+    two = {**TINY, "train": replace(TINY["train"], nproc=2)}
+    run = run_pr(PrOptions(repo=str(repo), base="main", head="pr", pr=3, out_dir=str(tmp / "out"), **two), store)
     return {"tmp": tmp, "repo": repo, "store": store, "first": first, "run": run, "head": head}
 
 
@@ -60,6 +65,7 @@ def test_pr_run_reports_every_stage(loop):
     [phase] = run["training"]["phases"]
     assert phase["phase"] == 2 and phase["new_samples"] == leaf["accepted"]
     assert phase["replay_samples"] > 0  # replay from main's haiku data
+    assert phase["world_size"] == 2  # trained under torchrun; evaluated below from its exported HF dir
     assert run["mtbench"]["quick"] == 1 and len(run["mtbench"]["categories"]) == 8
     assert run["mtbench"]["smoke_judge"] is True
     # Both checkpoints are store artifacts, known by their keys: neither is hashed again.

@@ -152,3 +152,29 @@ def test_kill_9_of_either_rank_then_torchrun_again_ends_bit_identical(uninterrup
     answer = load_backend(f"hf:{resumed['checkpoint']}").chat([[{"role": "user", "content": "1 plus 2?"}]],
                                                               SamplingParams(max_tokens=4))
     assert answer[0][0].completion_tokens > 0
+
+
+@pytest.mark.vllm
+def test_vllm_serves_an_fsdp2_export_as_transformers_reads_it(embedded_model_dir, tmp_path):
+    """The checkpoint trained and exported under torchrun, served by vLLM's engine, answers
+    greedily the very text transformers answers from the same dir. Both in float32: on a CPU
+    with bf16 each would round to bf16, and two bf16 kernels may part at a near tie."""
+    pytest.importorskip("vllm")
+    from lab_hooks.models import load_backend
+    from lab_hooks.models.types import SamplingParams
+
+    student = tiny_student.build(tmp_path / "student", embedded_model_dir, heads=2)
+    config = TrainConfig(batch_size=8, max_tokens=256, learning_rate=LR, warmup_steps=1, max_steps=4, nproc=2,
+                         progress=False)
+    checkpoint, summary = train(SAMPLES[:32], student, tmp_path / "run", config)
+    assert summary["world_size"] == 2
+    questions = [[{"role": "user", "content": f"What is {a} plus {b}?"}] for a, b in ((3, 4), (11, 2))]
+    greedy = SamplingParams(max_tokens=12)
+    engine = load_backend(f"vllm:{checkpoint}?max_model_len=512&dtype=float32")
+    try:
+        served = engine.chat(questions, greedy)
+    finally:
+        engine.close()
+    read = load_backend(f"hf:{checkpoint}?dtype=float32").chat(questions, greedy)
+    assert all(answer[0].completion_tokens > 0 for answer in served)
+    assert [a[0].text for a in served] == [a[0].text for a in read]

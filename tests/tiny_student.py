@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build(path: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
-    """Save a 2-layer, hidden-64 Llama with `tokenizer_dir`'s tokenizer into `path`."""
+def build(path: Path, tokenizer_dir: Path, seed: int = 0, heads: int = 4) -> Path:
+    """Save a 2-layer, hidden-64 Llama with `tokenizer_dir`'s tokenizer into `path`.
+
+    `heads` attention heads (half as many key/value heads): 2 makes heads of 32 dims, the
+    smallest vLLM's CPU attention runs."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -20,8 +23,8 @@ def build(path: Path, tokenizer_dir: Path, seed: int = 0) -> Path:
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=heads,
+        num_key_value_heads=heads // 2,
         max_position_embeddings=1024,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,

@@ -37,7 +37,7 @@ class Trained:
 
     def fields(self) -> dict:
         keep = ("phase", "new_samples", "replay_samples", "replay_ratio", "steps", "loss_first", "loss_last",
-                "dropped", "tokens_per_s", "wall_s")
+                "dropped", "tokens_per_s", "wall_s", "world_size")
         return {"training": {"method": self.method, "parent": self.parent[:12] if self.parent else self.student,
                              "replay_buffer_leaves": self.replay_buffer_leaves,
                              "phases": [{k: p.get(k) for k in keep} for p in self.phases]},
