@@ -3,20 +3,28 @@
 0. The pre-commit stage: the sample taxonomy validates clean, and a deliberately
    broken copy of one of its leaves gets one line per problem at file:line:col.
 1. Builds a temporary taxonomy git repository from `taxonomy/` (main).
-2. Opens a "pull request": a branch adding one new skill leaf (limericks).
-3. Runs `lab-hooks pr --dry-run` on it end to end: diff → validate → generate
-   → train (phase 2, replay from main's buffer when it has one) → MT-Bench
-   quick + branch eval → the comment, which is printed and written to
+2. Promotes main (`lab-hooks promote --ref main`, what the runner does after every
+   merge): every leaf of the sample taxonomy generated, main's checkpoint trained, and
+   main's replay buffer holding their data — the state a PR starts from.
+3. Opens a "pull request": a branch adding one new skill leaf (limericks whose lines
+   carry their rhyme label, "A:" / "B:", a format the base model does not know).
+4. Runs `lab-hooks pr --dry-run` on it end to end: diff → validate → generate (the
+   leaf's held-out seeds kept out) → train (phase 2 with replay from main's buffer) →
+   evaluate (the judge-free reference NLL of the PR's leaf and three control leaves,
+   the judge's calibration, MT-Bench quick) → the comment, printed and written to
    `demo-out/comment.md` (with `demo-out/results.json` beside it).
-Settings are tiny so it finishes in minutes on 2 CPU cores; everything lands in
-the store (LAB_HOME), so a second run is served from it in seconds. The
-embedded 135M model is teacher, student and judge: a smoke test of the
-machinery, not a measurement of anything.
+Settings are small so it finishes in minutes on 2 CPU cores; everything lands in
+the demo's own store (LAB_HOME/demo-store: its promotion never moves a real main's
+refs, whatever LAB_STORE_URL says), so a second run is served from it in seconds. The embedded
+135M model is teacher, student and judge: it fails the judge calibration (so its
+MT-Bench scores are labelled as not measuring quality), while the reference NLL,
+which needs no judge, measures what the PR taught.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -25,24 +33,50 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab_hooks import pr as pr_loop
+from lab_hooks import pr as pr_cli
+from lab_hooks import promote as promote_cli
 from lab_hooks.checks.validate import main as validate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TAXONOMY = REPO_ROOT / "taxonomy"
 LEAF = Path("compositional_skills/writing/freeform/haiku")
 PR_LEAF = Path(__file__).with_name("demo_pr")
+PR_BRANCH = "pr/limericks"
 GIT_ENV = {"GIT_AUTHOR_NAME": "lab-hooks demo", "GIT_AUTHOR_EMAIL": "demo@lab-hooks.invalid",
            "GIT_COMMITTER_NAME": "lab-hooks demo", "GIT_COMMITTER_EMAIL": "demo@lab-hooks.invalid",
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
            # fixed dates: the same commits every run, so a rerun prints the same comment
            "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
-# Small enough for 2 CPU cores; the numbers in the comment are a smoke test. Answers dominate
-# the time (MT-Bench's 16 turns plus the branch eval's questions, for base and candidate):
-# 32 tokens each, one unchanged control leaf. The embedded judge's answer is prefilled up
-# to its rating, so 8 tokens hold "7]]".
-DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--max-steps", "4", "--judge-max-tokens", "8",
-             "--answer-max-tokens", "32", "--unchanged-leaves", "1", "--sdg-max-tokens", "96"]
+# Small enough for 2 CPU cores. Training: a few steps at a learning rate high enough for a
+# 135M model to pick up a format from a handful of samples; main's promotion only needs a
+# checkpoint and a replay buffer, so it trains two steps per phase (the PR four: more
+# overfits the ten new samples and costs the control leaves). The evaluation: MT-Bench's 8
+# categories once (32-token answers), the embedded judge's answer prefilled up to its rating
+# (8 tokens hold "7]]"), three control leaves, a small calibration set; the judged branch eval
+# is left out (the embedded judge fails calibration; the reference NLL measures the leaves).
+TRAIN_ARGS = ["--learning-rate", "1e-4", "--warmup-steps", "1"]
+PROMOTE_ARGS = ["--samples-per-seed", "1", "--sdg-max-tokens", "64", "--max-steps", "2", *TRAIN_ARGS]
+DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", "--max-steps", "4", *TRAIN_ARGS,
+             "--judge-max-tokens", "8", "--answer-max-tokens", "32", "--unchanged-leaves", "3",
+             "--calibration-questions", "6", "--no-branch-judge"]
+
+
+def store_url() -> str:
+    """The demo's store: beside the pinned assets and models it uses, never the runner's store."""
+    from lab_hooks.home import lab_home
+
+    return f"sqlite://{(lab_home() / 'demo-store').resolve()}"
+
+
+def promote_options():
+    """The loop options `lab-hooks promote` gets in the demo (for benchmarks and tests)."""
+    return promote_cli.options(promote_cli.build_parser().parse_args(["--no-progress", *PROMOTE_ARGS]))
+
+
+def pr_options(**over):
+    """The loop options `lab-hooks pr` gets in the demo, with `over` replaced."""
+    args = pr_cli.build_parser().parse_args(["--base", "main", "--head", PR_BRANCH, *DEMO_ARGS])
+    return dataclasses.replace(pr_cli.options(args), **over)
 
 
 def break_leaf(text: str) -> str:
@@ -92,12 +126,16 @@ def build_repo(taxonomy: Path, dest: Path) -> Path:
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "sample taxonomy")
-    git(dest, "checkout", "-qb", "pr/limericks")
+    git(dest, "checkout", "-qb", PR_BRANCH)
     shutil.copytree(PR_LEAF, dest, dirs_exist_ok=True)
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "Add a limericks skill")
     git(dest, "checkout", "-q", "main")
     return dest
+
+
+def command(name: str, argv: list[str]) -> None:
+    print(f"\n$ lab-hooks {name} {' '.join(argv)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,15 +148,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {taxonomy}: no sample taxonomy there", file=sys.stderr)
         return 2
     start = time.perf_counter()
+    os.environ["LAB_STORE_URL"] = store_url()
     if not precommit_stage(taxonomy):
         print("demo: the validator did not behave as expected", file=sys.stderr)
         return 1
-    print("\nlab-hooks demo: a pull request adding one skill leaf, through the whole PR loop", flush=True)
     with tempfile.TemporaryDirectory(prefix="lab-hooks-demo-") as tmp:
         repo = build_repo(taxonomy, Path(tmp) / "taxonomy")
-        print(f"demo: taxonomy repo at {repo} (main + branch pr/limericks adding one skill leaf)", file=sys.stderr)
-        rc = pr_loop.main(["--repo", str(repo), "--base", "main", "--head", "pr/limericks", "--dry-run",
-                           "--out", args.out, *DEMO_ARGS, *extra])
+        print(f"\nlab-hooks demo: taxonomy repo at {repo}: main holds the sample taxonomy, branch {PR_BRANCH} "
+              "adds one skill leaf", flush=True)
+        print("lab-hooks demo: main's model and replay buffer, as promotion leaves them after a merge", flush=True)
+        promote_argv = ["--repo", str(repo), "--base", "main", *PROMOTE_ARGS]
+        command("promote", promote_argv)
+        rc = promote_cli.main(promote_argv)
+        if rc == 0:
+            print("\nlab-hooks demo: the pull request through the whole PR loop", flush=True)
+            pr_argv = ["--repo", str(repo), "--base", "main", "--head", PR_BRANCH, "--dry-run", "--out", args.out,
+                       *DEMO_ARGS, *extra]
+            command("pr", pr_argv)
+            rc = pr_cli.main(pr_argv)
     print(f"demo: {time.perf_counter() - start:.0f} s; the comment is in {Path(args.out) / 'comment.md'}",
           file=sys.stderr)
     return rc

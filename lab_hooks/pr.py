@@ -35,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answer-max-tokens", type=at_least(1), help="MT-Bench answer tokens per turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=at_least(1), help="judge tokens per judgment (default 2048)")
     p.add_argument("--unchanged-leaves", type=at_least(0),
-                   help="unchanged skill leaves the branch eval also asks, to catch regressions elsewhere (default 3)")
+                   help="unchanged leaves evaluated too, the controls that catch regressions elsewhere (default 3)")
+    p.add_argument("--calibration-questions", type=at_least(1),
+                   help="MT-Bench references (each with 4 degraded answers) the judge must tell apart (default 10)")
+    p.add_argument("--pairwise", action="store_true", help="also judge base vs candidate side by side, both orders")
+    p.add_argument("--no-branch-judge", action="store_true",
+                   help="no judged branch eval (the reference NLL of the leaves is measured either way)")
     p.add_argument("--out", default=PrOptions.out_dir,
                    help=f"folder for results.json, comment.md and the data (default {PrOptions.out_dir})")
     p.add_argument("--results", help="where to write results.json (default: OUT/results.json)")
@@ -48,7 +53,10 @@ def options(args: argparse.Namespace) -> PrOptions:
     """The loop's options from the parsed flags."""
     out = Path(args.results).parent if args.results else Path(args.out)
     evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens), ("judge_max_tokens", args.judge_max_tokens),
-                                    ("unchanged_sample", args.unchanged_leaves)) if v is not None}
+                                    ("unchanged_sample", args.unchanged_leaves),
+                                    ("calibration_questions", args.calibration_questions)) if v is not None}
+    evaluation.update({"pairwise": True} if args.pairwise else {})
+    evaluation.update({"branch_judge": False} if args.no_branch_judge else {})
     config = train_config(args, progress=not args.no_progress)
     return PrOptions(repo=args.repo, base=args.base, head=args.head, pr=args.pr, teacher=args.teacher,
                      student=args.student, judge=args.judge, quick=args.quick, samples_per_seed=args.samples_per_seed,

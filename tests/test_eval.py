@@ -59,23 +59,46 @@ def judged_answer(prompt):
     return prompt.rsplit("### Assistant A:", 1)[1].split("<|The End of Assistant A's Conversation")[0]
 
 
+def mtbench_references() -> dict[str, str]:
+    """MT-Bench's first-turn questions -> GPT-4's reference answer, where there is one."""
+    data = mtbench_data_dir()
+    with open(data / "question.jsonl") as fh:
+        questions = {r["question_id"]: r["turns"][0] for r in map(json.loads, fh)}
+    with open(data / "reference_answer" / "gpt-4.jsonl") as fh:
+        return {questions[r["question_id"]]: r["choices"][0]["turns"][0] for r in map(json.loads, fh)}
+
+
+def judged_question(prompt):
+    return prompt.split("[Question]\n", 1)[1].split("\n\n[The Start of Assistant's Answer]")[0] \
+        if "[Question]\n" in prompt else None
+
+
 class Judge:
-    """Rates an answer 3 + 2 per 'good' in it; an answer saying 'broken' gets no rating.
+    """Rates an answer 3 + 2 per 'good' in it; an answer saying 'broken' gets no rating;
+    GPT-4's own reference answer to the question asked gets 9 (so it passes calibration).
 
     Asked to continue a prefilled answer, it writes what follows the prefill, as the backends do.
     """
 
     spec = "test:judge"
+    references = None
 
     def __init__(self):
         self.calls = []
+        if Judge.references is None:
+            Judge.references = mtbench_references()
+
+    def rating(self, prompt):
+        answer = judged_answer(prompt)
+        if answer.strip() == self.references.get(judged_question(prompt)):
+            return 9
+        return None if "broken" in answer else 3 + 2 * answer.count("good")
 
     def chat(self, conversations, params):
         self.calls.append((conversations, params))
         out = []
         for conv in conversations:
-            answer = judged_answer(conv[1]["content"])
-            rating = None if "broken" in answer else 3 + 2 * answer.count("good")
+            rating = self.rating(conv[1]["content"])
             if rating is None:
                 text = "I cannot say."
             elif is_prefill(conv):  # the conversation ends in "Rating: [["
@@ -178,7 +201,8 @@ def test_base_is_cached_across_prs_and_never_loaded(store):
     other = Judge()
     other.spec = "test:judge2"
     third = evaluate(Refuses("test:base"), Refuses("test:pr2"), other, leaves, store, settings=FAST)
-    assert third["mtbench"]["overall"]["candidate"] == 7.0 and len(other.calls) == 2  # base and candidate
+    assert third["mtbench"]["overall"]["candidate"] == 7.0
+    assert len(other.calls) == 3  # base, candidate, and the new judge's calibration
 
 
 def test_same_inputs_and_seed_give_identical_numbers(tmp_path):
@@ -208,7 +232,9 @@ def test_judge_repeats_sample_and_report_noise(store):
     judge = Judge()
     results = evaluate(Model("test:base", "plain"), Model("test:cand", "good"), judge, [], store,
                        settings=Settings(quick=1, judge_repeats=3, resamples=2000))
-    assert {(p.n, p.temperature) for _, p in judge.calls} == {(3, 0.7)}
+    *judged, (_, calibrating) = judge.calls
+    assert {(p.n, p.temperature) for _, p in judged} == {(3, 0.7)}
+    assert (calibrating.n, calibrating.temperature) == (1, 0.7)  # the calibration set is rated once per answer
     noise = results["mtbench"]["judge_noise"]["base"]
     assert noise == {"repeats": 3, "item_sd": 0.0, "overall_sd": 0.0, "overall_range": [3.0, 3.0]}
     assert results["mtbench"]["errors"]["base"]["judgments"] == 48
@@ -234,7 +260,7 @@ def test_smoke_test_judge_is_prefilled_and_the_judgment_kept_whole(store):
                        settings=FAST)
     assert results["judge"]["prefill"] == RATING_PREFILL == "Rating: [["
     asked = [conv for convs, _ in judge.calls for conv in convs]
-    assert len(asked) == 32 and all(conv[-1] == {"role": "assistant", "content": "Rating: [["} for conv in asked)
+    assert len(asked) == 32 + 50  # MT-Bench (2 x 8 x 2 turns) and calibration (10 x 5) and all(conv[-1] == {"role": "assistant", "content": "Rating: [["} for conv in asked)
     mt = results["mtbench"]
     assert mt["overall"]["candidate"] == 5.0  # the judge wrote "5]]"; prefill + continuation parse
     assert mt["errors"]["base"] == {"judgments": 16, "errors": 16, "rate": 1.0}  # "Rating: [[I cannot say."
@@ -281,7 +307,7 @@ def test_prefill_is_a_setting_and_part_of_the_judgment_key(store):
     assert default["judge"]["prefill"] is None  # a real judge explains first, as in FastChat
     judge = Judge()
     prefilled = run(judge, judge_prefill=True)
-    assert prefilled["judge"]["prefill"] == RATING_PREFILL and len(judge.calls) == 2  # judged again, base too
+    assert prefilled["judge"]["prefill"] == RATING_PREFILL and len(judge.calls) == 3  # judged again: base, calibration too
     assert prefilled["mtbench"]["overall"]["delta"] == default["mtbench"]["overall"]["delta"] == 2.0
     embedded = _EmbeddedJudge()
     assert run(embedded, judge_prefill=False)["judge"]["prefill"] is None

@@ -168,3 +168,53 @@ def mtbench_dir():
     from lab_hooks.assets import mtbench_data_dir
 
     return mtbench_data_dir()
+
+
+def _answers(rng, n, mean, tokens=20):
+    return [rng.normal(mean, 0.3, tokens).clip(0.01) for _ in range(n)]
+
+
+def test_excess_is_the_leaf_move_beyond_the_controls_move():
+    rng = np.random.default_rng(0)
+    leaf_base, controls_base = _answers(rng, 8, 2.0), _answers(rng, 15, 2.0)
+    # Training moved every leaf by -0.1 nats/token; the trained leaf by -0.6.
+    leaf_cand = [a - 0.6 for a in leaf_base]
+    controls_cand = [a - 0.1 for a in controls_base]
+    moved = stats.excess_delta((leaf_base, leaf_cand), (controls_base, controls_cand), group="g", seed=0,
+                               min_effect=0.05, resamples=2000)
+    assert moved["excess"] == pytest.approx(-0.5, abs=1e-3) and moved["controls_delta"] == pytest.approx(-0.1, abs=1e-3)
+    assert moved["ci"][1] < 0 and moved["verdict"] == stats.IMPROVED
+    # Moving only as much as the controls did is no improvement, however significant on its own.
+    along = stats.excess_delta((leaf_base, [a - 0.1 for a in leaf_base]), (controls_base, controls_cand),
+                               group="g", seed=0, min_effect=0.05, resamples=2000)
+    assert along["verdict"] == stats.WITHIN_NOISE and abs(along["excess"]) < 1e-3
+    worse = stats.excess_delta((leaf_base, [a + 0.3 for a in leaf_base]), (controls_base, controls_cand),
+                               group="g", seed=0, min_effect=0.05, resamples=2000)
+    assert worse["verdict"] == stats.REGRESSED
+    # Significant but smaller than the minimum effect: within noise.
+    tiny = stats.excess_delta((leaf_base, [a - 0.13 for a in leaf_base]), (controls_base, controls_cand),
+                              group="g", seed=0, min_effect=0.05, resamples=2000)
+    assert tiny["ci"][1] < 0 and tiny["verdict"] == stats.WITHIN_NOISE
+    alone = stats.excess_delta((leaf_base, leaf_cand), ([], []), group="g", seed=0, min_effect=0.05, resamples=2000)
+    assert alone["controls_delta"] is None and alone["excess"] == pytest.approx(-0.6, abs=1e-3)
+    few = stats.excess_delta((leaf_base[:3], leaf_cand[:3]), (controls_base, controls_cand), group="g", seed=0,
+                             min_effect=0.05, resamples=2000)
+    assert few["verdict"] == stats.INSUFFICIENT
+
+
+def test_separation_gap_ci_and_auc():
+    good = np.array([9.0, 8.0, 9.0, 7.0, 8.0, 9.0])
+    bad = np.array([[2.0, 3.0, 1.0, 4.0]] * 6)
+    result = stats.separation(good, bad, group="c", seed=0, resamples=2000)
+    assert result["gap"] == pytest.approx(good.mean() - 2.5, abs=1e-4) and result["auc"] == 1.0 and result["ci"][0] > 4
+    flat = stats.separation(np.full(6, 5.0), np.full((6, 4), 5.0), group="c", seed=0, resamples=2000)
+    assert flat["gap"] == 0.0 and flat["auc"] == 0.5 and flat["ci"] == [0.0, 0.0]
+    assert stats.separation(np.full(3, np.nan), np.ones((3, 4)), group="c", seed=0)["n"] == 0
+
+
+def test_win_rate_counts_and_verdict():
+    result = stats.win_rate([1, 1, 1, 0.5, 1, 1, 0, 1], group="p", seed=0, resamples=2000)
+    assert (result["wins"], result["ties"], result["losses"], result["n"]) == (6, 1, 1, 8)
+    assert result["win_rate"] == pytest.approx(6.5 / 8) and result["verdict"] == stats.IMPROVED
+    assert stats.win_rate([0.5] * 8, group="p", seed=0, resamples=2000)["verdict"] == stats.WITHIN_NOISE
+    assert stats.win_rate([float("nan")], group="p", seed=0)["verdict"] == stats.INSUFFICIENT

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lab_hooks.diff import diff_taxonomy
+from lab_hooks.errors import InputError
 from lab_hooks.loop.run import StageFailed
 from lab_hooks.loop.validate import validate
 from pr_repos import commit, git, leaf_files
@@ -51,3 +52,15 @@ def test_the_base_baseline_counts_and_the_prs_own_does_not(repo, tmp_path, monke
     with pytest.raises(StageFailed) as failed:
         stage(repo, tmp_path, "pr")
     assert {f["file"] for f in failed.value.findings} == {"compositional_skills/writing/copy/qna.yaml"}
+
+
+@pytest.mark.parametrize("name, text", [(".lab-hooks.yaml", "rules: [\n"), (".lab-hooks-baseline.json", "{not json\n")])
+def test_a_broken_rules_or_baseline_file_of_the_base_is_named_at_the_base_commit(repo, tmp_path, name, text):
+    """Not at the temporary folder the run wrote it to (gone when the user reads the report)."""
+    base = commit(repo, {name: text}, "broken")
+    git(repo, "checkout", "-qb", "pr")
+    commit(repo, leaf_files("compositional_skills/writing/odes", "Write odes"), "odes")
+    with pytest.raises(InputError) as failed:
+        stage(repo, tmp_path, "pr")
+    message = str(failed.value)
+    assert message.startswith(f"{name} at {base[:12]}:") and str(tmp_path) not in message, message

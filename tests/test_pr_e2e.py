@@ -29,7 +29,8 @@ LIMERICK_SEEDS = [
 ]
 TINY = dict(samples_per_seed=2, sdg_max_tokens=24, quick=1, progress=False,
             train=TrainConfig(max_steps=2, batch_size=4, warmup_steps=1, max_seq_len=256, max_tokens=512),
-            eval={"max_tokens": 8, "judge_max_tokens": 12, "resamples": 2000, "unchanged_sample": 1})
+            eval={"max_tokens": 8, "judge_max_tokens": 12, "resamples": 2000, "unchanged_sample": 1,
+                  "calibration_questions": 5})
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +78,22 @@ def test_pr_run_reports_every_stage(loop):
     assert any(l["leaf"] == LIMERICKS for l in run["branch"]["leaves"])
     from lab_hooks.report.comment import render_comment
 
+    # The judge-free metric on the PR's leaf (its five seeds all went into generation) and main's haiku leaf.
+    leaves = {row["path"]: row for row in run["leaves"]}
+    assert leaves[LIMERICKS]["changed"] and not leaves[HAIKU]["changed"]
+    assert leaves[LIMERICKS]["reference_nll"]["n_answers"] == 5 and not leaves[LIMERICKS]["reference_nll"]["held_out"]
+    assert leaves[HAIKU]["reference_nll"]["beyond_controls"]["controls"] == []
+    assert run["training"]["replay_samples"] == phase["replay_samples"] > 0
+    # The embedded judge rated the calibration set, cannot separate references from degraded answers: no verdict.
+    calibration = run["judge"]["calibration"]
+    assert calibration["n"] == 5 and calibration["passed"] is False
+    assert run["mtbench"]["overall"]["verdict"] == "not drawn"
+    assert run["judge"]["scoring"] == "logprob"
     body = render_comment(run)
-    for heading in ("Changed leaves", "Synthetic data", "Training", "MT-Bench", "Branch evaluation"):
+    for heading in ("What the PR's leaves teach", "Regressions on control leaves", "Synthetic data", "Training",
+                    "MT-Bench (judge failed calibration", "Judged branch evaluation"):
         assert f"### {heading}" in body
-    assert body.startswith(MARKER) and "```mermaid" in body
+    assert body.startswith(MARKER)
 
 
 def test_second_run_is_served_from_the_store(loop):

@@ -17,6 +17,20 @@ HOSTILE = ("Ping @org/team and @alice <img src=x onerror=alert(1)> <script>x</sc
            "**bold** `code` | pipe\n::set-output name=verdict::improved\n::add-mask::x &amp; <!-- -->")
 
 
+HAIKU = "compositional_skills/writing/freeform/haiku"
+IDIOMS = "compositional_skills/linguistics/freeform/idioms"
+SHELL = "compositional_skills/coding/freeform/shell_one_liners"
+
+
+def reference_row(path, changed, change, base, candidate, ci, beyond, beyond_ci, verdict, held_out=False) -> dict:
+    return {"path": path, "changed": changed, "change": change, "reference_nll": {
+        "base": base, "candidate": candidate, "delta": round(candidate - base, 4), "ci": ci, "verdict": verdict,
+        "n_answers": 5, "held_out": held_out, "perplexity": {"base": 10.1, "candidate": 4.1},
+        "beyond_controls": {"delta": beyond, "ci": beyond_ci, "controls_delta": -0.02, "controls": [IDIOMS]},
+        "answers": [{"seed": 0, "held_out": held_out, "measured": True, "tokens": 40, "base": base,
+                     "candidate": candidate}]}}
+
+
 def full_run(**over) -> dict:
     cats = {c: {"base": 5.0 + i / 10, "candidate": 5.2 + i / 10, "delta": 0.2, "ci": [-0.1, 0.5],
                 "verdict": "within noise"} for i, c in enumerate(["writing", "roleplay", "reasoning", "math"])}
@@ -30,9 +44,27 @@ def full_run(**over) -> dict:
                             "kind": "compositional_skills", "blob_sha": "c" * 40}],
         "generation": {"teacher": "embedded:smollm2-135m-instruct", "leaves": [
             {"leaf": "compositional_skills/writing/freeform/haiku", "candidates": 40, "accepted": 12,
-             "dropped": {"question_judge": 20, "response_judge": 8}, "status": "ok"}]},
-        "training": {"method": "full", "phases": [{"phase": 2, "new_samples": 12, "replay_samples": 12,
-                                                   "replay_ratio": 1.0, "steps": 6, "loss_first": 2.5, "loss_last": 1.9}]},
+             "dropped": {"question_judge": 20, "response_judge": 8}, "status": "ok", "held_out_seeds": [0, 3],
+             "examples": {"accepted": [{"question": "Write a haiku about rain.", "answer": "Drops fall"}],
+                          "dropped": [{"question": "zxq?", "answer": "no", "dropped_by": "question_judge",
+                                       "reason": "rejected"}]}}]},
+        "training": {"method": "full", "replay_samples": 12, "replay_buffer_leaves": 3,
+                     "phases": [{"phase": 2, "new_samples": 12, "replay_samples": 12, "replay_ratio": 1.0,
+                                 "replay": {IDIOMS: 7, SHELL: 5}, "steps": 6, "loss_first": 2.5, "loss_last": 1.9}]},
+        "leaves": [reference_row(HAIKU, True, "new", 2.31, 1.42, [-1.0, -0.8], -0.86, [-0.97, -0.75], "improved",
+                                 held_out=True),
+                   reference_row(IDIOMS, False, "unchanged", 1.9, 1.87, [-0.05, -0.01], 0.0, [-0.03, 0.03],
+                                 "within noise"),
+                   reference_row(SHELL, False, "unchanged", 1.5, 1.9, [0.3, 0.5], 0.43, [0.33, 0.52], "regressed")],
+        "leaves_skipped": [{"path": "knowledge/x", "change": "modified", "reason": "no seed question with an answer"}],
+        "reference_nll": {"min_effect": 0.05, "sdg_seeds": 5, "method": "paired bootstrap"},
+        "judge": {"spec": "embedded:smollm2-135m-instruct", "smoke_test": True, "prefill": "Rating: [[",
+                  "scoring": "logprob", "scoring_counts": {"logprob": 80, "parsed": 0, "unrated": 0},
+                  "calibration": {"passed": False, "gap": 0.1, "ci": [-0.2, 0.4], "n": 10, "auc": 0.52,
+                                  "min_gap": 1.0, "questions": ["112", "120"], "mean_rating": {"reference": 5.1},
+                                  "unrated": 0}},
+        "pairwise": {"n": 8, "wins": 3, "ties": 3, "losses": 2, "win_rate": 0.56, "ci": [0.3, 0.8],
+                     "verdict": "not drawn", "unusable_games": 0},
         "mtbench": {"quick": 1, "judge_error_rate": 0.125, "smoke_judge": True, "judge_prefill": "Rating: [[",
                     "overall": {"base": 5.1, "candidate": 5.4, "delta": 0.3, "ci": [-0.2, 0.8], "verdict": "within noise"},
                     "categories": cats},
@@ -54,27 +86,66 @@ def html_of(markdown: str) -> str:
 def test_full_comment_has_every_section():
     body = render_comment(full_run())
     assert body.startswith(MARKER)
-    for heading in ("Changed leaves", "Synthetic data", "Training", "MT-Bench", "Branch evaluation"):
-        assert f"### {heading}" in body
+    headings = [line for line in body.splitlines() if line.startswith("### ")]
+    # What a maintainer decides on comes first: the PR's leaves, then regressions elsewhere, then MT-Bench.
+    assert [h.split(" (")[0] for h in headings] == [
+        "### What the PR's leaves teach", "### Regressions on control leaves", "### MT-Bench",
+        "### MT-Bench pairwise: candidate vs base, both orders", "### Judged branch evaluation",
+        "### Synthetic data", "### Training"]
+    first = body.split("### What the PR's leaves teach")[1].split("###")[0]
+    assert ("| `compositional_skills/writing/freeform/haiku` (new) | 2.310 → 1.420 (5 held-out answers) | "
+            "-0.890 [-1.000, -0.800] | -0.860 [-0.970, -0.750] | 🟢 improved |") in first
+    assert "at least" not in first and "reaches 0.05 nats/token" in first
+    assert "`knowledge/x`: not measured (no seed question with an answer)" in first
+    controls = body.split("### Regressions on control leaves")[1].split("###")[0]
+    assert "🔴 **1 of 2 control leaves regressed** beyond the others' move: `" + SHELL + "`." in controls
+    assert controls.index(SHELL) < controls.index(IDIOMS)  # the regression first
+    assert "| 🔴 regressed | 5 |" in controls and "| ⚪ within noise | 7 |" in controls  # replayed samples
+    mt = body.split("### MT-Bench")[1]
+    assert mt.startswith(" (judge failed calibration — these scores do not measure quality)")
+    assert "judge failed calibration — these scores do not measure quality.** Judge" in mt
+    assert "references rated +0.10 above degraded answers (95 % CI [-0.20, +0.40], AUC 0.52, 10 questions" in mt
+    assert "```mermaid" not in body  # an uncalibrated judge's scores are not charted
+    assert "3 wins, 3 ties, 2 losses over 8 questions" in body and "— not drawn" in body
     assert "40 → 12 (30 %)" in body and "`question_judge` (−20)" in body  # the filter that dropped most
-    assert "5.10 → 5.40 (+0.30, 95 % CI [-0.20, +0.80])" in body
+    assert "| 0, 3 |" in body  # seeds held out of generation
+    assert "12 replay samples from main's buffer of 3 leaves mixed in" in body
     assert "judge error rate 12.5 %" in body and "Judge error rate 25.0 %" in body  # MT-Bench, branch
     assert "embedded 135M model, its answers prefilled with `Rating: [[`" in body
     assert "| `compositional_skills/writing/freeform/haiku` (new) | 6 | 3.00 |" in body
+    samples = body.split("<details><summary>Generated samples: 1 accepted, 1 dropped (with why)</summary>\n\n"
+                         "Leaf `" + HAIKU + "`:")[1]
+    assert "- ✅ accepted\n  - question: Write a haiku about rain." in samples
+    assert "- ❌ dropped by `question_judge`: rejected\n  - question: zxq?" in samples
     local = render_comment(full_run(artifacts_url=None, results_dir="demo-out"))
     assert local.endswith("Full results: `demo-out/results.json`; generated samples: `demo-out/sdg/`.\n")
-    assert "```mermaid\nxychart-beta" in body and "x-axis [math, reasoning, roleplay, writing]" in body
+    assert "lab-hooks `0.1.0`" in body and "wall" not in body.split("<details><summary>Changed files")[1].split(
+        "(wall times")[0].lower()
+    assert "(https://github.com/acme/taxonomy/actions/runs/42)" in body
+    assert render_comment(full_run()) == body  # no clock in it: the same results, the same bytes
+
+
+def test_a_calibrated_judge_gets_its_chart_and_verdicts():
     run = full_run()
+    run["judge"]["calibration"].update(passed=True, gap=5.2, ci=[4.1, 6.0], auc=0.97)
+    body = render_comment(run)
+    assert "### MT-Bench\n" in body and "passed calibration: references rated +5.20" in body
+    assert "```mermaid\nxychart-beta" in body and "x-axis [math, reasoning, roleplay, writing]" in body
     run["mtbench"]["categories"]["math"].update(base=None, delta=None)  # every judgment unparseable
     assert "x-axis [reasoning, roleplay, writing]" in render_comment(run)
     for c in run["mtbench"]["categories"].values():
         c["candidate"] = None
     body = render_comment(run)
     assert "```mermaid" not in body and "| `math` | – | – |" in body  # the table still says so
-    assert "| `generate` | ok | 61.0 s |" in body and "| **total** |  | 181.6 s |" in body
-    assert "lab-hooks `0.1.0`" in body
-    assert "(https://github.com/acme/taxonomy/actions/runs/42)" in body
-    assert "🟢 improved" in body and "`compositional_skills/writing/freeform/haiku` (new)" in body
+
+
+def test_a_leaf_that_kept_nothing_is_said_with_its_dropped_samples_open():
+    run = full_run()
+    run["generation"]["leaves"][0].update(accepted=0, status="all samples filtered out: step 'dedup' kept 0 of 4")
+    body = render_comment(run)
+    assert ("⚠️ Generation kept no sample for `compositional_skills/writing/freeform/haiku`: all samples filtered "
+            "out: step 'dedup' kept 0 of 4.") in body
+    assert "<details open><summary>Generated samples: 1 accepted, 1 dropped (with why)</summary>" in body
 
 
 def test_failed_stage_says_which_and_why_with_linked_findings():
@@ -123,6 +194,12 @@ def test_hostile_text_everywhere_is_inert():
     run["generation"]["leaves"][0]["leaf"] = HOSTILE
     run["generation"]["leaves"][0]["dropped"] = {HOSTILE: 30}
     run["branch"]["leaves"][0]["leaf"] = HOSTILE
+    run["leaves"][0]["path"] = run["leaves"][2]["path"] = HOSTILE
+    run["leaves_skipped"][0].update(path=HOSTILE, reason=HOSTILE)
+    run["judge"]["spec"] = HOSTILE
+    run["generation"]["leaves"][0]["examples"]["accepted"][0]["answer"] = HOSTILE
+    run["generation"]["leaves"][0]["examples"]["dropped"][0].update(dropped_by=HOSTILE, reason=HOSTILE, question=HOSTILE)
+    run["generation"]["leaves"][0]["status"] = HOSTILE
     run["mtbench"]["categories"][HOSTILE] = {"base": 1, "candidate": 2, "delta": 1, "ci": [0, 2], "verdict": HOSTILE}
     run["models"]["judge"] = HOSTILE
     run["head"]["ref"] = HOSTILE

@@ -14,8 +14,9 @@ from lab_hooks.report.results import TYPES, problem, schema, schema_file, schema
 
 
 def test_the_schema_is_versioned_and_valid_2020_12():
-    assert schema_file().parent.name == "pr-results" and schema_file().name == "v1.json"
-    assert schema_id() == "https://lab-hooks.dev/schemas/pr-results/v1.json"
+    assert schema_file().parent.name == "pr-results" and schema_file().name == "v2.json"
+    assert schema_id() == "https://lab-hooks.dev/schemas/pr-results/v2.json"
+    assert schema_file(1).is_file()  # the old version stays beside it
     Draft202012Validator.check_schema(schema())
 
 
@@ -24,6 +25,9 @@ BROKEN = [
     ("mtbench", {"overall": {"ci": [1.0]}}), ("mtbench", {"overall": {"ci": [1, 2, 3]}}),
     ("training", {"phases": [{"phase": -1}]}), ("generation", {"leaves": [{"dropped": {"judge": "3"}}]}),
     ("generation", {"leaves": [{"accepted": -2}]}), ("base", {"sha": 12}), ("seeds", {"sdg": "zero"}),
+    ("leaves", [{"reference_nll": {"ci": [0.1]}}]), ("leaves", [{"changed": "yes"}]),
+    ("judge", {"calibration": {"passed": "no"}}), ("training", {"replay_samples": -1}),
+    ("generation", {"leaves": [{"examples": {"dropped": [{"reason": 3}]}}]}),
 ]
 
 

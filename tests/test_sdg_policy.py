@@ -69,7 +69,8 @@ def test_a_leaf_that_kept_nothing_shows_the_contributor_why_in_the_comment(tmp_p
     run = {"status": "failed", "failure": {"stage": "generate", "reason": "no changed leaf produced any sample"},
            "generation": {"teacher": EMBEDDED, "leaves": [leaf]}}
     body = render_comment(run)
-    assert "kept nothing: 3 dropped sample(s)" in body
+    assert "Generation kept no sample for `writing/haiku`" in body
+    assert "<details open><summary>Generated samples: 0 accepted, 3 dropped (with why)</summary>" in body
     assert "dropped by `dedup`: ROUGE-L 0.91 &gt;= 0.7 of 'Write a haiku on snow.'" in body
     assert "the teacher's output could not be parsed" in body and "Write a haiku about rain." in body
     assert "Judge filtering was not applied" not in body
@@ -78,4 +79,4 @@ def test_a_leaf_that_kept_nothing_shows_the_contributor_why_in_the_comment(tmp_p
     assert "⚠️ Judge filtering was not applied: the teacher embedded:smollm2" in render_comment(run)
     for bad in ("not a mapping", {"dropped": "nor a list"}, {"dropped": ["nor samples"]}):  # a results.json from
         leaf.update(examples=bad, judges=["not", "a", "mapping"])  # anywhere renders, it never crashes
-        assert "kept nothing" not in render_comment(run)
+        assert "Generated samples:" not in render_comment(run)

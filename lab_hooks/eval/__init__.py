@@ -23,10 +23,16 @@ The PR loop calls one function::
 Steps (lab_hooks/eval/run.py): build the question sets (MT-Bench or its
 `quick` stratified subset; each changed skill leaf's seed questions), answer
 them with each model (batched, turn 2 sees turn 1), judge every turn with
-FastChat's single-answer prompts (judge.py), then score and compare with a
-paired bootstrap (stats.py). Answers and judgments are store records keyed by
-(checkpoint, question set, settings, judge, seed): a second PR against the
-same base only runs the candidate.
+FastChat's single-answer prompts (judge.py; G-Eval expectations where the
+judge's backend reports log-probabilities), then score and compare with a
+paired bootstrap (stats.py). Beside that, the judge-free metric (reference.py):
+each changed leaf's and each control leaf's seed answers scored by both models
+(per-token NLL), the verdict drawn on the move beyond the controls'. The judge
+first rates a calibration set (calibration.py); a judge that cannot tell
+reference answers from degraded ones draws no verdict. Optionally, pairwise
+judging with position swap (pairwise.py). Answers, judgments, NLLs and the
+calibration are store records keyed by (checkpoint, question set, settings,
+judge, seed): a second PR against the same base only runs the candidate.
 """
 
 from lab_hooks.eval.render import render

@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--judge-prefill", action=argparse.BooleanOptionalAction,
                    help="start each judgment with 'Rating: [[' so the judge writes only the number "
                         "(default: on for the embedded smoke-test judge, off for others, which explain first)")
+    p.add_argument("--pairwise", action="store_true",
+                   help="also judge base vs candidate MT-Bench answers side by side, in both orders")
+    p.add_argument("--calibration-questions", type=int, default=10, metavar="N",
+                   help="MT-Bench references (each with 4 degraded answers) the judge must tell apart (default 10)")
+    p.add_argument("--no-judge-logprobs", action="store_true",
+                   help="use the [[n]] the judge writes even where its backend reports log-probabilities")
     p.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="per answer turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=int, default=2048, metavar="N", help="per judgment (default 2048)")
     p.add_argument("--resamples", type=int, default=10_000, metavar="B", help="bootstrap resamples (default 10000)")
@@ -52,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(args: argparse.Namespace) -> str | None:
-    for name in ("quick", "judge_repeats", "max_tokens", "judge_max_tokens", "resamples"):
+    for name in ("quick", "judge_repeats", "max_tokens", "judge_max_tokens", "resamples", "calibration_questions"):
         value = getattr(args, name)
         if value is not None and value < 1:
             return f"--{name.replace('_', '-')} must be at least 1, got {value}"
@@ -100,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(seed=args.seed, quick=args.quick, max_tokens=args.max_tokens,
                         judge_max_tokens=args.judge_max_tokens, judge_repeats=args.judge_repeats,
                         judge_temperature=args.judge_temperature, judge_prefill=args.judge_prefill,
-                        unchanged_sample=args.unchanged_sample, resamples=args.resamples)
+                        unchanged_sample=args.unchanged_sample, resamples=args.resamples,
+                        pairwise=args.pairwise, calibration_questions=args.calibration_questions,
+                        judge_logprobs=not args.no_judge_logprobs)
     job = store.run("eval", {"base": args.base_model, "candidate": args.candidate}) if store else nullcontext()
     with job:  # no gc meanwhile
         results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,

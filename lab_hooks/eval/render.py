@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 
-def _num(value: float | None, signed: bool = False) -> str:
+def _num(value: float | None, signed: bool = False, digits: int = 2) -> str:
     if value is None:
         return "–"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _ci(ci: list[float] | None) -> str:
-    return "–" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+def _ci(ci: list[float] | None, digits: int = 2) -> str:
+    return "–" if ci is None else f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
 
 
 def _row(label: str, d: dict, *before: str, after: tuple[str, ...] = ()) -> str:
@@ -38,9 +38,54 @@ def _trusted_by_name(results: dict) -> list[str]:
             "under a new name, or run with `--no-cache`)." for role, m in named]
 
 
+FAILED_LABEL = "⚠️ judge failed calibration — these scores do not measure quality"
+
+
+def reference_lines(results: dict) -> list[str]:
+    """The judge-free metric per leaf: a table, and which answers were measured."""
+    leaves = results.get("leaves") or []
+    lines = []
+    if leaves:
+        rules = results["statistics"]["reference_nll"]
+        lines += ["### Reference answers: NLL per token (lower is better; no judge)", "",
+                  "| leaf | change | answers | base | candidate | Δ | 95 % CI | Δ beyond controls | 95 % CI | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for leaf in leaves:
+            r, beyond = leaf["reference_nll"], leaf["reference_nll"]["beyond_controls"]
+            answers = f"{r['n_answers']}" + (" held out" if r["held_out"] else "")
+            cells = [f"`{leaf['path']}`", leaf["change"], answers, _num(r["base"], digits=3),
+                     _num(r["candidate"], digits=3), _num(r["delta"], True, 3), _ci(r["ci"], 3),
+                     _num(beyond["delta"], True, 3), _ci(beyond["ci"], 3), r["verdict"]]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"Verdict: the leaf's Δ minus the controls' (unchanged leaves) pooled Δ, joint bootstrap; "
+                      f"*improved*/*regressed* only when its CI excludes 0 and it reaches "
+                      f"{rules['min_effect']:g} nats/token.", ""]
+    for skip in results.get("leaves_skipped") or []:
+        lines.append(f"- `{skip['path']}` ({skip['change']}): no reference NLL: {skip['reason']}.")
+    return lines + ([""] if results.get("leaves_skipped") else [])
+
+
+def calibration_line(calibration: dict | None) -> str | None:
+    """One sentence: did the judge pass its calibration, by how much."""
+    if calibration is None:
+        return None
+    gap = "–" if calibration["gap"] is None else f"{calibration['gap']:+.2f}"
+    ci = "–" if calibration["ci"] is None else f"[{calibration['ci'][0]:+.2f}, {calibration['ci'][1]:+.2f}]"
+    auc = "–" if calibration["auc"] is None else f"{calibration['auc']:.2f}"
+    measured = (f"reference answers rated {gap} above degraded ones (95 % CI {ci}, AUC {auc}, "
+                f"{calibration['n']} questions; pass: CI above 0 and gap ≥ {calibration['min_gap']:g})")
+    if calibration["passed"]:
+        return f"The judge passed calibration: {measured}."
+    return f"**{FAILED_LABEL}**: {measured}. No verdict is drawn from its scores."
+
+
 def render(results: dict) -> str:
     judge = results["judge"]
     lines = ["## Evaluation: candidate vs base", ""]
+    lines += reference_lines(results)
+    calibrated = calibration_line(judge.get("calibration"))
+    if calibrated:
+        lines += [calibrated, ""]
     if judge["smoke_test"]:
         lines += [f"> **Smoke-test judge.** `{judge['spec']}` is the embedded 135M model: it exercises the "
                   "pipeline on CPU but cannot judge answers. These scores say nothing about model quality; "
@@ -77,6 +122,13 @@ def render(results: dict) -> str:
         for skip in branch["skipped"]:
             lines.append(f"- `{skip['leaf']}` ({skip['change']}) not evaluated: {skip['reason']}.")
         lines.append("")
+    pairs = results.get("pairwise")
+    if pairs:
+        rate = "–" if pairs["win_rate"] is None else f"{pairs['win_rate']:.2f}"
+        lines += ["### Pairwise: candidate vs base, both orders", "",
+                  f"{pairs['wins']} wins, {pairs['ties']} ties, {pairs['losses']} losses over {pairs['n']} questions "
+                  f"(a verdict that flips with the order counts as a tie); win rate {rate} "
+                  f"(95 % CI {_ci(pairs['ci'])}) — {pairs['verdict']}; {pairs['unusable_games']} game(s) unusable.", ""]
     st = results["statistics"]
     models = results["models"]
     lines += [
@@ -87,7 +139,9 @@ def render(results: dict) -> str:
         f"- Judge `{judge['spec']}`: {judge['repeats']} judgment(s) per answer at temperature "
         f"{judge['temperature']:g}, up to {judge['max_tokens']} tokens"
         + (f"; each judgment prefilled with `{judge['prefill']}` (the judge writes the rating only, "
-           "no explanation)." if judge["prefill"] else "."),
+           "no explanation)" if judge["prefill"] else "")
+        + ("; ratings are the expectation over the judge's probabilities of 1–10 (log-probabilities)."
+           if judge["scoring"] == "logprob" else "; ratings are the `[[n]]` the judge wrote (no log-probabilities)."),
         *_trusted_by_name(results),
         f"- Δ = candidate − base; CI: {st['method']}, {st['resamples']:,} resamples, seed {results['seed']}, "
         f"{st['confidence'] * 100:g} %. Verdict *improved*/*regressed* only when the CI excludes 0; "

@@ -9,6 +9,7 @@ every record is cached is never even loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from contextlib import ExitStack, contextmanager
@@ -17,12 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lab_hooks.eval import stats
-from lab_hooks.eval.judge import RATING_PREFILL, judge_conversation, load_judge_prompts, parse_rating
+from lab_hooks.eval import calibration, pairwise, reference, stats
+from lab_hooks.eval.judge import (
+    LOGPROB, LOGPROB_TOP, PARSED, RATING_PREFILL, judge_conversation, load_judge_prompts, rate,
+)
 from lab_hooks.eval.questions import QuestionSet, leaf_set, mtbench_set, sample_leaves
+from lab_hooks.models.embedded import is_smoke_test_judge
 from lab_hooks.models.types import Backend, SamplingParams
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # FastChat's gen_model_answer temperatures; branch (seed) questions are answered greedily.
 TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "stem": 0.1, "humanities": 0.1}
 REPEAT_TEMPERATURE = 0.7  # repeated judgments must be sampled, or they would all be the same
@@ -38,8 +42,19 @@ class Settings:
     judge_repeats: int = 1
     judge_temperature: float | None = None  # None: 0 (FastChat), or REPEAT_TEMPERATURE with repeats
     judge_prefill: bool | None = None  # start judgments with RATING_PREFILL; None: for a smoke-test judge only
-    unchanged_sample: int = 3  # unchanged skill leaves asked too, to catch regressions elsewhere
+    unchanged_sample: int = 3  # unchanged leaves evaluated too (the controls), to catch regressions elsewhere
     resamples: int = stats.RESAMPLES
+    judge_logprobs: bool = True  # G-Eval scoring where the judge's backend reports log-probabilities
+    calibration_questions: int = calibration.QUESTIONS
+    mtbench: bool = True  # MT-Bench (the judge's general-quality check) besides the branch leaves
+    pairwise: bool = False  # also judge base vs candidate side by side, both orders (MT-Bench)
+    branch_judge: bool = True  # the judge rates the branch leaves' answers too (skills)
+    reference_nll: bool = True  # the judge-free metric on every branch leaf
+    min_effect: float = reference.MIN_EFFECT  # nats/token beyond the controls for a reference-NLL verdict
+
+    def judge_params(self) -> SamplingParams:
+        return SamplingParams(temperature=self.judge_temp, max_tokens=self.judge_max_tokens, n=self.judge_repeats,
+                              seed=self.seed, logprobs=LOGPROB_TOP if self.judge_logprobs else 0)
 
     @property
     def judge_temp(self) -> float:
@@ -55,17 +70,6 @@ class Settings:
         """
         wanted = is_smoke_test_judge(judge_spec) if self.judge_prefill is None else self.judge_prefill
         return RATING_PREFILL if wanted else None
-
-
-def is_smoke_test_judge(spec: str) -> bool:
-    """The embedded 135M model (however it is loaded) can exercise the pipeline, not judge answers."""
-    from lab_hooks.models import SpecError, parse_spec
-    from lab_hooks.models.embedded import EMBEDDED
-
-    try:
-        return parse_spec(spec).target in EMBEDDED
-    except SpecError:
-        return False
 
 
 def identify(spec: str) -> tuple[str, str]:
@@ -173,9 +177,11 @@ def generate_answers(backend: Backend, sets: list[QuestionSet], max_tokens: int,
 
 def judge_answers(judge: Backend, sets: list[QuestionSet], answers: dict, settings: Settings,
                   prefill: str | None = None) -> dict:
-    """{set name: {"ratings": [[[rating|None per repeat] per turn] per question], "judgments": texts}}.
+    """{set name: {"ratings", "scoring", "judgments"}}, each [[[value per repeat] per turn] per question].
 
-    A judgment text is the whole of the judge's answer: the prefill and what the judge wrote after it.
+    A judgment text is the whole of the judge's answer: the prefill and what the judge wrote
+    after it; its rating is a float (G-Eval expectation, scoring "logprob"), the parsed
+    `[[n]]` ("parsed"), or None (no usable rating, scoring None).
     """
     requests, where = [], []
     for s in sets:
@@ -186,31 +192,12 @@ def judge_answers(judge: Backend, sets: list[QuestionSet], answers: dict, settin
                     prompts, q.category, list(q.turns), answers[s.name][qi], turn,
                     list(q.references) if q.references else None, prefill))
                 where.append((s.name, qi))
-    params = SamplingParams(temperature=settings.judge_temp, max_tokens=settings.judge_max_tokens,
-                            n=settings.judge_repeats, seed=settings.seed)
-    out = {s.name: {"ratings": [[] for _ in s.questions], "judgments": [[] for _ in s.questions]} for s in sets}
-    for (name, qi), texts in zip(where, _judge_texts(judge, requests, params, prefill or "")):
-        out[name]["judgments"][qi].append(texts)
-        out[name]["ratings"][qi].append([parse_rating(t) for t in texts])
+    out = {s.name: {field: [[] for _ in s.questions] for field in ("ratings", "scoring", "judgments")} for s in sets}
+    for (name, qi), judgments in zip(where, rate(judge, requests, settings.judge_params(), prefill)):
+        out[name]["judgments"][qi].append([j.text for j in judgments])
+        out[name]["ratings"][qi].append([j.rating for j in judgments])
+        out[name]["scoring"][qi].append([j.scoring for j in judgments])
     return out
-
-
-def _judge_texts(judge: Backend, requests: list, params: SamplingParams, prefill: str) -> list[list[str]]:
-    """The judge's texts per request; one too long for its context is a judge error, not a crash."""
-    from lab_hooks.models.types import ContextLengthError
-
-    texts: list[list[str] | None] = [None] * len(requests)
-    pending = list(range(len(requests)))
-    while pending:
-        try:
-            completions = judge.chat([requests[i] for i in pending], params)
-        except ContextLengthError as exc:  # raised before any generation: dropping it costs nothing
-            texts[pending.pop(exc.index)] = [f"(not judged: {exc})"] * params.n
-            continue
-        for i, c in zip(pending, completions):
-            texts[i] = [prefill + completion.text for completion in c]
-        break
-    return texts
 
 
 def _as_arrays(ratings: list) -> list[np.ndarray]:
@@ -225,35 +212,49 @@ class _Plan:
     """What one run asks: the question sets, which leaves they come from, and which leaves it skips."""
 
     sets: list[QuestionSet]
-    leaves: list[dict] = field(default_factory=list)  # {"leaf", "change", "set"} for branch leaves
+    leaves: list[dict] = field(default_factory=list)  # {"leaf", "change", "set"} for judged branch leaves
     skipped: list[dict] = field(default_factory=list)
+    references: list[dict] = field(default_factory=list)  # {"path", "changed", "change", "references"}
+    references_skipped: list[dict] = field(default_factory=list)
 
 
 def _plan(mtbench_dir: Path | None, changed_leaves, new_leaves, unchanged_leaves, branch_prompts, settings) -> _Plan:
+    """MT-Bench, the judged branch leaves (skills) and the reference-NLL leaves (every kind).
+
+    Both branch evaluations look at the changed leaves and at the same fixed sample of
+    unchanged ones (the controls, drawn from every leaf with a usable seed answer).
+    """
     plan = _Plan(sets=[])
     if mtbench_dir is not None:
         plan.sets.append(mtbench_set(mtbench_dir, settings.quick, settings.seed))
 
-    def usable(leaf) -> str | None:
-        if leaf.kind is None or not leaf.kind.is_skill:
-            return "knowledge leaf (branch evaluation asks skill leaves)"
-        if not any(e.question and e.answer for e in leaf.examples):
-            return "no seed question with an answer"
-        return None
+    def has_answers(leaf) -> bool:
+        return any(e.question.strip() and e.answer.strip() for e in leaf.examples)
 
     changed = list(changed_leaves)
     changed_names = {leaf.name for leaf in changed}
-    pool = [leaf for leaf in unchanged_leaves if leaf.name not in changed_names and usable(leaf) is None]
+    pool = [leaf for leaf in unchanged_leaves if leaf.name not in changed_names and has_answers(leaf)]
     rows = [(leaf, "new" if leaf.name in new_leaves else "modified") for leaf in changed]
     rows += [(leaf, "unchanged") for leaf in sample_leaves(pool, settings.unchanged_sample, settings.seed)]
     for leaf, change in rows:
-        reason = usable(leaf)
-        if reason:
-            plan.skipped.append({"leaf": leaf.name, "change": change, "reason": reason})
+        if not has_answers(leaf):
+            reason = "no seed question with an answer"
+            plan.references_skipped.append({"path": leaf.name, "change": change, "reason": reason})
+        elif settings.reference_nll:
+            plan.references.append({"path": leaf.name, "changed": change != "unchanged", "change": change,
+                                    "references": reference.references(leaf)})
+        if not settings.branch_judge:
             continue
-        qset = leaf_set(leaf, branch_prompts)
-        plan.leaves.append({"leaf": leaf.name, "change": change, "set": qset})
-        plan.sets.append(qset)
+        if leaf.kind is None or not leaf.kind.is_skill:
+            reason = "knowledge leaf (branch evaluation asks skill leaves)"
+        elif not has_answers(leaf):
+            reason = "no seed question with an answer"
+        else:
+            qset = leaf_set(leaf, branch_prompts)
+            plan.leaves.append({"leaf": leaf.name, "change": change, "set": qset})
+            plan.sets.append(qset)
+            continue
+        plan.skipped.append({"leaf": leaf.name, "change": change, "reason": reason})
     return plan
 
 
@@ -268,12 +269,15 @@ def evaluate(
     unchanged_leaves=(),
     settings: Settings = Settings(),
     ids: dict[str, str] | None = None,
-    mtbench: bool = True,
+    mtbench: bool | None = None,
 ) -> dict:
-    """Evaluate candidate against base; the results dict documented in docs/eval-results.md."""
+    """Evaluate candidate against base; the results dict documented in docs/eval-results.md.
+
+    `mtbench`: overrides `settings.mtbench`."""
     from lab_hooks.assets import asset_dir
     from lab_hooks.store.keys import artifact_key, sha256_file
 
+    mtbench = settings.mtbench if mtbench is None else mtbench
     steps = _Steps()
     backends = _Backends([base, candidate, judge], steps)
     specs = {"base": _spec(base), "candidate": _spec(candidate), "judge": _spec(judge)}
@@ -286,7 +290,8 @@ def evaluate(
                  data / "mt_bench_branch" / "judge_prompts.jsonl", settings)
     generation = {"max_tokens": settings.max_tokens, "temperatures": TEMPERATURES}
     judging = {"temperature": settings.judge_temp, "repeats": settings.judge_repeats,
-               "max_tokens": settings.judge_max_tokens, "prefill": settings.rating_prefill(specs["judge"])}
+               "max_tokens": settings.judge_max_tokens, "prefill": settings.rating_prefill(specs["judge"]),
+               "logprobs": settings.judge_params().logprobs}
 
     def answers_key(role: str, s: QuestionSet) -> str:
         return artifact_key("eval-answers", model=ids[role], questions=s.hash, generation=generation,
@@ -295,6 +300,10 @@ def evaluate(
     def judgments_key(role: str, s: QuestionSet) -> str:
         return artifact_key("eval-judgments", answers=answers_key(role, s), judge=ids["judge"],
                             prompts=sha256_file(s.judge_prompts), judging=judging, seed=settings.seed)
+
+    def nll_key(role: str, row: dict) -> str:
+        return artifact_key("eval-reference-nll", model=ids[role],
+                            references=reference.references_hash(row["references"]))
 
     def cached(keys: dict) -> dict:
         return store.record_get_many(list(keys.values())) if store is not None and keys else {}
@@ -311,7 +320,10 @@ def evaluate(
             stack.enter_context(store.lock(key))
         return stack
 
-    ratings: dict[str, dict[str, list]] = {}
+    judged_sets: dict[str, dict[str, dict]] = {}
+    answered: dict[str, dict[str, list]] = {}
+    nll: dict[str, dict[str, list]] = {}
+    not_scorable = None
     for role in ROLES:
         keys = {s.name: answers_key(role, s) for s in plan.sets}
         with computed_once(keys):
@@ -325,6 +337,7 @@ def evaluate(
                     new, row["tokens"] = generate_answers(model, missing, settings.max_tokens, settings.seed)
                     answers.update(new)
                     save({keys[name]: {"answers": a} for name, a in new.items()})
+        answered[role] = answers
         jkeys = {s.name: judgments_key(role, s) for s in plan.sets}
         with computed_once(jkeys):
             found = cached(jkeys)
@@ -336,24 +349,133 @@ def evaluate(
                     new = judge_answers(model, missing, answers, settings, judging["prefill"])
                     judged.update(new)
                     save({jkeys[name]: j for name, j in new.items()})
-        ratings[role] = {name: j["ratings"] for name, j in judged.items()}
+        judged_sets[role] = judged
+        if not plan.references or not_scorable is not None:
+            continue
+        nkeys = {row["path"]: nll_key(role, row) for row in plan.references}
+        with computed_once(nkeys):
+            found = cached(nkeys)
+            nll[role] = {path: found[key]["nll"] for path, key in nkeys.items() if key in found}
+            missing = [row for row in plan.references if row["path"] not in nll[role]]
+            model = backends(specs[role]) if missing else None
+            with steps.step(f"{role} reference NLL", cached=not missing,
+                            answers=sum(len(r["references"]) for r in missing)):
+                try:
+                    scores = reference.score(model, [ref for row in missing for ref in row["references"]]) \
+                        if missing else []
+                except reference.NotScorable as exc:
+                    not_scorable = str(exc)
+                else:
+                    for row in missing:
+                        count = len(row["references"])
+                        nll[role][row["path"]], scores = scores[:count], scores[count:]
+                    save({nkeys[row["path"]]: {"nll": nll[role][row["path"]]} for row in missing})
+
+    calibrated = None
+    if plan.sets:  # the judge's scores are used: it must show it can tell good from bad first
+        items = calibration.calibration_set(data / "mt_bench", settings.calibration_questions, settings.seed)
+        prompts = data / "mt_bench" / "judge_prompts.jsonl"
+        key = artifact_key("eval-calibration", judge=ids["judge"], items=calibration.set_hash(items),
+                           prompts=sha256_file(prompts), judging=judging, seed=settings.seed)
+        with computed_once({"calibration": key}):
+            found = cached({"calibration": key}).get(key)
+            model = backends(specs["judge"]) if found is None else None
+            with steps.step("judge calibration", cached=found is not None, judgments=len(items) * 5):
+                if found is None:
+                    once = dataclasses.replace(settings.judge_params(), n=1)
+                    judgments = [j for js in rate(model, calibration.conversations(items, prompts, judging["prefill"]),
+                                                  once, judging["prefill"]) for j in js]
+                    found = {"ratings": [j.rating for j in judgments], "scoring": [j.scoring for j in judgments],
+                             "judgments": [j.text for j in judgments]}
+                    save({key: found})
+        calibrated = {**calibration.gate(items, found["ratings"], seed=settings.seed, resamples=settings.resamples),
+                      "scoring": found["scoring"]}
+        save({calibration.verdict_key(ids["judge"]): {k: v for k, v in calibrated.items() if k != "scoring"}})
+
+    pairs = None
+    if settings.pairwise and mtbench:
+        qset = plan.sets[0]
+        key = artifact_key("eval-pairwise", base=answers_key("base", qset), candidate=answers_key("candidate", qset),
+                           judge=ids["judge"], prompts=sha256_file(qset.judge_prompts), judging=judging,
+                           seed=settings.seed)
+        with computed_once({"pairs": key}):
+            pairs = cached({"pairs": key}).get(key)
+            model = backends(specs["judge"]) if pairs is None else None
+            with steps.step("pairwise judgments", cached=pairs is not None):
+                if pairs is None:
+                    prefill = pairwise.PAIR_PREFILL if judging["prefill"] else None
+                    pairs = pairwise.judge_pairs(model, qset, {r: answered[r][qset.name] for r in ROLES},
+                                                 settings.judge_params(), prefill)
+                    save({key: pairs})
 
     with steps.step("statistics"):
+        ratings = {role: {name: j["ratings"] for name, j in judged_sets[role].items()} for role in ROLES}
+        draw = calibrated is None or calibrated["passed"]
+        calibrated_scoring = (calibrated or {}).pop("scoring", [])
         results = {
             "schema_version": SCHEMA_VERSION,
             "seed": settings.seed,
             "models": {role: {"spec": specs[role], "id": ids[role], "id_source": identities[role][1]}
                        for role in ROLES},
             "judge": {"spec": specs["judge"], "id": ids["judge"], "id_source": identities["judge"][1],
-                      "smoke_test": is_smoke_test_judge(specs["judge"]), **judging},
+                      "smoke_test": is_smoke_test_judge(specs["judge"]), **judging,
+                      **_scoring([j.get("scoring") for role in ROLES for j in judged_sets[role].values()],
+                                 calibrated_scoring),
+                      "calibration": calibrated},
             "generation": generation,
             "statistics": {"method": "paired bootstrap over questions", "resamples": settings.resamples,
-                           "confidence": stats.CONFIDENCE, "min_questions": stats.MIN_QUESTIONS},
-            "mtbench": _mtbench_results(plan.sets[0], ratings, settings) if mtbench else None,
-            "branch": _branch_results(plan, ratings, settings) if plan.leaves or plan.skipped else None,
+                           "confidence": stats.CONFIDENCE, "min_questions": stats.MIN_QUESTIONS,
+                           "reference_nll": {"min_effect": settings.min_effect, "sdg_seeds": reference.SDG_SEEDS,
+                                             "method": "paired bootstrap over answers; verdict on the excess over "
+                                                       "the controls (joint bootstrap)"}},
+            "leaves": reference.compare(plan.references, nll, seed=settings.seed, resamples=settings.resamples,
+                                        min_effect=settings.min_effect) if len(nll) == 2 else [],
+            "leaves_skipped": plan.references_skipped + [
+                {"path": row["path"], "change": row["change"], "reason": not_scorable} for row in plan.references
+                if not_scorable],
+            "mtbench": _withheld(_mtbench_results(plan.sets[0], ratings, settings), draw) if mtbench else None,
+            "branch": _withheld(_branch_results(plan, ratings, settings), draw) if plan.leaves or plan.skipped else None,
+            "pairwise": None if pairs is None else _withheld(_pairwise_results(pairs, settings), draw),
         }
     results["timings"] = {"steps": steps.rows, "total_seconds": round(sum(r["seconds"] for r in steps.rows), 3)}
     return results
+
+
+def _scoring(judged: list, calibration_scoring: list) -> dict:
+    """How the ratings were made: "logprob" when every rated judgment was (G-Eval), else "parsed"."""
+    flat = [value for nested in judged if nested for value in _flatten(nested)] + list(calibration_scoring)
+    counts = {"logprob": flat.count(LOGPROB), "parsed": flat.count(PARSED), "unrated": flat.count(None)}
+    return {"scoring": LOGPROB if counts["logprob"] and not counts["parsed"] else PARSED, "scoring_counts": counts}
+
+
+def _flatten(nested):
+    for item in nested:
+        if isinstance(item, list):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
+def _withheld(section: dict, draw: bool) -> dict:
+    """A judged section with every verdict withheld when the judge failed calibration."""
+    if draw:
+        return section
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {k: (stats.NOT_DRAWN if k == "verdict" else "not drawn" if k == "status" and v != "new"
+                        else walk(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(section)
+
+
+def _pairwise_results(pairs: dict, settings: Settings) -> dict:
+    outcomes, unusable = pairwise.question_outcomes(pairs["games"])
+    return {**stats.win_rate(outcomes, group="pairwise", seed=settings.seed, resamples=settings.resamples),
+            "unusable_games": unusable, "games": pairs["games"]}
 
 
 def _mtbench_results(qset: QuestionSet, ratings: dict, settings: Settings) -> dict:

@@ -28,6 +28,7 @@ CONFIDENCE = 0.95
 MIN_QUESTIONS = 5
 
 IMPROVED, REGRESSED, WITHIN_NOISE, INSUFFICIENT = "improved", "regressed", "within noise", "insufficient data"
+NOT_DRAWN = "not drawn"  # the judge failed its calibration: its scores decide nothing
 
 
 def _sums(ratings: list[np.ndarray], turn: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -81,14 +82,8 @@ def paired_delta(
     n = len(base)
     ci = None
     if delta is not None and n:
-        weights = _group_rng(seed, group).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            deltas = (weights @ c_sum) / (weights @ c_cnt) - (weights @ b_sum) / (weights @ b_cnt)
-        deltas = deltas[np.isfinite(deltas)]
-        if deltas.size:
-            tail = (1.0 - confidence) / 2 * 100
-            low, high = np.percentile(deltas, [tail, 100 - tail])
-            ci = [float(low), float(high)]
+        weights = _resample_weights(_group_rng(seed, group), n, resamples)
+        ci = _interval(_ratio_resamples(weights, c_sum, c_cnt) - _ratio_resamples(weights, b_sum, b_cnt), confidence)
     return {
         "n_questions": n,
         "base": _round(b_mean),
@@ -130,3 +125,118 @@ def judge_noise(ratings: list[np.ndarray]) -> dict | None:
         "overall_sd": _round(float(np.std(per_repeat, ddof=1))) if len(per_repeat) >= 2 else None,
         "overall_range": [_round(min(per_repeat)), _round(max(per_repeat))] if per_repeat else None,
     }
+
+
+def _ratio_resamples(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ sums) / (weights @ counts)
+
+
+def _resample_weights(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray:
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+
+
+def _interval(values: np.ndarray, confidence: float) -> list[float] | None:
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    tail = (1.0 - confidence) / 2 * 100
+    return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
+
+
+def excess_delta(
+    leaf: tuple[list[np.ndarray], list[np.ndarray]],
+    controls: tuple[list[np.ndarray], list[np.ndarray]],
+    *,
+    group: str,
+    seed: int,
+    min_effect: float,
+    lower_is_better: bool = True,
+    resamples: int = RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> dict:
+    """How much more a leaf moved than the control leaves did, with a joint bootstrap CI.
+
+    `leaf` and `controls` are (base, candidate) lists of per-item arrays (e.g. one
+    answer's token NLLs); a group's value is the ratio of sums over its items. Each
+    resample draws the leaf's items and the controls' items independently (paired
+    base/candidate within each), so the CI carries the uncertainty of both deltas.
+    Training moves every leaf a little; a verdict needs the excess's CI to exclude
+    0 *and* its size to reach `min_effect`. With no control items the excess is the
+    leaf's own delta.
+    """
+    sums = {name: [_sums(side, None) for side in pair] for name, pair in (("leaf", leaf), ("controls", controls))}
+    rng = _group_rng(seed, group)
+
+    def delta_of(name: str, weights: np.ndarray | None) -> np.ndarray | float:
+        (b_sum, b_cnt), (c_sum, c_cnt) = sums[name]
+        if weights is None:
+            return float(c_sum.sum() / c_cnt.sum() - b_sum.sum() / b_cnt.sum())
+        return _ratio_resamples(weights, c_sum, c_cnt) - _ratio_resamples(weights, b_sum, b_cnt)
+
+    n_leaf, n_controls = len(leaf[0]), len(controls[0])
+    if not n_leaf or not sums["leaf"][0][1].sum():
+        return {"excess": None, "ci": None, "controls_delta": None, "verdict": INSUFFICIENT}
+    leaf_deltas = delta_of("leaf", _resample_weights(rng, n_leaf, resamples))
+    control_point, control_deltas = 0.0, 0.0
+    if n_controls:
+        control_point = delta_of("controls", None)
+        control_deltas = delta_of("controls", _resample_weights(rng, n_controls, resamples))
+    excess = delta_of("leaf", None) - control_point
+    ci = _interval(leaf_deltas - control_deltas, confidence)
+    return {"excess": _round(excess), "ci": None if ci is None else [_round(v) for v in ci],
+            "controls_delta": _round(control_point) if n_controls else None,
+            "verdict": effect_verdict(excess, ci, n_leaf, min_effect, lower_is_better)}
+
+
+def effect_verdict(effect: float | None, ci: list[float] | None, n: int, min_effect: float,
+                   lower_is_better: bool) -> str:
+    """improved / regressed when the CI excludes 0 and the effect is at least `min_effect`."""
+    if effect is None or ci is None or n < MIN_QUESTIONS:
+        return INSUFFICIENT
+    if abs(effect) < min_effect or ci[0] <= 0 <= ci[1]:
+        return WITHIN_NOISE
+    return IMPROVED if (effect < 0) == lower_is_better else REGRESSED
+
+
+def separation(good: np.ndarray, bad: np.ndarray, *, group: str, seed: int, resamples: int = RESAMPLES,
+               confidence: float = CONFIDENCE) -> dict:
+    """How well ratings tell good answers from bad ones to the same questions.
+
+    `good`: one rating per question (NaN: unusable); `bad`: (questions, variants). The
+    gap is mean(good) - mean(bad) over questions with both, its CI a bootstrap over
+    questions; AUC is the probability that a good answer outrates a bad one to the same
+    question (ties count half).
+    """
+    good = np.asarray(good, dtype=float)
+    bad = np.asarray(bad, dtype=float).reshape(len(good), -1)
+    usable = np.isfinite(good) & np.isfinite(bad).any(axis=1)
+    good, bad = good[usable], bad[usable]
+    n = int(usable.sum())
+    if not n:
+        return {"n": 0, "gap": None, "ci": None, "auc": None}
+    per_question = good - np.nanmean(bad, axis=1)
+    weights = _resample_weights(_group_rng(seed, group), n, resamples)
+    ci = _interval(weights @ per_question / n, confidence)
+    pairs = good[:, None] - bad
+    pairs = pairs[np.isfinite(pairs)]
+    auc = float(np.mean((pairs > 0) + 0.5 * (pairs == 0)))
+    return {"n": n, "gap": _round(float(per_question.mean())), "ci": None if ci is None else [_round(v) for v in ci],
+            "auc": _round(auc)}
+
+
+def win_rate(outcomes: list[float], *, group: str, seed: int, resamples: int = RESAMPLES,
+             confidence: float = CONFIDENCE) -> dict:
+    """Pairwise outcomes per question (1 win, 0.5 tie, 0 loss, NaN: no usable judgment):
+    win/tie/loss counts and the candidate's win rate (ties half) with a bootstrap CI."""
+    values = np.asarray(outcomes, dtype=float)
+    values = values[np.isfinite(values)]
+    n = int(values.size)
+    counts = {"wins": int((values == 1).sum()), "ties": int((values == 0.5).sum()), "losses": int((values == 0).sum())}
+    if not n:
+        return {"n": 0, **counts, "win_rate": None, "ci": None, "verdict": INSUFFICIENT}
+    rate = float(values.mean())
+    ci = _interval(_resample_weights(_group_rng(seed, group), n, resamples) @ values / n, confidence)
+    shifted = None if ci is None else [v - 0.5 for v in ci]
+    return {"n": n, **counts, "win_rate": _round(rate), "ci": None if ci is None else [_round(v) for v in ci],
+            "verdict": verdict(shifted, n)}

@@ -51,12 +51,19 @@ def judge_error_rate(errors: dict) -> float | None:
     return sum(e.get("errors", 0) for e in errors.values()) / judged if judged else None
 
 
+JUDGE_FIELDS = ("spec", "smoke_test", "prefill", "scoring", "scoring_counts", "calibration")
+
+
 def eval_summary(results: dict) -> dict:
-    """The comment's `mtbench` and `branch` sections from lab_hooks.eval's results JSON."""
-    out = {}
+    """What the comment shows of lab_hooks.eval's results JSON: the reference NLL per leaf
+    (`leaves`, the maintainer's first lines), the judge and its calibration, MT-Bench,
+    the judged branch eval and the pairwise comparison."""
+    judge = results.get("judge") or {}
+    out = {"leaves": results.get("leaves") or [], "leaves_skipped": results.get("leaves_skipped") or [],
+           "reference_nll": (results.get("statistics") or {}).get("reference_nll"),
+           "judge": {k: judge.get(k) for k in JUDGE_FIELDS}}
     mt = results.get("mtbench")
     if mt:
-        judge = results.get("judge") or {}
         out["mtbench"] = {"overall": mt["overall"], "categories": mt.get("categories", {}),
                           "quick": (mt.get("subset") or {}).get("quick"),
                           "judge_error_rate": judge_error_rate(mt.get("errors", {})),
@@ -64,4 +71,7 @@ def eval_summary(results: dict) -> dict:
     branch = results.get("branch")
     if branch:
         out["branch"] = {"leaves": branch.get("leaves", []), "judge_error_rate": judge_error_rate(branch.get("errors", {}))}
+    pairs = results.get("pairwise")
+    if pairs:
+        out["pairwise"] = {k: v for k, v in pairs.items() if k != "games"}
     return out

@@ -34,6 +34,7 @@ class LeafData:
     dataset: Path | None = None  # its messages.jsonl
     judges: dict | None = None  # {applied, reason}: whether judge verdicts filtered (lab_hooks.sdg.policy)
     examples: dict = field(default_factory=dict)  # a few accepted and dropped samples, each dropped one with why
+    held_out: tuple[int, ...] = ()  # indices of the seeds kept out of generation (eval.reference)
 
     @property
     def ok(self) -> bool:
@@ -56,8 +57,8 @@ class Generated:
 
     def fields(self) -> dict:
         rows = [{"leaf": r.leaf, "candidates": r.candidates, "accepted": r.accepted, "dropped": dict(r.dropped),
-                 "status": r.status, "artifact": r.artifact, "judges": r.judges, "examples": r.examples}
-                for r in self.leaves]
+                 "status": r.status, "artifact": r.artifact, "judges": r.judges, "examples": r.examples,
+                 "held_out_seeds": list(r.held_out)} for r in self.leaves]
         return {"generation": {"teacher": self.teacher, "leaves": rows, "teacher_calls": self.teacher_calls}}
 
     def problem(self) -> str | None:
@@ -67,11 +68,14 @@ class Generated:
 
 
 def generate(job: GenerateJob) -> Generated:
-    """The LAB pipelines on the teacher, through lab_hooks.sdg."""
+    """The LAB pipelines on the teacher, through lab_hooks.sdg; each leaf without the seeds the
+    evaluation holds out to measure it on (lab_hooks.eval.reference)."""
+    from lab_hooks.eval.reference import held_out_seeds, training_view
     from lab_hooks.sdg import generate_leaves
 
-    result = generate_leaves(list(job.leaves), job.teacher, job.store, out_dir=job.out_dir,
+    held = {leaf.name: tuple(sorted(held_out_seeds(leaf))) for leaf in job.leaves if leaf.kind and leaf.kind.is_skill}
+    result = generate_leaves([training_view(leaf) for leaf in job.leaves], job.teacher, job.store, out_dir=job.out_dir,
                              samples_per_seed=job.samples_per_seed, seed=job.seed, max_tokens=job.max_tokens,
                              judges=job.judges, taxonomy_root=job.taxonomy_root, progress=job.progress)
-    rows = tuple(LeafData(dataset=r.dataset, **r.report()) for r in result.leaves)
+    rows = tuple(LeafData(dataset=r.dataset, held_out=held.get(r.leaf, ()), **r.report()) for r in result.leaves)
     return Generated(job.teacher, rows, result.calls)

@@ -36,10 +36,11 @@ class Trained:
     cached: bool = False
 
     def fields(self) -> dict:
-        keep = ("phase", "new_samples", "replay_samples", "replay_ratio", "steps", "loss_first", "loss_last",
-                "dropped", "tokens_per_s", "wall_s", "world_size")
+        keep = ("phase", "new_samples", "replay_samples", "replay_ratio", "replay", "steps", "loss_first",
+                "loss_last", "dropped", "tokens_per_s", "wall_s", "world_size")
         return {"training": {"method": self.method, "parent": self.parent[:12] if self.parent else self.student,
                              "replay_buffer_leaves": self.replay_buffer_leaves,
+                             "replay_samples": sum(p["replay_samples"] for p in self.phases),
                              "phases": [{k: p.get(k) for k in keep} for p in self.phases]},
                 "models": {"base_checkpoint": self.parent or self.student, "candidate_checkpoint": self.checkpoint}}
 

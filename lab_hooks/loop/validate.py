@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab_hooks.diff import ChangeSet
+from lab_hooks.errors import InputError, one_line
 from lab_hooks.loop.run import StageFailed
 from lab_hooks.report.summary import findings_as_dicts
 from lab_hooks.taxonomy.leaf import Leaf
@@ -81,9 +83,9 @@ def validate(changes: ChangeSet, workdir: Path) -> Validated:
     root = materialize(changes.repo, changes.head, changes.base, workdir / "taxonomy")
     files = [str(root / c.path) for c in changes.present]
     load_checks()
-    config = load_config(root)
+    config = _from_base(changes, root, load_config)
     report = check_files(files, root, config)
-    known = baseline.read(root)
+    known = _from_base(changes, root, baseline.read)
     if known is not None:
         baseline.apply(report, root, known)
     mark_pre_existing(report, root, config, _base_states(changes, root))
@@ -99,6 +101,18 @@ def validate(changes: ChangeSet, workdir: Path) -> Validated:
                           + (f" ({len(report.internal_errors)} internal error(s))" if report.internal_errors else ""),
                           errors, counts)
     return Validated(root, tuple(changes.read_all()), len(errors), len(findings) - len(errors))
+
+
+def _from_base(changes: ChangeSet, root: Path, read):
+    """`read(root)` of a file the base branch holds (the rules, the baseline): an error in it
+    names the file at the base commit (as `validate --base` does), not the folder it was
+    written to for this run."""
+    try:
+        return read(root)
+    except InputError as exc:
+        where = re.escape(f"{root}{os.sep}") + r"([^:]+)"
+        raise InputError(re.sub(where, lambda m: f"{m.group(1)} at {(changes.base or '')[:12]}", one_line(exc),
+                                count=1)) from None
 
 
 def _base_states(changes: ChangeSet, root: Path) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lab_hooks.assets import PINS, SMOLLM2_GGUF, asset_dir
 from lab_hooks.home import lab_home
-from lab_hooks.models.specs import DEFAULT_EMBEDDED
+from lab_hooks.models.specs import DEFAULT_EMBEDDED, parse_spec
 from lab_hooks.models.types import SpecError
 
 # Bump when the conversion changes, so caches built by older code are not reused.
@@ -33,6 +33,14 @@ class EmbeddedModel:
 
 
 EMBEDDED = {DEFAULT_EMBEDDED: EmbeddedModel("smollm2", SMOLLM2_GGUF)}
+
+
+def is_smoke_test_judge(spec: str) -> bool:
+    """The embedded 135M model (however it is loaded) can exercise the pipeline, not judge answers."""
+    try:
+        return parse_spec(spec).target in EMBEDDED
+    except SpecError:
+        return False
 
 
 def embedded_checkpoint(name: str = DEFAULT_EMBEDDED) -> Path:

@@ -19,7 +19,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from lab_hooks.models.types import (
-    BackendError, Completion, ContextLengthError, Conversation, SamplingParams, is_prefill, template_options,
+    BackendError, Completion, ContextLengthError, Conversation, SamplingParams, TokenLogprob, is_prefill,
+    template_options,
 )
 
 DEFAULTS = {"concurrency": 32, "timeout": 120.0, "retries": 4, "backoff": 0.5, "api_key_env": "OPENAI_API_KEY"}
@@ -117,6 +118,8 @@ class OpenAIBackend:
         }
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.logprobs:  # OpenAI allows up to 20 alternatives; vLLM's server as many as it is started with
+            body.update(logprobs=True, top_logprobs=params.logprobs)
         if is_prefill(conversation):  # vLLM's server honours these; plain OpenAI has no prefill
             body.update(template_options(conversation))
         attempts = Retrying(
@@ -171,7 +174,20 @@ def _parse_completion(url: str, response) -> Completion:
                              f"{_excerpt(response.text)})") from None
     if not isinstance(text, str) or reason not in FINISH_REASONS:
         raise TransientError(f"{url}: reply is not a finished chat completion (finish_reason {reason!r})")
-    return Completion(text, prompt_tokens, completion_tokens, reason)
+    return Completion(text, prompt_tokens, completion_tokens, reason, _logprobs(choice.get("logprobs")))
+
+
+def _logprobs(block) -> tuple[TokenLogprob, ...] | None:
+    """`choices[0].logprobs.content` as TokenLogprobs; None when the server sent none (or nothing usable)."""
+    content = block.get("content") if isinstance(block, dict) else None
+    if not isinstance(content, list):
+        return None
+    try:
+        return tuple(TokenLogprob(str(t["token"]), float(t["logprob"]),
+                                  tuple((str(a["token"]), float(a["logprob"])) for a in t.get("top_logprobs") or ()))
+                     for t in content)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _error_message(response) -> str:

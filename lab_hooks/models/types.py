@@ -19,6 +19,17 @@ class SamplingParams:
     n: int = 1
     seed: int = 0
     stop: tuple[str, ...] = ()
+    logprobs: int = 0  # > 0: each generated token's log-probability and its `logprobs` likeliest alternatives
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability under the model (before temperature),
+    and the `top` likeliest tokens at that position as (text, log-probability), likeliest first."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str  # "stop" | "length"
+    logprobs: tuple[TokenLogprob, ...] | None = None  # when asked for (params.logprobs) and the backend has them
 
 
 class Backend(Protocol):
@@ -38,6 +50,16 @@ class Backend(Protocol):
         A conversation that ends in an assistant message is a prefill: the model goes on
         writing that message (no new turn starts) and each completion is the continuation only.
         """
+        ...
+
+
+class Scorer(Protocol):
+    """A backend that can also score given text (transformers, vLLM): teacher forcing, no sampling."""
+
+    def answer_logprobs(self, conversations: list[Conversation]) -> list[list[float]]:
+        """Per conversation, the log-probability of each token of its final (assistant) message,
+        end-of-turn token included, given everything before it in the model's chat template:
+        the tokens a training sample's loss is taken on."""
         ...
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lab_hooks.models.scoring import answer_tokens
 from lab_hooks.models.types import (
-    BackendError, Completion, Conversation, SamplingParams, SpecError, check_fits, is_prefill, template_options,
+    BackendError, Completion, Conversation, SamplingParams, SpecError, TokenLogprob, check_fits, is_prefill,
+    template_options,
 )
 
 
@@ -104,7 +106,8 @@ class VLLMBackend:
             c, tokenize=False, **template_options(c)), add_special_tokens=False)) for c in conversations]
         check_fits(conversations, lengths, params.max_tokens, self.context_length)
         sampling = VLLMSampling(n=params.n, temperature=params.temperature, top_p=params.top_p,
-                                max_tokens=params.max_tokens, seed=params.seed, stop=list(params.stop))
+                                max_tokens=params.max_tokens, seed=params.seed, stop=list(params.stop),
+                                logprobs=params.logprobs or None)
         # llm.chat takes its template flags per call: new turns and prefills go in one call each.
         outputs = [None] * len(conversations)
         for prefill in (False, True):
@@ -120,15 +123,39 @@ class VLLMBackend:
             if len(finished) != params.n:
                 raise BackendError(f"{self.spec}: conversation {index} did not finish "
                                    f"({[o.finish_reason for o in output.outputs]})")
-            results.append([Completion(o.text, len(output.prompt_token_ids), len(o.token_ids), o.finish_reason)
+            results.append([Completion(o.text, len(output.prompt_token_ids), len(o.token_ids), o.finish_reason,
+                                       _token_logprobs(o.token_ids, o.logprobs) if params.logprobs else None)
                             for o in finished])
         return results
+
+    def answer_logprobs(self, conversations: list[Conversation]) -> list[list[float]]:
+        """Teacher-forced log-probabilities of each final answer's tokens (see models.types.Scorer):
+        the engine's prompt log-probabilities of the whole conversation, one token generated."""
+        from vllm import SamplingParams as VLLMSampling
+        from vllm.inputs import TokensPrompt
+
+        rows = [answer_tokens(self.tokenizer, c) for c in conversations]
+        check_fits(conversations, [len(ids) + 1 for ids, _ in rows], 0, self.context_length)
+        sampling = VLLMSampling(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids, _ in rows], sampling, use_tqdm=False)
+        return [[output.prompt_logprobs[i][ids[i]].logprob for i in range(first, len(ids))]
+                for (ids, first), output in zip(rows, outputs)]
 
     def close(self) -> None:
         """Stop the engine's processes now rather than at interpreter exit."""
         core = getattr(self.llm.llm_engine, "engine_core", None)
         if core is not None:
             core.shutdown()
+
+
+def _token_logprobs(token_ids, steps) -> tuple[TokenLogprob, ...]:
+    """vLLM's per-token {token id: Logprob} (the chosen token and the top-k) as TokenLogprobs."""
+    out = []
+    for token, step in zip(token_ids, steps or ()):
+        top = sorted((lp for lp in step.values() if lp.rank is not None and lp.rank > 0), key=lambda lp: lp.rank)
+        out.append(TokenLogprob(step[token].decoded_token or "", step[token].logprob,
+                                tuple((lp.decoded_token or "", lp.logprob) for lp in top)))
+    return tuple(out)
 
 
 def _config(model: Path) -> dict:

@@ -20,7 +20,7 @@ from lab_hooks.checks.jsonschema_lite import check_supported, iter_errors
 from lab_hooks.checks.schema import schema_dir
 from lab_hooks.report.escape import one_line
 
-VERSION = 1  # bump with every change of the schema, in a new file beside the old one
+VERSION = 2  # bump with every change of the schema, in a new file beside the old one
 
 
 def schema_file(version: int = VERSION) -> Path:

@@ -33,7 +33,7 @@ class JudgePolicy:
 
 def untrusted_judge(spec: str) -> str | None:
     """Why this teacher's judge scores may not filter anything, or None when they may."""
-    from lab_hooks.eval.run import is_smoke_test_judge
+    from lab_hooks.models.embedded import is_smoke_test_judge
 
     if is_smoke_test_judge(spec):
         return (f"the teacher {spec} is too small to judge (its scores have passed no calibration): "

@@ -1,0 +1,111 @@
+"""`make demo`'s model path end to end, as CI runs it: the embedded model, an empty store.
+
+One demo run (lab_hooks.demo.main: promote main from the sample taxonomy, then the PR
+adding the limericks leaf) in a fresh LAB_HOME; the assertions are on its results.json
+and comment.md. Then the planted effects the verdicts rest on, reduced (bench/planted.py
+has the full benchmark): a harmful PR is reported as a regression on the control it
+overwrites, and a null PR (the same PR, only the seed differs) stays within noise.
+These share the demo's store, so main is promoted once. Two of these fail today and are
+marked so (strict: they fail the suite the day they pass): the open parts of issue 21.
+Measured wall time on 2 cores: docs/eval-results.md (*The CI test*).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+LIMERICKS = "compositional_skills/writing/freeform/limericks"
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "planted.py"
+
+
+def planted():
+    spec = importlib.util.spec_from_file_location("planted", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, embedded_model_dir):
+    """One `make demo` from an empty store (the pinned assets and the converted model linked in)."""
+    from lab_hooks import demo as demo_module
+    from lab_hooks.home import lab_home
+
+    warm = lab_home()
+    home = tmp_path_factory.mktemp("demo-home")
+    for name in ("assets", "models"):
+        (home / name).symlink_to(warm / name)
+    out = tmp_path_factory.mktemp("demo-out")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LAB_HOME", str(home))
+    patch.delenv("LAB_STORE_URL", raising=False)  # the demo points it at its own store; undone below
+    try:
+        assert demo_module.main(["--out", str(out / "first")]) == 0
+        assert demo_module.main(["--out", str(out / "first")]) == 0  # the rerun, from the store
+        results = json.loads((out / "first" / "results.json").read_text())
+        yield {"home": home, "out": out, "results": results,
+               "comment": (out / "first" / "comment.md").read_text(encoding="utf-8")}
+    finally:
+        patch.undo()
+
+
+def test_the_pr_leaf_improved_on_held_out_answers(demo):
+    run = demo["results"]
+    assert run["status"] == "ok", run.get("failure")
+    [leaf] = [row for row in run["leaves"] if row["changed"]]
+    nll = leaf["reference_nll"]
+    assert leaf["path"] == LIMERICKS and nll["verdict"] == "improved", nll
+    assert nll["held_out"] and nll["n_answers"] == 5  # measured on seeds generation never saw
+    assert nll["ci"][1] < 0 and nll["beyond_controls"]["ci"][1] < 0  # both CIs exclude zero
+    [gen] = run["generation"]["leaves"]
+    assert sorted(gen["held_out_seeds"]) == sorted(a["seed"] for a in nll["answers"] if a["held_out"])
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21 open, measured at 02fc1de: the demo PR regresses the haiku control "
+                   "(+0.39 nats/token beyond the other controls, CI [+0.27, +0.51]; one haiku sample replayed)")
+def test_controls_did_not_regress_and_replay_was_mixed_in(demo):
+    run = demo["results"]
+    controls = [row for row in run["leaves"] if not row["changed"]]
+    assert len(controls) == 3
+    assert all(row["reference_nll"]["verdict"] != "regressed" for row in controls), controls
+    assert run["training"]["replay_samples"] > 0 and run["training"]["replay_buffer_leaves"] == 9
+
+
+def test_the_judge_calibration_is_reported_and_its_verdicts_withheld(demo):
+    run = demo["results"]
+    calibration = run["judge"]["calibration"]
+    assert calibration["n"] == 6 and calibration["passed"] is False  # the embedded 135M judge
+    assert run["judge"]["scoring"] in ("logprob", "parsed")
+    assert run["mtbench"]["overall"]["verdict"] == "not drawn"
+
+
+def test_the_comment_leads_with_the_leaf_and_a_rerun_is_identical(demo):
+    comment = demo["comment"]
+    first = comment.split("### What the PR's leaves teach")[1].split("###")[0]
+    assert f"| `{LIMERICKS}` (new) |" in first and "🟢 improved" in first
+    assert comment.index("### What the PR's leaves teach") < comment.index("### Regressions on control leaves") \
+        < comment.index("### MT-Bench (judge failed calibration")
+    stages = {s["name"]: s["status"] for s in demo["results"]["stages"]}
+    assert stages["generate"] == stages["train"] == stages["evaluate"] == "cached"  # the rerun's
+
+
+def test_a_harmful_pr_is_reported_as_a_regression_of_the_control_it_overwrites(demo, monkeypatch):
+    monkeypatch.setenv("LAB_HOME", str(demo["home"]))
+    bench = planted()
+    [row] = [r for r in bench.run_case("harmful", [0], demo["out"] / "planted") if r["leaf"] == bench.SHELL]
+    assert row["verdict"] == "regressed", row
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21 open, measured at 02fc1de: null seed 1 vs 0 calls the limericks leaf "
+                   "regressed (+0.119 beyond controls, CI [+0.030, +0.208]): the answers' bootstrap misses training-seed "
+                   "variance")
+def test_a_null_pr_stays_within_noise(demo, monkeypatch):
+    monkeypatch.setenv("LAB_HOME", str(demo["home"]))
+    rows = planted().run_case("null", [1], demo["out"] / "planted")
+    assert rows and all(r["verdict"] == "within noise" for r in rows), rows
