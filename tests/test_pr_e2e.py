@@ -123,7 +123,8 @@ def test_a_leaf_that_keeps_nothing_gets_a_report_with_its_dropped_samples(loop):
     from lab_hooks.report.comment import render_comment
 
     body = render_comment(run)
-    assert f"Why `{LIMERICKS}` kept nothing: 3 dropped sample(s)" in body and "could not be parsed" in body
+    assert f"Generation kept no sample for `{LIMERICKS}`" in body and "could not be parsed" in body
+    assert "<details open><summary>Generated samples: 0 accepted, 3 dropped (with why)</summary>" in body
 
 
 def test_merge_then_promote_adopts_the_candidate(loop):
