@@ -1,10 +1,13 @@
 """Diversity, duplicate and contamination checks through `lab-hooks validate`."""
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -475,48 +478,38 @@ def _whole_tree(taxonomy, mtbench_home):
     return [str(taxonomy / f) for f in files]
 
 
-def _forks(monkeypatch):
-    forks = []
-    real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
-    return forks
+def _forked_run(mode, taxonomy, files):
+    """The whole-tree run in a fresh interpreter (tests/fork_probe.py): this process may
+    have threads from earlier tests, and the engine does not fork a threaded process."""
+    probe = subprocess.run([sys.executable, str(Path(__file__).with_name("fork_probe.py")), mode, str(taxonomy), *files],
+                           capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr
+    return json.loads(probe.stdout)
 
 
-def test_whole_tree_run_forks_the_cross_leaf_checks_and_reports_the_same(taxonomy, mtbench_home, monkeypatch):
+def _as_json(report):
+    return {"findings": json.loads(json.dumps(sorted(report.findings))),
+            "metrics": json.loads(json.dumps([dataclasses.astuple(m) for m in report.metrics])),
+            "internal_errors": report.internal_errors}
+
+
+def test_whole_tree_run_forks_the_cross_leaf_checks_and_reports_the_same(taxonomy, mtbench_home):
     from lab_hooks.checks import engine
 
     files = _whole_tree(taxonomy, mtbench_home)
     one_process = engine.check_files(files, taxonomy)
     assert {"LH604", "LH605", "LH606", "LH601"} <= {f.code for f in one_process.findings}
-    forks = _forks(monkeypatch)
-    monkeypatch.setattr(engine, "FORK_AT_LEAVES", 2)
-    forked = engine.check_files(files, taxonomy)
-    assert forks == [1]
-    assert sorted(forked.findings) == sorted(one_process.findings)
-    assert forked.metrics == one_process.metrics and forked.internal_errors == one_process.internal_errors == []
+    assert one_process.internal_errors == []
+    assert _forked_run("plain", taxonomy, files) == {"forks": 1, **_as_json(one_process)}
 
 
-def test_a_forked_check_that_crashes_or_a_child_that_dies_loses_nothing(taxonomy, mtbench_home, monkeypatch):
+def test_a_forked_check_that_crashes_or_a_child_that_dies_loses_nothing(taxonomy, mtbench_home):
     from lab_hooks.checks import engine
 
     files = _whole_tree(taxonomy, mtbench_home)
-    expected = sorted(engine.check_files(files, taxonomy).findings)
-    parent = os.getpid()
-
-    def killed_in_the_child(leaves, ctx):
-        if os.getpid() != parent:
-            os.kill(os.getpid(), 9)
-        return iter(())
-
-    def crashes(leaves, ctx):
-        raise RuntimeError("boom")
-
-    forks = _forks(monkeypatch)
-    monkeypatch.setattr(engine, "FORK_AT_LEAVES", 2)
-    monkeypatch.setattr(engine, "TAXONOMY_CHECKS", [*engine.TAXONOMY_CHECKS, killed_in_the_child])
-    report = engine.check_files(files, taxonomy)  # the child is killed: this process runs its checks
-    assert forks == [1] and sorted(report.findings) == expected and report.internal_errors == []
-    monkeypatch.setattr(engine, "TAXONOMY_CHECKS", [*engine.TAXONOMY_CHECKS[:-1], crashes])
-    report = engine.check_files(files, taxonomy)
-    assert forks == [1, 1] and sorted(report.findings) == expected
-    assert report.internal_errors == ["(taxonomy): check test_duplicates.crashes crashed: RuntimeError: boom"]
+    expected = _as_json(engine.check_files(files, taxonomy))
+    # The child is killed: this process runs the taxonomy-wide checks itself.
+    assert _forked_run("killed", taxonomy, files) == {"forks": 1, **expected}
+    crashed = _forked_run("crashes", taxonomy, files)
+    assert crashed["forks"] == 1 and crashed["findings"] == expected["findings"]
+    assert crashed["internal_errors"] == ["(taxonomy): check __main__.crashes crashed: RuntimeError: boom"]

@@ -10,6 +10,7 @@ import pytest
 
 from lab_hooks.eval.judge import LOGPROB, PARSED, RATING_PREFILL, rate
 from lab_hooks.models import SamplingParams, load_backend
+from lab_hooks.train.data import tokenize_sample
 
 FAKE = Path(__file__).with_name("fake_openai_server.py")
 def judge_chat(prefill=None):
@@ -51,8 +52,10 @@ def test_transformers_reports_log_probabilities_and_scores_answers(hf_backend):
     good, bad = hf_backend.answer_logprobs([GOOD, BAD])
     assert all(lp <= 0 for lp in good + bad)
     assert -sum(good) / len(good) + 1.0 < -sum(bad) / len(bad)  # the right answer is far likelier
-    # The end-of-turn token is scored, as training's loss takes it.
-    assert len(good) == len(hf_backend.tokenizer(GOOD[-1]["content"])["input_ids"]) + 1
+    # The answer's tokens are those training's loss takes: its text, the end-of-turn token and
+    # what the template writes after it, more than the bare text.
+    trained = tokenize_sample({"messages": GOOD}, hf_backend.tokenizer).trained_tokens
+    assert len(good) == trained > len(hf_backend.tokenizer(GOOD[-1]["content"])["input_ids"])
     [alone] = hf_backend.answer_logprobs([GOOD])
     assert alone == pytest.approx(good, abs=0.25)  # another batch, another padding: the same within rounding
 
