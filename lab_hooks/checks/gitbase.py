@@ -154,7 +154,6 @@ class GitBase:
         except BaseException:
             self.git.close()
             raise
-        self._trees: dict[str, dict[str, tuple[str, str]]] = {}
 
     def close(self) -> None:
         self.git.close()
