@@ -25,7 +25,7 @@ from itertools import count
 from pathlib import Path
 from typing import NamedTuple
 
-from lab_hooks.diff.classify import ATTRIBUTION, LINK, NULL_SHA, REGULAR, Classifier, Entry, is_leaf
+from lab_hooks.diff.classify import ATTRIBUTION, LINK, NULL_SHA, REGULAR, Classifier, Entry, is_leaf, worktree_entry
 from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, git_blob_sha
 from lab_hooks.taxonomy.load import MAX_LEAF_BYTES, LeafError, read_bounded
@@ -322,8 +322,7 @@ class _HookDiffer(Classifier):
         return True
 
     def head_entry(self, path: str) -> Entry | None:
-        sha = _disk_sha(path)
-        return Entry(sha, REGULAR) if sha else None
+        return worktree_entry(path)
 
     def head_bytes(self, path: str, entry: Entry) -> bytes:
         return read_bounded(Path(path))
@@ -427,14 +426,3 @@ def _disk_leaf_files(root: str) -> list[str]:
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
             out += [os.path.relpath(os.path.join(dirpath, n)) for n in filenames if n in LEAF_NAMES]
     return out
-
-
-def _disk_sha(path: str) -> str | None:
-    """The blob sha of a regular file's bytes; None when there is none (or it is a link)."""
-    try:
-        if os.path.islink(path) or not os.path.isfile(path):
-            return None
-        with open(path, "rb") as fh:
-            return git_blob_sha(fh.read())
-    except OSError:
-        return None

@@ -16,7 +16,6 @@ reads the two sides for it with gitpython.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import stat
@@ -30,15 +29,15 @@ from lab_hooks.diff.classify import (
     ATTRIBUTION,
     LINK,
     NULL_SHA,
-    REGULAR,
     SUBMODULE,
     TREE,
     Classifier,
     Entry,
     LeafChange,
     Skipped,
+    file_blob_sha,
     is_leaf,
-    leaf_name,
+    worktree_entry,
 )
 from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, Kind, Leaf, git_blob_sha
@@ -225,15 +224,6 @@ def _merge_base(repo: git.Repo, base: git.Commit, head: git.Commit, base_ref: st
 
 # -- the working tree -----------------------------------------------------------
 
-def _file_blob_sha(path: Path, size: int) -> str:
-    """`git hash-object` of a file, streamed: a huge file costs no memory."""
-    digest = hashlib.sha1(b"blob %d\0" % size)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _worktree_changes(repo: git.Repo, base: str) -> dict[str, tuple[Entry | None, Entry | None]]:
     """Changes from the merge-base tree to the working tree, untracked files included."""
     root = Path(repo.working_tree_dir)
@@ -250,7 +240,7 @@ def _worktree_changes(repo: git.Repo, base: str) -> dict[str, tuple[Entry | None
             return Entry(git_blob_sha(os.readlink(root / path).encode()), LINK)
         if not stat.S_ISREG(st.st_mode):
             return None
-        return Entry(_file_blob_sha(root / path, st.st_size), 0o100755 if st.st_mode & 0o111 else 0o100644)
+        return Entry(file_blob_sha(root / path, st.st_size), 0o100755 if st.st_mode & 0o111 else 0o100644)
 
     raw = repo.git.diff(base, "--raw", "-z", "--no-renames", "--no-abbrev", "--ignore-submodules=none", "--")
     fields = raw.split("\0")
@@ -280,12 +270,7 @@ class _Differ(Classifier):
     def head_entry(self, path: str) -> Entry | None:
         if self.head_tree is not None:
             return _lookup(self.repo, self.head_tree, path)
-        full = self.workdir / path
-        try:
-            st = os.lstat(full)
-        except OSError:
-            return None
-        return Entry(_file_blob_sha(full, st.st_size), REGULAR) if stat.S_ISREG(st.st_mode) else None
+        return worktree_entry(self.workdir / path)
 
     def head_bytes(self, path: str, entry: Entry) -> bytes:
         if self.head_tree is not None:

@@ -11,8 +11,11 @@ in-repo document of a knowledge leaf). Light: the hook path imports it (no gitpy
 
 from __future__ import annotations
 
+import hashlib
+import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass
 
 from lab_hooks.taxonomy.documents import glob_regex, in_repo_folder
@@ -36,6 +39,25 @@ class Entry:
     @property
     def regular(self) -> bool:
         return self.mode & _KIND == 0o100000
+
+
+def file_blob_sha(path: str | os.PathLike, size: int) -> str:
+    """`git hash-object` of a file of `size` bytes, streamed: a huge file costs no memory."""
+    digest = hashlib.sha1(b"blob %d\0" % size)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def worktree_entry(path: str | os.PathLike) -> Entry | None:
+    """A regular file's entry in the working tree (None when absent, unreadable or not a regular
+    file): the head side both readers see when the head is the working tree."""
+    try:
+        st = os.lstat(path)
+        return Entry(file_blob_sha(path, st.st_size), REGULAR) if stat.S_ISREG(st.st_mode) else None
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
