@@ -5,8 +5,9 @@
 - the taxonomy: `--repo DIR` (its git repository) and `--root SUBDIR` (its folder
   inside the repository, default the repository's root); GitHub's repository, where one
   is meant, is `--github-repo OWNER/NAME`;
-- `--format text|json` for what is printed, `--seed N` for every random choice
-  (`add_seed_flag`: one default, TrainConfig's);
+- `--format text|json` for what is printed, `--out DIR` for a folder of outputs,
+  `--results FILE` for a results JSON written besides; `--seed N` for every random
+  choice (`add_seed_flag`: one default, TrainConfig's);
 - training settings: generated from lab_hooks.train.config.TrainConfig's fields, so
   `train`, `pr` and `promote` take the same flags and build the same config from them;
 - exit codes: 0 done, 1 the input is wrong (findings, a bad leaf or ref: InputError, one

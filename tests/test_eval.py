@@ -325,6 +325,19 @@ def test_cli_usage_errors(argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
+def test_cli_output_flags_follow_the_one_convention(capsys):
+    from lab_hooks.eval.cli import _parser
+
+    shown = _parser().format_help()
+    assert "--format {text,json}" in shown and "--results FILE" in shown
+    assert "--json" not in shown and "--markdown" not in shown  # the old spellings: hidden, for one release
+    base = ["--base-model", "a", "--candidate", "b"]
+    assert _parser().parse_args([*base, "--json", "r.json"]).results == Path("r.json")
+    assert _parser().parse_args([*base, "--results", "r.json"]).results == Path("r.json")
+    assert main([*base, "--format", "markdown"]) == 2
+    assert "invalid choice: 'markdown'" in capsys.readouterr().err
+
+
 def test_cli_bad_model_spec_is_bad_input(capsys):
     assert main(["--base-model", "nonsense", "--candidate", "b"]) == 1
     err = capsys.readouterr().err

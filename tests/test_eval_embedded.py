@@ -29,21 +29,22 @@ def candidate():
     return f"hf:{embedded_checkpoint()}"
 
 
-def run(tmp_path, name, candidate, store, *extra):
+def run(tmp_path, name, candidate, store, capsys, outputs=("--results", "{json}")):
+    """The results file and what was printed; `outputs` are the output flags ({json}, {md}: files)."""
     leaf = tmp_path / "compositional_skills" / "arithmetic" / "qna.yaml"
     leaf.parent.mkdir(parents=True, exist_ok=True)
     leaf.write_text(LEAF)
     out = tmp_path / f"{name}.json"
     argv = ["--base-model", EMBEDDED, "--candidate", candidate, "--no-mtbench", "--max-tokens", "12",
             "--judge-max-tokens", "12", "--resamples", "2000", "--new-leaves", str(leaf),
-            "--store", str(tmp_path / store), "--json", str(out), "--markdown", str(tmp_path / f"{name}.md"),
-            *extra]
+            "--store", str(tmp_path / store), *(a.format(json=out, md=tmp_path / f"{name}.md") for a in outputs)]
+    capsys.readouterr()
     assert main(argv) == 0
-    return json.loads(out.read_text()), (tmp_path / f"{name}.md").read_text()
+    return json.loads(out.read_text()), capsys.readouterr().out
 
 
-def test_embedded_branch_eval_deterministic_and_cached(tmp_path, candidate):
-    first, markdown = run(tmp_path, "first", candidate, "store-a")
+def test_embedded_branch_eval_deterministic_and_cached(tmp_path, candidate, capsys):
+    first, markdown = run(tmp_path, "first", candidate, "store-a", capsys)  # --format text: the report printed
     assert first["judge"]["smoke_test"] is True and "**Smoke-test judge.**" in markdown
     (leaf,) = first["branch"]["leaves"]
     assert leaf["change"] == "new" and leaf["n_questions"] == 5
@@ -54,9 +55,12 @@ def test_embedded_branch_eval_deterministic_and_cached(tmp_path, candidate):
     assert steps["base answers"]["tokens_per_s"] > 0 and not steps["base answers"]["cached"]
 
     # A fresh store, same inputs and seed: everything recomputed, identical numbers.
-    again, _ = run(tmp_path, "again", candidate, "store-b")
+    again, printed = run(tmp_path, "again", candidate, "store-b", capsys, ("--results", "{json}", "--format", "json"))
+    assert json.loads(printed) == again
     # The first store again: every answer and judgment is cached; no model is even loaded.
-    cached, _ = run(tmp_path, "cached", candidate, "store-a")
+    # The old spellings, hidden aliases for one release: --json FILE, --markdown FILE (instead of stdout).
+    cached, printed = run(tmp_path, "cached", candidate, "store-a", capsys, ("--json", "{json}", "--markdown", "{md}"))
+    assert printed == "" and "**Smoke-test judge.**" in (tmp_path / "cached.md").read_text()
     assert not any(row["step"].startswith("load ") for row in cached["timings"]["steps"])
     assert all(row["cached"] for row in cached["timings"]["steps"] if "cached" in row)
     for results in (first, again, cached):

@@ -36,7 +36,7 @@ def evaluate(tmp_path, candidate_spec, name):
     out = tmp_path / f"{name}.json"
     argv = ["--base-model", BASE, "--candidate", candidate_spec, "--judge", JUDGE, "--quick", "1",
             "--max-tokens", "8", "--judge-max-tokens", "6", "--resamples", "2000",
-            "--store", str(tmp_path / "store"), "--json", str(out), "--markdown", str(tmp_path / f"{name}.md")]
+            "--store", str(tmp_path / "store"), "--results", str(out)]
     assert main(argv) == 0
     results = json.loads(out.read_text())
     schema = json.loads((Path(eval_pkg.__file__).parent / "results.schema.json").read_text())

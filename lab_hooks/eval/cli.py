@@ -52,8 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     add_seed_flag(p, "answer sampling and bootstrap seed")
     p.add_argument("--store", type=Path, metavar="DIR", help="cache store (default LAB_HOME/store)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write cached answers/judgments")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the results JSON here")
-    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the markdown here instead of stdout")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="what is printed: the markdown report (text, the default) or the results JSON")
+    p.add_argument("--results", type=Path, metavar="FILE",
+                   help="also write the results JSON here (docs/eval-results.md), as `lab-hooks pr --results` does")
+    alias(p, "--json", "results", type=Path)
+    p.add_argument("--markdown", type=Path, help=argparse.SUPPRESS)  # old: the report to FILE, not stdout
     return p
 
 
@@ -114,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,
                            new_leaves=branch.new, unchanged_leaves=branch.unchanged,
                            settings=settings, mtbench=not args.no_mtbench)
-    markdown = render(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    if args.markdown:
-        args.markdown.write_text(markdown, encoding="utf-8")
-    if not args.markdown:
-        sys.stdout.write(markdown)
+    as_json = json.dumps(results, indent=1, ensure_ascii=False) + "\n"
+    if args.results:
+        args.results.write_text(as_json, encoding="utf-8")
+    if args.markdown:  # the old spelling: the report goes there instead of stdout
+        args.markdown.write_text(render(results), encoding="utf-8")
+    if args.format == "json":
+        sys.stdout.write(as_json)
+    elif not args.markdown:
+        sys.stdout.write(render(results))
     return 0
