@@ -223,12 +223,13 @@ def report(work: Path, calibrate: list[int], min_effect: float | None) -> None:
         quiet = (WITHIN_NOISE, INSUFFICIENT)
         runs = {str(r["seed"]) for r in null}
         spread = sorted(abs(r["beyond"]) for r in null)
-        print(f"\nnull pairs: {len(runs)}; |excess| over their {len(null)} leaf rows: median {spread[len(spread) // 2]:.3f}, "
-              f"max {spread[-1]:.3f}")
-        print(f"null pairs with any false verdict: ours {len({str(r['seed']) for r in null if r['verdict'] not in quiet})}"
-              f"/{len(runs)}, raw-delta rule {len({str(r['seed']) for r in null if r['raw_verdict'] not in quiet})}"
-              f"/{len(runs)}; false verdicts per leaf: ours {sum(r['verdict'] not in quiet for r in null)}/{len(null)}, "
-              f"raw {sum(r['raw_verdict'] not in quiet for r in null)}/{len(null)}")
+        ours = [r for r in null if r["verdict"] not in quiet]
+        raw = [r for r in null if r["raw_verdict"] not in quiet]
+        print(f"\nnull pairs: {len(runs)}; |excess| over their {len(null)} leaf rows: "
+              f"median {spread[len(spread) // 2]:.3f}, max {spread[-1]:.3f}")
+        print(f"null pairs with any false verdict: ours {len({str(r['seed']) for r in ours})}/{len(runs)}, "
+              f"raw-delta rule {len({str(r['seed']) for r in raw})}/{len(runs)}; "
+              f"false verdicts per leaf: ours {len(ours)}/{len(null)}, raw {len(raw)}/{len(null)}")
 
 
 def main(argv: list[str] | None = None) -> int:
