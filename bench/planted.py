@@ -177,11 +177,14 @@ def pair_of(row: dict) -> set[int]:
     return {int(s) for s in str(row["seed"]).split("-")}
 
 
-def report(work: Path, calibrate: list[int], min_effect: float | None) -> None:
-    """The table, with our verdicts redrawn at `min_effect` (default: reference.MIN_EFFECT; with
-    --calibrate: the largest |excess| any leaf showed in the nulls among those seeds, and the
-    false-positive rate counted only on nulls among the other seeds)."""
-    from lab_hooks.eval.reference import MIN_EFFECT
+def report(work: Path, calibrate: list[int], min_effect: float | None, controls_effect: float | None,
+           one_threshold: bool = False) -> None:
+    """The table, with our verdicts redrawn at a minimum effect for changed leaves and one for
+    controls (default: the code's). With `calibrate`: each is the largest |excess| a leaf of that
+    role (the PR's leaf, or a control) showed in the null pairs among those seeds (with
+    `one_threshold`, the larger of the two for both), and false positives are counted only on
+    the null pairs among the other seeds."""
+    from lab_hooks.eval.reference import MIN_EFFECT, MIN_EFFECT_CONTROLS
     from lab_hooks.eval.stats import INSUFFICIENT, WITHIN_NOISE, effect_verdict
 
     rows = [json.loads(line) for line in (work / "planted.jsonl").read_text().splitlines() if line.strip()]
@@ -192,15 +195,25 @@ def report(work: Path, calibrate: list[int], min_effect: float | None) -> None:
         fit = [r for r in null if pair_of(r) <= set(calibrate)]
         if not fit:
             raise SystemExit(f"no null pairs among seeds {calibrate} in {work / 'planted.jsonl'}")
-        min_effect = math.ceil(max(abs(r["beyond"]) for r in fit) * 100) / 100
-        print(f"min effect calibrated on {len({r['seed'] for r in fit})} null pairs among seeds {calibrate} "
-              f"({len(fit)} leaf rows): {min_effect:.2f} nats/token\n")
+
+        def largest(changed: bool) -> float:
+            return math.ceil(max(abs(r["beyond"]) for r in fit if r["changed"] == changed) * 100) / 100
+
+        min_effect, controls_effect = largest(True), largest(False)
+        if one_threshold:
+            min_effect = controls_effect = max(min_effect, controls_effect)
+        print(f"calibrated on {len({r['seed'] for r in fit})} null pairs among seeds {calibrate} ({len(fit)} leaf "
+              f"rows): the largest |excess| of the PR's leaf {largest(True):.2f}, of a control {largest(False):.2f}\n")
         rows = [r for r in rows if r["case"] != "null" or not pair_of(r) & set(calibrate)]
         null = [r for r in rows if r["case"] == "null"]
+    if controls_effect is None:
+        controls_effect = MIN_EFFECT_CONTROLS if min_effect is None else min_effect
     min_effect = MIN_EFFECT if min_effect is None else min_effect
     for r in rows:
-        r["verdict"] = effect_verdict(r["beyond"], r["ci"], r["n"], min_effect, lower_is_better=True)
-    print(f"ours: minimum effect {min_effect:.2f} nats/token beyond the controls, CI excluding 0")
+        r["verdict"] = effect_verdict(r["beyond"], r["ci"], r["n"], min_effect if r["changed"] else controls_effect,
+                                      lower_is_better=True)
+    print(f"ours: the excess beyond the controls' Δ with a CI excluding 0 and at least {min_effect:.2f} nats/token "
+          f"(the PR's leaves), {controls_effect:.2f} (controls)")
     print("| case | runs | what must happen | ours: as expected | raw-delta rule: as expected |")
     print("|---|---|---|---|---|")
 
@@ -240,10 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibrate", type=int, nargs="*", default=[], metavar="SEED",
                    help="report: the minimum effect from the null pairs among these seeds, the FPR on the others")
     p.add_argument("--min-effect", type=float, help="report: redraw our verdicts at this minimum effect")
+    p.add_argument("--min-effect-controls", type=float, help="report: ... and this one for controls")
+    p.add_argument("--one-threshold", action="store_true", help="report --calibrate: one minimum effect for both roles")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.case == "report":
-        report(args.work, args.calibrate, args.min_effect)
+        report(args.work, args.calibrate, args.min_effect, args.min_effect_controls, args.one_threshold)
         return 0
     run_case(args.case, args.seeds, args.work)
     return 0

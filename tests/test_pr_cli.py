@@ -25,12 +25,15 @@ def test_promote_checks_its_numbers_too(capsys):
     assert "argument --max-steps: must be at least 1, got 0" in capsys.readouterr().err
 
 
-def test_the_minimum_effect_reaches_the_evaluation_and_defaults_to_the_calibrated_one():
+def test_the_minimum_effects_reach_the_evaluation_and_default_to_the_calibrated_ones():
     from lab_hooks.eval import Settings
     from lab_hooks.eval.reference import MIN_EFFECT
     from lab_hooks.pr import build_parser, options
 
-    given = options(build_parser().parse_args(["--base", "main", "--head", "pr", "--min-effect", "0.3"]))
-    assert Settings(**given.eval).min_effect == 0.3
-    default = options(build_parser().parse_args(["--base", "main", "--head", "pr"]))
-    assert Settings(**default.eval).min_effect == MIN_EFFECT
+    from lab_hooks.eval.reference import MIN_EFFECT_CONTROLS
+
+    given = options(build_parser().parse_args(["--base", "main", "--head", "pr", "--min-effect", "0.3",
+                                               "--min-effect-controls", "0.2"]))
+    assert (Settings(**given.eval).min_effect, Settings(**given.eval).min_effect_controls) == (0.3, 0.2)
+    default = Settings(**options(build_parser().parse_args(["--base", "main", "--head", "pr"])).eval)
+    assert (default.min_effect, default.min_effect_controls) == (MIN_EFFECT, MIN_EFFECT_CONTROLS)
