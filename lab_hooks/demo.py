@@ -36,6 +36,7 @@ from pathlib import Path
 from lab_hooks import pr as pr_cli
 from lab_hooks import promote as promote_cli
 from lab_hooks.checks.validate import main as validate
+from lab_hooks.flags import Parser, alias
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TAXONOMY = REPO_ROOT / "taxonomy"
@@ -142,12 +143,19 @@ def command(name: str, argv: list[str]) -> None:
     print(f"\n$ lab-hooks {name} {' '.join(argv)}", flush=True)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's own flags (lab_hooks.flags' convention); any others go to `lab-hooks pr`."""
+    p = Parser(prog="python -m lab_hooks.demo", description=__doc__.splitlines()[0])
+    p.add_argument("--root", default=str(TAXONOMY), metavar="DIR",
+                   help=f"the taxonomy's folder to start main from (default {TAXONOMY.relative_to(REPO_ROOT)})")
+    alias(p, "--taxonomy", "root")
+    p.add_argument("--out", default="demo-out", metavar="DIR", help="where comment.md and results.json go")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lab_hooks.demo", description=__doc__.splitlines()[0])
-    p.add_argument("--taxonomy", default=str(TAXONOMY), help="the taxonomy to start main from")
-    p.add_argument("--out", default="demo-out", help="where comment.md and results.json go")
-    args, extra = p.parse_known_args(argv)
-    taxonomy = Path(args.taxonomy)
+    args, extra = build_parser().parse_known_args(argv)
+    taxonomy = Path(args.root)
     if not taxonomy.is_dir():
         print(f"demo: {taxonomy}: no sample taxonomy there", file=sys.stderr)
         return 2

@@ -104,3 +104,23 @@ def test_no_module_imports_another_modules_private_names():
                  for path in known.values() for target, name, line in imports(path, known)
                  if name.startswith("_") and not name.startswith("__") and target != module_name(path)]
     assert offenders == []
+
+
+def test_the_hook_path_imports_nothing_heavy(tmp_path):
+    """`validate --base` (the pre-commit hook, with a renamed and an edited leaf to classify)
+    runs in milliseconds: no ML stack and no gitpython (lab_hooks.diff imports it only for
+    the ChangeSet's reader, not for the policy the hook shares)."""
+    import subprocess
+    import sys
+
+    from pr_repos import commit, git, leaf_files, write
+
+    git(tmp_path, "init", "-q", "-b", "main")
+    commit(tmp_path, leaf_files("compositional_skills/writing/haiku", "Write haiku"), "main")
+    old = (tmp_path / "compositional_skills/writing/haiku/qna.yaml").read_text()
+    write(tmp_path, {"compositional_skills/writing/haiku/qna.yaml": None,
+                     "compositional_skills/writing/verse/qna.yaml": old.replace("haiku", "verse", 1)})
+    probe = ("import sys; from lab_hooks.cli import main; code = main(['validate', '--base', 'HEAD']); "
+             "print(code, sorted(m for m in ('git', 'torch', 'transformers', 'numpy', 'vllm') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines()[-1].endswith(" []"), run.stdout + run.stderr

@@ -25,3 +25,12 @@ def test_the_pr_branch_adds_exactly_one_skill_leaf_with_the_same_commits_every_t
         ("added", "compositional_skills/writing/freeform/limericks/qna.yaml")]
     again = diff_taxonomy(build_repo(TAXONOMY, tmp_path / "b"), "main", "pr/limericks")
     assert (again.base, again.head) == (diff.base, diff.head)  # a rerun prints the same comment
+
+
+def test_the_taxonomy_is_named_by_root_and_the_old_spelling_still_works(tmp_path, capsys):
+    from lab_hooks.demo import build_parser, main
+
+    assert "--root" in build_parser().format_help() and "--taxonomy" not in build_parser().format_help()
+    for flag in ("--root", "--taxonomy"):  # --taxonomy: a hidden alias for one release
+        assert main([flag, str(tmp_path / "nowhere")]) == 2  # before any model or store is touched
+        assert f"{tmp_path / 'nowhere'}: no sample taxonomy there" in capsys.readouterr().err

@@ -181,6 +181,31 @@ def test_the_hook_pairs_renames_as_the_changeset_does(repo, monkeypatch):
     assert view[new].status == "added"
 
 
+def test_the_hook_finds_and_classifies_the_working_tree_s_leaves_as_the_changeset_does(repo, monkeypatch):
+    """One policy (lab_hooks.diff.classify): the leaves `validate --base` checks and what each
+    was at the base are the ChangeSet's, for every case a working tree can hold."""
+    from lab_hooks.checks.gitbase import changed_leaf_files
+
+    poems, jokes, sums = (f"compositional_skills/{n}/qna.yaml" for n in ("writing/poems", "writing/jokes", "math/sums"))
+    added, moved = "compositional_skills/writing/limericks/qna.yaml", "compositional_skills/math/addition/qna.yaml"
+    write(repo, {poems: skill("poems v2"),  # modified
+                 "compositional_skills/writing/jokes/attribution.txt": "Title: jokes\n",  # only its attribution
+                 sums: None, moved: skill("sums").replace("number 1", "nr 1"),  # renamed and edited
+                 added: skill("limericks"),  # new
+                 "foundational_skills/reasoning/logic/qna.yaml": None})  # deleted
+    (repo / "compositional_skills/writing/evil").mkdir()
+    (repo / "compositional_skills/writing/evil/qna.yaml").symlink_to("/etc/passwd")  # never read, always checked
+    changes = diff_taxonomy(repo, "main")
+    expected = {c.path: (c.status, c.old_path) for c in changes.present}
+    assert set(expected) == {poems, jokes, moved, added}
+    monkeypatch.chdir(repo)
+    with GitBase("main") as base:
+        files = changed_leaf_files(base, ".")
+        assert files == sorted([*expected, *(s.path for s in changes.skipped_leaves)])
+        view = read_base(base, {f: ((repo / f).read_bytes(), None) for f in expected}, ".")
+    assert {f: (leaf.status, None if leaf.status == "added" else leaf.old_file) for f, leaf in view.items()} == expected
+
+
 def test_taxonomy_in_a_subfolder(repo):
     commit(repo, {"taxonomy/compositional_skills/a/qna.yaml": skill("a"),
                   "compositional_skills/writing/jokes/qna.yaml": skill("jokes v2")})

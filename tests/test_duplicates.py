@@ -462,10 +462,15 @@ def test_mtbench_ngram_runs_find_the_first_shared_ngram_a_full_scan_finds():
     rng = random.Random(7)
     for _ in range(2_000):
         words = [rng.choice("abcdxy") for _ in range(rng.randint(0, 12))]
-        full = next((g for g in sim.ngrams(words, 3) if g in table), None)
-        runs = next((g for start, end in _runs_within(words, known, 3) for g in sim.ngrams(words[start:end], 3)
+        full = next((g for g in _ngrams(words) if g in table), None)
+        runs = next((g for start, end in _runs_within(words, known, 3) for g in _ngrams(words[start:end])
                      if g in table), None)
         assert runs == full, words
+
+
+def _ngrams(words: list[str], n: int = 3) -> list[str]:
+    """The full scan's n-grams: every run of n words, in order."""
+    return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 
 def _whole_tree(taxonomy, mtbench_home):

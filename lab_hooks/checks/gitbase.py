@@ -7,8 +7,11 @@ gitpython is not imported: the pre-commit hook pays a few milliseconds for its
 base, not the ~120 ms gitpython's import costs nor one process per file.
 
 The working tree is compared with the merge base's tree as git would: a file
-is changed when its bytes hash to another blob. Paths handed in and out are
-relative to the current directory (cat-file reads `<commit>:./path` that way).
+is changed when its bytes hash to another blob. What each changed leaf then is
+(added, modified, renamed; a symlink is skipped) is the ChangeSet's one policy,
+lab_hooks.diff.classify: this module only reads the two sides for it. Paths handed
+in and out are relative to the current directory (cat-file reads `<commit>:./path`
+that way).
 """
 
 from __future__ import annotations
@@ -19,14 +22,13 @@ import os
 import posixpath
 import subprocess
 from itertools import count
+from pathlib import Path
 from typing import NamedTuple
 
+from lab_hooks.diff.classify import ATTRIBUTION, LINK, NULL_SHA, REGULAR, Classifier, Entry, is_leaf, worktree_entry
 from lab_hooks.errors import InputError
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, git_blob_sha
-from lab_hooks.taxonomy.renames import pair_renames
-
-ATTRIBUTION = "attribution.txt"
-NULL_SHA = "0" * 40  # an object no repository has
+from lab_hooks.taxonomy.load import MAX_LEAF_BYTES, LeafError, read_bounded
 _TREE_MODE, _BLOB_MODES = "40000", ("100644", "100755")
 _REQUEST_BYTES = 16_384  # requests written before answers are read: far below a pipe's buffer
 
@@ -152,7 +154,6 @@ class GitBase:
         except BaseException:
             self.git.close()
             raise
-        self._trees: dict[str, dict[str, tuple[str, str]]] = {}
 
     def close(self) -> None:
         self.git.close()
@@ -307,61 +308,116 @@ def _decoded(content: bytes | None) -> str | None:
     return None if content is None else content.decode("utf-8", "replace").removeprefix("\ufeff")
 
 
+class _HookDiffer(Classifier):
+    """The ChangeSet's policy (lab_hooks.diff.classify) over the base's objects (the one cat-file
+    process) and the working tree. Paths are relative to the current directory, as the hook's
+    files are; the hook hands in only leaf files and the attribution.txt beside them, so all of
+    them count (no in-repo documents: the hook reads no other file)."""
+
+    def __init__(self, base: GitBase, root: str):
+        super().__init__(_posix(root))
+        self.base = base
+
+    def in_taxonomy(self, path: str) -> bool:
+        return True
+
+    def head_entry(self, path: str) -> Entry | None:
+        return worktree_entry(path)
+
+    def head_bytes(self, path: str, entry: Entry) -> bytes:
+        return read_bounded(Path(path))
+
+    def base_entry(self, path: str) -> Entry | None:
+        return self.base_entries([path])[0]
+
+    def base_entries(self, paths: list[str]) -> list[Entry | None]:
+        """Each file's blob at the base (one batch), None where absent."""
+        if self.base.commit is None:
+            return [None] * len(paths)
+        found = self.base.git.read([f"{self.base.commit}:{_relative(p)}" if "\n" not in p else NULL_SHA for p in paths])
+        return [Entry(o.sha, REGULAR) if o is not None and o.kind == "blob" else None for o in found]
+
+    def base_bytes(self, entry: Entry) -> bytes:
+        found = self.base.git.read([entry.sha])[0]
+        if found is None:
+            raise LeafError("LH001", f"object {entry.sha[:12]} is missing at the base")
+        if len(found.data) > MAX_LEAF_BYTES:
+            raise LeafError("LH001", f"file is {len(found.data):,} bytes, over the {MAX_LEAF_BYTES:,}-byte limit")
+        return found.data
+
+    def head_knowledge_leaves(self) -> list[tuple[str, Entry]]:
+        return []
+
+    def gone(self, changes: dict[str, tuple[Entry | None, Entry | None]]) -> None:
+        """Add the base's leaves that are no longer on disk (deleted, or renamed from)."""
+        for path, sha in self.base.leaf_files(self.root).items():
+            path = _posix(path)
+            if os.path.basename(path) != ATTRIBUTION and path not in changes and not os.path.lexists(path):
+                changes[path] = (Entry(sha, REGULAR), None)
+
+
 def read_base(base: GitBase, files: dict[str, tuple[bytes, str | None]], root: str) -> dict[str, BaseLeaf]:
-    """The base's side of each checked leaf.
+    """The base's side of each checked leaf, as the ChangeSet's policy classifies it.
 
     `files` maps each checked leaf file (relative to the current directory) to its
     bytes on disk and its attribution text; `root` is the taxonomy root, where
     a leaf missing at the base is looked for among the base's deleted leaves.
     """
-    names = list(files)
-    attributions = [os.path.join(os.path.dirname(f), ATTRIBUTION) for f in names]
-    found = base.blobs(names + attributions)
-    olds, old_attributions = found[:len(names)], found[len(names):]
+    differ = _HookDiffer(base, root)
+    given = {_posix(f): f for f in files}
+    paths = sorted(set(given) | {posixpath.join(posixpath.dirname(p), ATTRIBUTION) for p in given})
+    changes: dict[str, tuple[Entry | None, Entry | None]] = {}
+    for path, old in zip(paths, differ.base_entries(paths)):
+        new = Entry(git_blob_sha(files[given[path]][0]), REGULAR) if path in given else differ.head_entry(path)
+        if old != new:
+            changes[path] = (old, new)
+    if any(path in given and old is None for path, (old, _) in changes.items()):
+        differ.gone(changes)  # a new leaf may be a renamed one
+    leaves, _ = differ.classify(changes)
+    moved = {c.path: c for c in leaves if c.status in ("modified", "renamed")}
+    olds = [c.old_path for c in moved.values()]
+    found = base.blobs(olds + [posixpath.join(posixpath.dirname(o), ATTRIBUTION) for o in olds])
+    old_side = {path: (content, attribution) for path, content, attribution
+                in zip(moved, found[:len(olds)], found[len(olds):])}
     view: dict[str, BaseLeaf] = {}
-    missing = []
-    for file, old, old_attribution in zip(names, olds, old_attributions):
-        content, attribution = files[file]
-        if old is None:
-            missing.append(file)
-        elif old == content and _decoded(old_attribution) == attribution:
-            view[file] = BaseLeaf("unchanged", file, old, _decoded(old_attribution))
+    for path, file in given.items():
+        change = moved.get(path)
+        if change is not None:
+            content, attribution = old_side[path]
+            old_file = file if change.old_path == path else os.path.normpath(change.old_path)
+            view[file] = BaseLeaf(change.status, old_file, content, _decoded(attribution))
+        elif path in changes:
+            view[file] = BaseLeaf("added")
         else:
-            view[file] = BaseLeaf("modified", file, old, _decoded(old_attribution))
-    if missing:
-        view.update(_renamed_or_added(base, {f: files[f][0] for f in missing}, root))
+            view[file] = BaseLeaf("unchanged", file, files[file][0], files[file][1])
     return view
 
 
-def _renamed_or_added(base: GitBase, new: dict[str, bytes], root: str) -> dict[str, BaseLeaf]:
-    """Pair leaves that are new at their path with the base's leaves gone from disk
-    (lab_hooks.taxonomy.renames: ChangeSet's policy too)."""
-    gone = {path: sha for path, sha in base.leaf_files(root).items()
-            if os.path.basename(path) != ATTRIBUTION and not os.path.lexists(path)}
-    out: dict[str, BaseLeaf] = {}
-    pairs = pair_renames(gone, {f: git_blob_sha(content) for f, content in new.items()}, base.blobs,
-                         lambda files: [new[f] for f in files])
-    olds = list(pairs.items())
-    found = base.blobs([o for _, o in olds] + [os.path.join(os.path.dirname(o), ATTRIBUTION) for _, o in olds])
-    for (file, old), content, attribution in zip(olds, found[:len(olds)], found[len(olds):]):
-        out[file] = BaseLeaf("renamed", old, content, _decoded(attribution))
-    for file in new:
-        out.setdefault(file, BaseLeaf("added"))
-    return out
-
-
 def changed_leaf_files(base: GitBase, root: str) -> list[str]:
-    """The leaf files under the taxonomy root (relative to the current directory) whose
-    qna.yaml or attribution.txt differ from the base's, new ones included; sorted. A leaf
-    file that is a symlink is always among them: the checks report it (LH001), never skip it."""
-    old = base.leaf_files(root)
-    out = []
+    """The leaf files under the taxonomy root (relative to the current directory) that the
+    ChangeSet's policy finds added, modified or renamed since the base (their attribution.txt
+    counts), sorted. A leaf file that is a symlink is always among them: the checks report it
+    (LH001), never skip it."""
+    differ = _HookDiffer(base, root)
+    old = {_posix(path): sha for path, sha in base.leaf_files(root).items()}
+    changes: dict[str, tuple[Entry | None, Entry | None]] = {}
+    links = []
     for file in _disk_leaf_files(root):
-        folder = os.path.dirname(file)
-        attribution = os.path.join(folder, ATTRIBUTION)
-        if os.path.islink(file) or old.get(file) != _disk_sha(file) or old.get(attribution) != _disk_sha(attribution):
-            out.append(file)
-    return sorted(out)
+        path = _posix(file)
+        if os.path.islink(file):
+            links.append(file)
+            new = Entry(git_blob_sha(os.fsencode(os.readlink(file))), LINK)
+        else:
+            new = differ.head_entry(path)
+        attribution = posixpath.join(posixpath.dirname(path), ATTRIBUTION)
+        for name, now in ((path, new), (attribution, differ.head_entry(attribution))):
+            before = Entry(old[name], REGULAR) if name in old else None
+            if before != now:
+                changes[name] = (before, now)
+    leaves, skipped = differ.classify(changes)  # (without the base's gone leaves: a rename is checked as any new leaf)
+    found = {os.path.normpath(c.path) for c in leaves if c.status != "deleted"}
+    found |= {os.path.normpath(s.path) for s in skipped if is_leaf(s.path)}
+    return sorted(found | set(links))
 
 
 def _disk_leaf_files(root: str) -> list[str]:
@@ -370,14 +426,3 @@ def _disk_leaf_files(root: str) -> list[str]:
         for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
             out += [os.path.relpath(os.path.join(dirpath, n)) for n in filenames if n in LEAF_NAMES]
     return out
-
-
-def _disk_sha(path: str) -> str | None:
-    """The blob sha of a regular file's bytes; None when there is none (or it is a link)."""
-    try:
-        if os.path.islink(path) or not os.path.isfile(path):
-            return None
-        with open(path, "rb") as fh:
-            return git_blob_sha(fh.read())
-    except OSError:
-        return None

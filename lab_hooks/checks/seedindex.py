@@ -17,13 +17,9 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Mapping
 
-try:
-    import fcntl
-except ImportError:  # Windows: opening is not serialized (a lock error then falls back to memory)
-    fcntl = None
-
 from lab_hooks.checks.similarity import normalize, rouge_tokens
 from lab_hooks.home import lab_home
+from lab_hooks.sqlite_wal import connect, open_wal, transaction
 from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Example, Leaf
 from lab_hooks.taxonomy.load import LeafError, load_leaf_file
 
@@ -45,6 +41,7 @@ CREATE TABLE embeddings(leaf INTEGER NOT NULL, seed INTEGER NOT NULL, vector BLO
 # Smaller taxonomies are indexed in memory on each run: reading them is as
 # fast as keeping a database for them, and leaves nothing in LAB_HOME.
 ON_DISK_FROM = 100
+TIMEOUT_S = 30  # how long a write waits for another process's
 Seed = tuple[int, int, str, int]  # line, col, prompt, its number of ROUGE tokens
 
 
@@ -61,72 +58,37 @@ def default_location(root: Path) -> Path:
     return lab_home() / "seed-index" / f"{key}.sqlite"
 
 
-def _connect(location: Path | str, schema: str = SCHEMA, version: int = FORMAT) -> sqlite3.Connection:
-    """A connection whose tables are `schema` at `version` (PRAGMA user_version); any
-    other layout is dropped and rebuilt empty: these databases are caches."""
-    db = sqlite3.connect(str(location), timeout=30, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    if db.execute("PRAGMA user_version").fetchone()[0] != version:
-        with transaction(db):
-            if db.execute("PRAGMA user_version").fetchone()[0] == version:  # another process won
-                return db
-            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-                db.execute(f"DROP TABLE {name}")
-            for statement in schema.strip().split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version={version}")
-    return db
+def _use_schema(db: sqlite3.Connection) -> None:
+    """Make the tables SCHEMA at FORMAT (PRAGMA user_version); any other layout is
+    dropped and rebuilt empty: these databases are caches."""
+    if db.execute("PRAGMA user_version").fetchone()[0] == FORMAT:
+        return
+    with transaction(db):
+        if db.execute("PRAGMA user_version").fetchone()[0] == FORMAT:  # another process won
+            return
+        for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+            db.execute(f"DROP TABLE {name}")
+        for statement in SCHEMA.strip().split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version={FORMAT}")
 
 
-class transaction:
-    """`with transaction(db):` one write transaction, taken at once (BEGIN IMMEDIATE)."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind, value, tb):
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+def in_memory() -> sqlite3.Connection:
+    """An index that lives for this run only."""
+    return connect(":memory:", TIMEOUT_S, _use_schema)
 
 
-def open_index(location: Path, schema: str = SCHEMA, version: int = FORMAT) -> sqlite3.Connection:
-    """The database at `location`; in memory when that is unusable (correct, only slower).
-
-    Opening is serialized by a flock beside it: the switch to WAL takes a lock for which
-    SQLite's busy timeout does not wait, and pre-commit's parallel hook processes open one
-    index at once. A lock error is never taken for damage (deleting a file others use)."""
+def open_index(location: Path) -> sqlite3.Connection:
+    """The index at `location` (lab_hooks.sqlite_wal: WAL, opened under a flock on
+    `<index>.lock`, since pre-commit's parallel hook processes open one index at once); in
+    memory when that is unusable (correct, only slower). A damaged file is made anew; a lock
+    error is never taken for damage (deleting a file others use)."""
     try:
         location.parent.mkdir(parents=True, exist_ok=True)
-        with _opening(location):
-            try:
-                return _connect(location, schema, version)
-            except sqlite3.OperationalError:  # busy or locked after all: not damage
-                return _connect(":memory:", schema, version)
-            except sqlite3.DatabaseError:  # a damaged file: it is only a cache
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(location) + suffix).unlink(missing_ok=True)
-                return _connect(location, schema, version)
-    except (OSError, sqlite3.DatabaseError):
-        return _connect(":memory:", schema, version)
-
-
-class _opening:
-    """An exclusive flock on `<index>.lock` for as long as the block runs (none without fcntl)."""
-
-    def __init__(self, location: Path):
-        self.path = str(location) + ".lock"
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # closing drops the flock
+        return open_wal(location, str(location) + ".lock", TIMEOUT_S, _use_schema, disposable=True)
+    except (OSError, sqlite3.DatabaseError):  # sqlite3.OperationalError (busy, locked) included
+        return in_memory()
 
 
 def _seeds(leaf: Leaf) -> list[Seed]:
@@ -170,7 +132,7 @@ class SeedIndex:
         # it keeps no postings, since nothing looks its seeds up by token.
         self.transient = location is None and len(self.files) < ON_DISK_FROM
         if self.transient:
-            self.db = _connect(":memory:")
+            self.db = in_memory()
         else:
             self.db = open_index(location or default_location(self.root))
         self.paths: dict[int, str] = {}

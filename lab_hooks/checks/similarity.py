@@ -57,11 +57,6 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-def ngrams(words: Sequence[str], n: int) -> list[str]:
-    """Every run of n words, in order, joined by spaces (words hold no spaces)."""
-    return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
-
-
 def fmeasure(lcs: int, len_a: int, len_b: int) -> float:
     """ROUGE-L F from an LCS length, with rouge-score's own float arithmetic."""
     if lcs == 0:

@@ -9,15 +9,15 @@ history. Content is read from blobs by sha; nothing is checked out.
 A leaf counts as changed when its qna.yaml/qna.yml, the attribution.txt beside
 it, or (knowledge) a document inside the repository that its `document.repo`
 and `patterns` name, changed. Symlinks and submodules under the taxonomy are
-reported as skipped and never read.
+reported as skipped and never read. That policy, case by case, is
+lab_hooks.diff.classify (the hook's `validate --base` applies it too); this module
+reads the two sides for it with gitpython.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,57 +25,26 @@ from pathlib import Path
 import git
 from git.objects.fun import tree_entries_from_data
 
+from lab_hooks.diff.classify import (
+    ATTRIBUTION,
+    LINK,
+    NULL_SHA,
+    SUBMODULE,
+    TREE,
+    Classifier,
+    Entry,
+    LeafChange,
+    Skipped,
+    file_blob_sha,
+    is_leaf,
+    worktree_entry,
+)
 from lab_hooks.errors import InputError
-from lab_hooks.taxonomy.documents import glob_regex, in_repo_folder
-from lab_hooks.taxonomy.leaf import LEAF_NAMES, TOP_LEVELS, Kind, Leaf, git_blob_sha, taxonomy_path
+from lab_hooks.taxonomy.leaf import LEAF_NAMES, Kind, Leaf, git_blob_sha
 from lab_hooks.taxonomy.load import MAX_LEAF_BYTES, LeafError, parse_leaf, read_bounded
-from lab_hooks.taxonomy.renames import pair_renames
-
-ATTRIBUTION = "attribution.txt"
-NULL_SHA = "0" * 40
-_TREE, _LINK, _SUBMODULE = 0o040000, 0o120000, 0o160000
-
 
 class DiffError(InputError):
     """A diff that cannot be computed; the message is one line saying what to do."""
-
-
-@dataclass(frozen=True)
-class LeafChange:
-    """One changed leaf. Paths are repository-relative, posix."""
-
-    status: str  # added | modified | renamed | deleted
-    path: str  # the leaf file on the head side (the base side for deleted)
-    blob_sha: str | None  # head side; None when deleted
-    old_path: str | None = None  # the base side; None when added
-    old_blob_sha: str | None = None
-    attribution_sha: str | None = None  # head side attribution.txt
-    reasons: tuple[str, ...] = ()  # the changed files that make this a change
-
-    @property
-    def kind(self) -> Kind | None:
-        return taxonomy_path(self.path)[1]
-
-    @property
-    def name(self) -> str:
-        """The leaf's id: its taxonomy-relative directory."""
-        return leaf_name(self.path)
-
-    @property
-    def old_name(self) -> str | None:
-        """The base side's leaf id (None when added)."""
-        return leaf_name(self.old_path) if self.old_path else None
-
-
-def leaf_name(path: str) -> str:
-    """A leaf's id from its file's path: the taxonomy-relative directory."""
-    return posixpath.dirname(taxonomy_path(path)[0])
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass(eq=False)
@@ -164,12 +133,6 @@ class ChangeSet:
         return read_blob(self.repo, change.old_blob_sha) if change.old_blob_sha else None
 
 
-@dataclass(frozen=True)
-class _Entry:
-    sha: str
-    mode: int
-
-
 # -- reading git objects --------------------------------------------------------
 
 def read_blob(repo: git.Repo, sha: str, limit: int = MAX_LEAF_BYTES) -> bytes:
@@ -192,11 +155,11 @@ def leaf_from_blobs(repo: git.Repo, path: str, blob_sha: str, attribution_sha: s
     return parse_leaf(read_blob(repo, blob_sha), path, attribution)
 
 
-def _tree(repo: git.Repo, sha: str | None) -> dict[str, _Entry]:
+def _tree(repo: git.Repo, sha: str | None) -> dict[str, Entry]:
     if sha is None:
         return {}
     data = repo.odb.stream(bytes.fromhex(sha)).read()
-    return {name: _Entry(binsha.hex(), mode) for binsha, mode, name in tree_entries_from_data(data)}
+    return {name: Entry(binsha.hex(), mode) for binsha, mode, name in tree_entries_from_data(data)}
 
 
 def _walk_changes(repo, a: str | None, b: str | None, prefix: str, out: dict) -> None:
@@ -207,8 +170,8 @@ def _walk_changes(repo, a: str | None, b: str | None, prefix: str, out: dict) ->
         if ea == eb:
             continue
         path = prefix + name
-        a_tree = ea is not None and ea.mode == _TREE
-        b_tree = eb is not None and eb.mode == _TREE
+        a_tree = ea is not None and ea.mode == TREE
+        b_tree = eb is not None and eb.mode == TREE
         if a_tree or b_tree:
             _walk_changes(repo, ea.sha if a_tree else None, eb.sha if b_tree else None, path + "/", out)
         if not (a_tree and b_tree):  # a blob on at least one side (a file replaced by a folder, too)
@@ -218,12 +181,12 @@ def _walk_changes(repo, a: str | None, b: str | None, prefix: str, out: dict) ->
                 out[path] = (blob_a, blob_b)
 
 
-def _lookup(repo: git.Repo, tree_sha: str | None, path: str) -> _Entry | None:
+def _lookup(repo: git.Repo, tree_sha: str | None, path: str) -> Entry | None:
     if tree_sha is None:
         return None
-    entry = _Entry(tree_sha, _TREE)
+    entry = Entry(tree_sha, TREE)
     for part in path.split("/"):
-        if entry.mode != _TREE:
+        if entry.mode != TREE:
             return None
         entry = _tree(repo, entry.sha).get(part)
         if entry is None:
@@ -261,38 +224,29 @@ def _merge_base(repo: git.Repo, base: git.Commit, head: git.Commit, base_ref: st
 
 # -- the working tree -----------------------------------------------------------
 
-def _file_blob_sha(path: Path, size: int) -> str:
-    """`git hash-object` of a file, streamed: a huge file costs no memory."""
-    digest = hashlib.sha1(b"blob %d\0" % size)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _worktree_changes(repo: git.Repo, base: str) -> dict[str, tuple[_Entry | None, _Entry | None]]:
+def _worktree_changes(repo: git.Repo, base: str) -> dict[str, tuple[Entry | None, Entry | None]]:
     """Changes from the merge-base tree to the working tree, untracked files included."""
     root = Path(repo.working_tree_dir)
-    out: dict[str, tuple[_Entry | None, _Entry | None]] = {}
+    out: dict[str, tuple[Entry | None, Entry | None]] = {}
 
-    def on_disk(path: str) -> _Entry | None:
+    def on_disk(path: str) -> Entry | None:
         try:
             st = os.lstat(root / path)
         except OSError:
             return None
         if stat.S_ISDIR(st.st_mode):
-            return _Entry(NULL_SHA, _SUBMODULE)  # a checked-out submodule
+            return Entry(NULL_SHA, SUBMODULE)  # a checked-out submodule
         if stat.S_ISLNK(st.st_mode):
-            return _Entry(git_blob_sha(os.readlink(root / path).encode()), _LINK)
+            return Entry(git_blob_sha(os.readlink(root / path).encode()), LINK)
         if not stat.S_ISREG(st.st_mode):
             return None
-        return _Entry(_file_blob_sha(root / path, st.st_size), 0o100755 if st.st_mode & 0o111 else 0o100644)
+        return Entry(file_blob_sha(root / path, st.st_size), 0o100755 if st.st_mode & 0o111 else 0o100644)
 
     raw = repo.git.diff(base, "--raw", "-z", "--no-renames", "--no-abbrev", "--ignore-submodules=none", "--")
     fields = raw.split("\0")
     for meta, path in zip(fields[0::2], fields[1::2]):
         old_mode, _new_mode, old_sha, _new_sha, _status = meta.lstrip(":").split()
-        old = None if int(old_mode, 8) == 0 else _Entry(old_sha, int(old_mode, 8))
+        old = None if int(old_mode, 8) == 0 else Entry(old_sha, int(old_mode, 8))
         new = on_disk(path)
         if old != new:
             out[path] = (old, new)
@@ -305,68 +259,38 @@ def _worktree_changes(repo: git.Repo, base: str) -> dict[str, tuple[_Entry | Non
 
 # -- classification -------------------------------------------------------------
 
-def _in_taxonomy(path: str, root: str) -> bool:
-    rel = path[len(root) + 1:] if root else path
-    if root and not path.startswith(root + "/"):
-        return False
-    return rel.split("/", 1)[0] in TOP_LEVELS
+class _Differ(Classifier):
+    """The policy (diff.classify) over gitpython's reader: head is a commit's tree or the working tree."""
 
-
-def _is_leaf(path: str) -> bool:
-    return posixpath.basename(path) in LEAF_NAMES
-
-
-def in_repo_documents(document: dict | None, root: str) -> list[re.Pattern] | None:
-    """Regexes over repository paths for a knowledge leaf's in-repo document, else None.
-
-    `document.repo` that is not a URL is a folder relative to the taxonomy root
-    (lab-hooks' offline extension); its `patterns` are globs inside it.
-    """
-    if not isinstance(document, dict):
-        return None
-    repo, patterns = document.get("repo"), document.get("patterns")
-    if not isinstance(repo, str) or not repo or not isinstance(patterns, list):
-        return None
-    folder = in_repo_folder(repo)
-    if folder is None:
-        return None  # remote (URL, scp-like) or outside the repository: the validator's rule
-    folder = posixpath.normpath(posixpath.join(root, folder))
-    folder = "" if folder == "." else folder + "/"
-    return [glob_regex(folder + p.lstrip("/")) for p in patterns if isinstance(p, str) and ".." not in p]
-
-
-_LOCAL_REPO = re.compile(rb"^\s*repo:\s*['\"]?(?!https?://|git@)\S", re.MULTILINE)
-
-
-class _Differ:
     def __init__(self, repo: git.Repo, base_tree: str | None, head_tree: str | None, root: str):
-        self.repo, self.base_tree, self.head_tree, self.root = repo, base_tree, head_tree, root
+        super().__init__(root)
+        self.repo, self.base_tree, self.head_tree = repo, base_tree, head_tree
         self.workdir = Path(repo.working_tree_dir) if repo.working_tree_dir else None
 
-    def head_entry(self, path: str) -> _Entry | None:
+    def head_entry(self, path: str) -> Entry | None:
         if self.head_tree is not None:
             return _lookup(self.repo, self.head_tree, path)
-        full = self.workdir / path
-        try:
-            st = os.lstat(full)
-        except OSError:
-            return None
-        return _Entry(_file_blob_sha(full, st.st_size), 0o100644) if stat.S_ISREG(st.st_mode) else None
+        return worktree_entry(self.workdir / path)
 
-    def head_bytes(self, path: str, entry: _Entry) -> bytes:
+    def head_bytes(self, path: str, entry: Entry) -> bytes:
         if self.head_tree is not None:
             return read_blob(self.repo, entry.sha)
         return read_bounded(self.workdir / path)
 
-    def head_knowledge_leaves(self):
-        """(path, entry) of every knowledge leaf on the head side."""
+    def base_entry(self, path: str) -> Entry | None:
+        return _lookup(self.repo, self.base_tree, path)
+
+    def base_bytes(self, entry: Entry) -> bytes:
+        return read_blob(self.repo, entry.sha)
+
+    def head_knowledge_leaves(self) -> list[tuple[str, Entry]]:
         base = posixpath.join(self.root, Kind.KNOWLEDGE.value) if self.root else Kind.KNOWLEDGE.value
         if self.head_tree is not None:
             found: dict = {}
             top = _lookup(self.repo, self.head_tree, base)
-            if top is not None and top.mode == _TREE:
+            if top is not None and top.mode == TREE:
                 _walk_changes(self.repo, None, top.sha, base + "/", found)
-            return [(p, new) for p, (_, new) in found.items() if _is_leaf(p) and new.mode & 0o170000 == 0o100000]
+            return [(p, new) for p, (_, new) in found.items() if is_leaf(p) and new.regular]
         out = []
         for dirpath, dirnames, filenames in os.walk(self.workdir / base):
             dirnames.sort()
@@ -377,93 +301,6 @@ class _Differ:
                     if entry:
                         out.append((rel, entry))
         return out
-
-    def classify(self, changes: dict) -> tuple[list[LeafChange], list[Skipped]]:
-        skipped: list[Skipped] = []
-        added: dict[str, _Entry] = {}
-        deleted: dict[str, _Entry] = {}
-        modified: dict[str, tuple[_Entry, _Entry]] = {}
-        reasons: dict[str, list[str]] = {}  # head leaf path -> extra reasons
-        others: list[str] = []
-        for path, (old, new) in sorted(changes.items()):
-            if not _in_taxonomy(path, self.root):
-                others.append(path)
-                continue
-            odd = [e for e in (old, new) if e is not None and e.mode & 0o170000 != 0o100000]
-            if odd:
-                what = "submodule" if any(e.mode == _SUBMODULE for e in odd) else "symlink"
-                skipped.append(Skipped(path, f"{what} inside the taxonomy: not read"))
-                continue
-            if _is_leaf(path):
-                if old and new:
-                    modified[path] = (old, new)
-                elif new:
-                    added[path] = new
-                elif old:
-                    deleted[path] = old
-            elif posixpath.basename(path) == ATTRIBUTION:
-                folder = posixpath.dirname(path)
-                for name in LEAF_NAMES:
-                    if self.head_entry(f"{folder}/{name}"):
-                        reasons.setdefault(f"{folder}/{name}", []).append(path)
-            else:
-                others.append(path)
-        if others:
-            self._documents(others, reasons)
-
-        renamed = self._renames(added, deleted)
-        out: list[LeafChange] = []
-        for path, new in added.items():
-            out.append(self._change("added", path, new, None, None, reasons))
-        for path, (old, new) in modified.items():
-            out.append(self._change("modified", path, new, path, old, reasons))
-        for old_path, (path, old, new) in renamed.items():
-            out.append(self._change("renamed", path, new, old_path, old, reasons))
-        for path, old in deleted.items():
-            out.append(LeafChange("deleted", path, None, path, old.sha, None, (path,)))
-        touched = {c.path for c in out}
-        for path, why in reasons.items():
-            if path not in touched:
-                entry = self.head_entry(path)
-                out.append(self._change("modified", path, entry, path, _lookup(self.repo, self.base_tree, path),
-                                        reasons, leaf_changed=False))
-        out.sort(key=lambda c: c.path)
-        return out, skipped
-
-    def _change(self, status, path, new, old_path, old, reasons, leaf_changed=True) -> LeafChange:
-        folder = posixpath.dirname(path)
-        attribution = self.head_entry(f"{folder}/{ATTRIBUTION}")
-        why = ([path] if leaf_changed else []) + sorted(set(reasons.get(path, [])))
-        return LeafChange(status, path, new.sha if new else None, old_path, old.sha if old else None,
-                          attribution.sha if attribution else None, tuple(why))
-
-    def _renames(self, added: dict, deleted: dict) -> dict[str, tuple[str, _Entry, _Entry]]:
-        """Pair deleted with added leaves (lab_hooks.taxonomy.renames: the hook's policy too)."""
-        pairs = pair_renames({p: e.sha for p, e in deleted.items()}, {p: e.sha for p, e in added.items()},
-                             lambda paths: [self._readable(lambda: read_blob(self.repo, deleted[p].sha)) for p in paths],
-                             lambda paths: [self._readable(lambda: self.head_bytes(p, added[p])) for p in paths])
-        return {old: (path, deleted.pop(old), added.pop(path)) for path, old in sorted(pairs.items())}
-
-    @staticmethod
-    def _readable(read) -> bytes | None:
-        try:
-            return read()
-        except LeafError:
-            return None  # too large or unreadable: never paired by similarity
-
-    def _documents(self, others: list[str], reasons: dict[str, list[str]]) -> None:
-        """Credit changed non-leaf files to knowledge leaves whose in-repo document they are."""
-        for path, entry in self.head_knowledge_leaves():
-            try:
-                content = self.head_bytes(path, entry)
-                if not _LOCAL_REPO.search(content):
-                    continue  # cheap pre-filter: this leaf's document is a remote repo
-                patterns = in_repo_documents(parse_leaf(content, path).document, self.root)
-            except LeafError:
-                continue
-            for other in others:
-                if patterns and any(p.match(other) for p in patterns):
-                    reasons.setdefault(path, []).append(other)
 
 
 # -- the API --------------------------------------------------------------------

@@ -21,17 +21,15 @@ imported only then).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import re
 import sqlite3
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, ContextManager, Protocol
 
 from lab_hooks.errors import LabHooksError
+from lab_hooks.sqlite_wal import flock, open_wal, transaction
 
 SCHEMA_VERSION = 3
 # {id}: the runs table's generated key, spelled per engine.
@@ -100,24 +98,18 @@ class SqliteManifest:
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
-        # Switching to WAL takes an exclusive lock for which SQLite's busy timeout
-        # does not wait: two runners opening a new store at once would see
-        # "database is locked". Opening under a flock serializes just that.
-        with self.lock("manifest-open"):
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a killed process loses nothing committed; a power
-            # cut may lose the last transactions but never corrupts the manifest.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                self._upgrade(conn)
+        # lab_hooks.sqlite_wal: two runners opening a new store at once are serialized by the flock.
+        conn = open_wal(self.path, self.locks / "manifest-open.lock", timeout=60, prepare=self._prepare)
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA foreign_keys=ON")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._upgrade(conn)
+
     def _upgrade(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.where}: manifest schema v{version}, this lab-hooks reads v{SCHEMA_VERSION}")
@@ -126,44 +118,21 @@ class SqliteManifest:
             if "stamp" not in {row[1] for row in conn.execute("PRAGMA table_info(artifacts)")}:  # before v3
                 conn.execute("ALTER TABLE artifacts ADD COLUMN stamp TEXT")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def read(self, sql: str, params: Any = ()) -> list[tuple]:
         return self._conn().execute(sql, params).fetchall()
 
     def write(self, fn: Callable[[Transaction], Any], exclusive: bool = False) -> Any:
         # BEGIN IMMEDIATE takes SQLite's one write lock: every write is exclusive here.
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return result
+        with transaction(self._conn()) as db:
+            return fn(db)
 
-    @contextmanager
-    def lock(self, name: str, blocking: bool = True, shared: bool = False) -> Iterator[bool]:
+    def lock(self, name: str, blocking: bool = True, shared: bool = False) -> ContextManager[bool]:
         """A flock on `locks/<name>.lock`; the kernel drops it when the process dies.
 
         With blocking=False, yields False instead of waiting for a holder.
         """
-        fd = os.open(self.locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-                    raise
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)  # closing the descriptor releases the flock
+        return flock(self.locks / f"{name}.lock", blocking, shared)
 
     def problems(self) -> list[str]:
         return [r[0] for r in self.read("PRAGMA quick_check") if r[0] != "ok"]

@@ -1,5 +1,5 @@
-"""Which new leaf is a renamed old one: the one policy of `diff.ChangeSet` and of the
-hook's `validate --base` (checks.gitbase). Light: the hook path imports it."""
+"""Which new leaf is a renamed old one: part of the one change policy (lab_hooks.diff.classify)
+of `diff.ChangeSet` and of the hook's `validate --base`. Light: the hook path imports it."""
 
 from __future__ import annotations
 
