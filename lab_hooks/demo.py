@@ -50,18 +50,14 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "lab-hooks demo", "GIT_AUTHOR_EMAIL": "demo@lab-ho
            "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
 # Small enough for 2 CPU cores. Training: a few steps at a learning rate high enough for a
 # 135M model to pick up a format from a handful of samples; main's promotion only needs a
-# checkpoint and a replay buffer, so it trains two steps per phase. The PR trains three
-# steps on its ten new samples and twice as many replayed ones, two or three of every leaf
-# of main's buffer: with one each (replay ratio 1, four steps) the limericks' rhyme labels
-# leaked into the haiku control, whose reference NLL rose 0.39 nats/token beyond the other
-# controls (docs/eval-results.md, *Planted effects*). The evaluation: MT-Bench's 8
+# checkpoint and a replay buffer, so it trains two steps per phase (the PR four: more
+# overfits the ten new samples and costs the control leaves). The evaluation: MT-Bench's 8
 # categories once (32-token answers), the embedded judge's answer prefilled up to its rating
 # (8 tokens hold "7]]"), three control leaves, a small calibration set; the judged branch eval
 # is left out (the embedded judge fails calibration; the reference NLL measures the leaves).
 TRAIN_ARGS = ["--learning-rate", "1e-4", "--warmup-steps", "1"]
 PROMOTE_ARGS = ["--samples-per-seed", "1", "--sdg-max-tokens", "64", "--max-steps", "2", *TRAIN_ARGS]
-DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", "--max-steps", "3",
-             "--replay-ratio", "2", *TRAIN_ARGS,
+DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", "--max-steps", "4", *TRAIN_ARGS,
              "--judge-max-tokens", "8", "--answer-max-tokens", "32", "--unchanged-leaves", "3",
              "--calibration-questions", "6", "--no-branch-judge"]
 
