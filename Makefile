@@ -19,11 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 # The model-path tests run twice: on this CPU's own kernels, then on PyTorch's portable
 # ones, so an assertion that holds only for one instruction set fails here (docs/determinism.md).
-# The demo's end-to-end test (a promotion and three PRs, ~15 min) runs once: twice would
-# double CI's longest test; `ATEN_CPU_CAPABILITY=default make demo` checks the demo by hand.
+# The PR loop's end-to-end tests (demo, pr, runners: ~25 min) run once: the stages they
+# chain run twice in their own tests; `ATEN_CPU_CAPABILITY=default make demo` checks the demo.
+E2E := tests/test_demo_e2e.py tests/test_pr_e2e.py tests/test_runners.py
 test: venv
 	$(PY) -m pytest -q -ra
-	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -ra -m "slow or vllm" --deselect tests/test_demo_e2e.py
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q -ra -m "slow or vllm" $(addprefix --deselect ,$(E2E))
 
 demo: venv
 	$(PY) -m lab_hooks.demo
