@@ -2,22 +2,29 @@
 
     .venv/bin/python bench/planted.py good --seeds 0 1 2 --work DIR
     .venv/bin/python bench/planted.py harmful --seeds 0 1 --work DIR
-    .venv/bin/python bench/planted.py null --seeds 1 2 3 4 5 --work DIR   # candidate(seed s) vs candidate(seed 0)
-    .venv/bin/python bench/planted.py report --work DIR                    # the table, from DIR/planted.jsonl
+    .venv/bin/python bench/planted.py null --seeds 0 1 2 3 --work DIR   # every pair i-j: candidate(j) vs candidate(i)
+    .venv/bin/python bench/planted.py report --work DIR                  # the table, from DIR/planted.jsonl
+    .venv/bin/python bench/planted.py report --work DIR --calibrate 0 1 2 3   # the minimum effect from those
+                                                         # seeds' nulls, the false-positive rate on the others'
 
 Everything runs on the embedded model through the PR loop with the demo's settings
 (lab_hooks.demo) and in the demo's store (LAB_HOME/demo-store): main is promoted from
 the sample taxonomy once (after `make demo`, not at all),
-then each case runs PRs against it. Split long runs (each seed is a few minutes on 2 cores).
+then each case runs PRs against it. Split long runs (each seed is a few minutes on 2 cores);
+a seed already trained is served from the store, so a later run may repeat earlier seeds.
 
 - good: the demo PR (the limericks leaf, whose rhyme labels the base model does not
   know), seed s → the leaf must be *improved*, no control *regressed*.
 - harmful: a PR adding a leaf that asks shell_one_liners' questions in other words and
   answers them wrongly (a GUI click-path instead of a command) → the control
   shell_one_liners must be *regressed*. Every unchanged leaf is a control here.
-- null: the demo PR trained with seed 0 and with seed s: the same treatment, only the
-  seed (generation, replay draw, training order, bootstrap) differs. Base = candidate(0),
-  candidate = candidate(s): every verdict other than *within noise* is a false positive.
+- null: the demo PR trained under each seed given (each such run is a good run too),
+  then every pair compared: base = candidate(i), candidate = candidate(j), the same
+  treatment with only the seed (generation, replay draw, training order) differing, so
+  every verdict other than *within noise* is a false positive. Every unchanged leaf is
+  a control. Pairs sharing a seed are not independent: `--calibrate` takes the
+  minimum effect from the pairs among some seeds and counts false positives only on
+  pairs among the others.
 
 The anchor: InstructLab's branch benchmark has no judge-free metric and no control
 leaves; its verdict on the same PRs would come from the embedded judge, which fails
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import time
@@ -107,62 +115,111 @@ def rows_of(case: str, seed: int, leaves: list[dict], seconds: float) -> list[di
              "held_out": row["reference_nll"]["held_out"], "seconds": round(seconds, 1)} for row in leaves]
 
 
-def run_case(case: str, seeds: list[int], work: Path) -> list[dict]:
+def null_pair(repo: Path, store, work: Path, runs: dict, first: int, second: int) -> list[dict]:
+    """candidate(first) as base, candidate(second) as candidate: the same PR, only the seed differs."""
     from lab_hooks import demo
     from lab_hooks.eval import Settings, evaluate
     from lab_hooks.eval.leaves import load_tree
     from lab_hooks.models.embedded import DEFAULT_EMBEDDED
 
+    base, candidate = (f"hf:{store.get(runs[s]['models']['candidate_checkpoint'])}" for s in (first, second))
+    tree = work / "tree"
+    if not tree.exists():
+        demo.git(repo, "worktree", "add", "-q", str(tree), "pr/limericks")
+    everything = load_tree(tree)
+    changed = [leaf for leaf in everything if leaf.name == LIMERICKS]
+    results = evaluate(base, candidate, f"embedded:{DEFAULT_EMBEDDED}", changed, store,
+                       unchanged_leaves=[leaf for leaf in everything if leaf.name != LIMERICKS],
+                       settings=Settings(**{**demo.pr_options().eval, "seed": second, "mtbench": False,
+                                            "branch_judge": False}),
+                       ids={"base": runs[first]["models"]["candidate_checkpoint"],
+                            "candidate": runs[second]["models"]["candidate_checkpoint"]})
+    return results["leaves"]
+
+
+def record(work: Path, case: str, seed, leaves: list[dict], seconds: float) -> list[dict]:
+    rows = rows_of(case, seed, leaves, seconds)
+    with open(work / "planted.jsonl", "a", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    for r in rows:
+        print(f"{case} seed {seed}: {r['leaf']} ({'changed' if r['changed'] else 'control'}) "
+              f"Δ {r['delta']:+.3f}, beyond controls {r['beyond']:+.3f} {r['ci']} → {r['verdict']} "
+              f"(raw-delta rule: {r['raw_verdict']})", flush=True)
+    return rows
+
+
+def run_case(case: str, seeds: list[int], work: Path) -> list[dict]:
+    """good / harmful: one PR run per seed. null: the PR trained under each seed, then every
+    pair of them compared (pair "i-j": candidate(i) as base, candidate(j) as candidate)."""
     repo, store = setup(work)
-    out = []
+    out, runs = [], {}
     for seed in seeds:
         start = time.perf_counter()
-        if case in ("good", "harmful"):
-            head = "pr/limericks" if case == "good" else "pr/harmful"
-            extra = {"unchanged_sample": 100} if case == "harmful" else {}
-            run = pr_run(repo, store, head, seed, work / "out" / f"{case}-{seed}", **extra)
-            if run["status"] != "ok":
-                raise SystemExit(f"{case} seed {seed}: {run.get('failure')}")
-            leaves = run["leaves"]
-        else:
-            runs = [pr_run(repo, store, "pr/limericks", s, work / "out" / f"null-{s}") for s in (0, seed)]
-            failed = [r.get("failure") for r in runs if r["status"] != "ok"]
-            if failed:
-                raise SystemExit(f"null seed {seed}: {failed}")
-            base, candidate = (f"hf:{store.get(r['models']['candidate_checkpoint'])}" for r in runs)
-            tree = work / "tree"
-            if not tree.exists():
-                demo.git(repo, "worktree", "add", "-q", str(tree), "pr/limericks")
-            everything = load_tree(tree)
-            changed = [leaf for leaf in everything if leaf.name == LIMERICKS]
-            results = evaluate(base, candidate, f"embedded:{DEFAULT_EMBEDDED}", changed, store,
-                               unchanged_leaves=[leaf for leaf in everything if leaf.name != LIMERICKS],
-                               settings=Settings(**{**demo.pr_options().eval, "seed": seed, "mtbench": False,
-                                                    "branch_judge": False}),
-                               ids={"base": runs[0]["models"]["candidate_checkpoint"],
-                                    "candidate": runs[1]["models"]["candidate_checkpoint"]})
-            leaves = results["leaves"]
-        rows = rows_of(case, seed, leaves, time.perf_counter() - start)
-        with open(work / "planted.jsonl", "a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in rows)
-        for r in rows:
-            print(f"{case} seed {seed}: {r['leaf']} ({'changed' if r['changed'] else 'control'}) "
-                  f"Δ {r['delta']:+.3f}, beyond controls {r['beyond']:+.3f} {r['ci']} → {r['verdict']} "
-                  f"(raw-delta rule: {r['raw_verdict']})", flush=True)
-        out += rows
+        head = {"good": "pr/limericks", "harmful": "pr/harmful", "null": "pr/limericks"}[case]
+        extra = {"unchanged_sample": 100} if case == "harmful" else {}
+        run = pr_run(repo, store, head, seed, work / "out" / f"{'good' if case == 'null' else case}-{seed}", **extra)
+        if run["status"] != "ok":
+            raise SystemExit(f"{case} seed {seed}: {run.get('failure')}")
+        # a null seed's own run is the demo PR under that seed: a good run as well
+        out += record(work, "good" if case == "null" else case, seed, run["leaves"], time.perf_counter() - start)
+        if case != "null":
+            continue
+        start = time.perf_counter()
+        for first in runs:  # every pair as soon as both are trained: a run cut short keeps its pairs
+            out += record(work, case, f"{first}-{seed}", null_pair(repo, store, work, {**runs, seed: run}, first, seed),
+                          time.perf_counter() - start)
+            start = time.perf_counter()
+        runs[seed] = run
     return out
 
 
-def report(work: Path) -> None:
+def pair_of(row: dict) -> set[int]:
+    return {int(s) for s in str(row["seed"]).split("-")}
+
+
+def report(work: Path, calibrate: list[int], min_effect: float | None, controls_effect: float | None,
+           one_threshold: bool = False) -> None:
+    """The table, with our verdicts redrawn at a minimum effect for changed leaves and one for
+    controls (default: the code's). With `calibrate`: each is the largest |excess| a leaf of that
+    role (the PR's leaf, or a control) showed in the null pairs among those seeds (with
+    `one_threshold`, the larger of the two for both), and false positives are counted only on
+    the null pairs among the other seeds."""
+    from lab_hooks.eval.reference import MIN_EFFECT, MIN_EFFECT_CONTROLS
+    from lab_hooks.eval.stats import INSUFFICIENT, WITHIN_NOISE, effect_verdict
+
     rows = [json.loads(line) for line in (work / "planted.jsonl").read_text().splitlines() if line.strip()]
-    latest = {(r["case"], r["seed"], r["leaf"]): r for r in rows}  # a rerun of a seed replaces it
-    rows = list(latest.values())
+    latest = {(r["case"], str(r["seed"]), r["leaf"]): r for r in rows}  # a rerun of a seed replaces it
+    rows = [r for r in latest.values() if r["case"] != "null" or "-" in str(r["seed"])]  # pairs only
+    null = [r for r in rows if r["case"] == "null"]
+    if calibrate:
+        fit = [r for r in null if pair_of(r) <= set(calibrate)]
+        if not fit:
+            raise SystemExit(f"no null pairs among seeds {calibrate} in {work / 'planted.jsonl'}")
+
+        def largest(changed: bool) -> float:
+            return math.ceil(max(abs(r["beyond"]) for r in fit if r["changed"] == changed) * 100) / 100
+
+        min_effect, controls_effect = largest(True), largest(False)
+        if one_threshold:
+            min_effect = controls_effect = max(min_effect, controls_effect)
+        print(f"calibrated on {len({r['seed'] for r in fit})} null pairs among seeds {calibrate} ({len(fit)} leaf "
+              f"rows): the largest |excess| of the PR's leaf {largest(True):.2f}, of a control {largest(False):.2f}\n")
+        rows = [r for r in rows if r["case"] != "null" or not pair_of(r) & set(calibrate)]
+        null = [r for r in rows if r["case"] == "null"]
+    if controls_effect is None:
+        controls_effect = MIN_EFFECT_CONTROLS if min_effect is None else min_effect
+    min_effect = MIN_EFFECT if min_effect is None else min_effect
+    for r in rows:
+        r["verdict"] = effect_verdict(r["beyond"], r["ci"], r["n"], min_effect if r["changed"] else controls_effect,
+                                      lower_is_better=True)
+    print(f"ours: the excess beyond the controls' Δ with a CI excluding 0 and at least {min_effect:.2f} nats/token "
+          f"(the PR's leaves), {controls_effect:.2f} (controls)")
     print("| case | runs | what must happen | ours: as expected | raw-delta rule: as expected |")
     print("|---|---|---|---|---|")
 
     def line(case, what, pick, expected):
         chosen = [r for r in rows if r["case"] == case and pick(r)]
-        runs = len({r["seed"] for r in chosen})
+        runs = len({str(r["seed"]) for r in chosen})
         ours = sum(expected(r["verdict"]) for r in chosen)
         raw = sum(expected(r["raw_verdict"]) for r in chosen)
         print(f"| {case} | {runs} | {what} | {ours}/{len(chosen)} | {raw}/{len(chosen)} |")
@@ -170,16 +227,22 @@ def report(work: Path) -> None:
     line("good", "the PR's leaf improved", lambda r: r["changed"], lambda v: v == "improved")
     line("good", "no control regressed", lambda r: not r["changed"], lambda v: v != "regressed")
     line("harmful", "shell_one_liners regressed", lambda r: r["leaf"] == SHELL, lambda v: v == "regressed")
-    line("null", "every leaf within noise", lambda r: True, lambda v: v == "within noise")
-    null = [r for r in rows if r["case"] == "null"]
+    line("null", "every leaf within noise", lambda r: True, lambda v: v == WITHIN_NOISE)
+    for r in rows:
+        if r["case"] != "null" and (r["changed"] or r["leaf"] == SHELL or r["verdict"] == "regressed"):
+            print(f"  {r['case']} seed {r['seed']}: {r['leaf'].rsplit('/', 1)[1]} beyond controls {r['beyond']:+.3f} "
+                  f"{r['ci']} → {r['verdict']} (raw: {r['raw_verdict']})")
     if null:
-        runs = {r["seed"] for r in null}
-        any_false = {r["seed"] for r in null if r["verdict"] not in ("within noise", "insufficient data")}
-        raw_false = {r["seed"] for r in null if r["raw_verdict"] not in ("within noise", "insufficient data")}
-        print(f"\nnull runs with any false verdict: ours {len(any_false)}/{len(runs)}, "
-              f"raw-delta rule {len(raw_false)}/{len(runs)}; false verdicts per leaf: ours "
-              f"{sum(r['verdict'] not in ('within noise', 'insufficient data') for r in null)}/{len(null)}, raw "
-              f"{sum(r['raw_verdict'] not in ('within noise', 'insufficient data') for r in null)}/{len(null)}")
+        quiet = (WITHIN_NOISE, INSUFFICIENT)
+        runs = {str(r["seed"]) for r in null}
+        spread = sorted(abs(r["beyond"]) for r in null)
+        ours = [r for r in null if r["verdict"] not in quiet]
+        raw = [r for r in null if r["raw_verdict"] not in quiet]
+        print(f"\nnull pairs: {len(runs)}; |excess| over their {len(null)} leaf rows: "
+              f"median {spread[len(spread) // 2]:.3f}, max {spread[-1]:.3f}")
+        print(f"null pairs with any false verdict: ours {len({str(r['seed']) for r in ours})}/{len(runs)}, "
+              f"raw-delta rule {len({str(r['seed']) for r in raw})}/{len(runs)}; "
+              f"false verdicts per leaf: ours {len(ours)}/{len(null)}, raw {len(raw)}/{len(null)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,13 +250,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("case", choices=("good", "harmful", "null", "report"))
     p.add_argument("--seeds", type=int, nargs="*", default=[0])
     p.add_argument("--work", type=Path, required=True, help="kept between runs: the repo and the rows")
+    p.add_argument("--calibrate", type=int, nargs="*", default=[], metavar="SEED",
+                   help="report: the minimum effect from the null pairs among these seeds, the FPR on the others")
+    p.add_argument("--min-effect", type=float, help="report: redraw our verdicts at this minimum effect")
+    p.add_argument("--min-effect-controls", type=float, help="report: ... and this one for controls")
+    p.add_argument("--one-threshold", action="store_true", help="report --calibrate: one minimum effect for both roles")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.case == "report":
-        report(args.work)
+        report(args.work, args.calibrate, args.min_effect, args.min_effect_controls, args.one_threshold)
         return 0
-    if args.case == "null" and 0 in args.seeds:
-        p.error("null compares seed s with seed 0: give seeds other than 0")
     run_case(args.case, args.seeds, args.work)
     return 0
 

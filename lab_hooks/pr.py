@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from lab_hooks.flags import Parser, add_model_flags, add_replay_flag, add_train_flags, at_least, command, train_config
+from lab_hooks.flags import (Parser, add_model_flags, add_replay_flag, add_train_flags, at_least, command,
+                             non_negative, train_config)
 from lab_hooks.loop.pr import run_pr
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unchanged leaves evaluated too, the controls that catch regressions elsewhere (default 3)")
     p.add_argument("--calibration-questions", type=at_least(1),
                    help="MT-Bench references (each with 4 degraded answers) the judge must tell apart (default 10)")
+    p.add_argument("--min-effect", type=non_negative, metavar="NATS",
+                   help="nats/token a changed leaf's reference NLL must move beyond the controls' for a verdict "
+                        "(default: calibrated on the demo's null PRs; calibrate yours with bench/planted.py)")
+    p.add_argument("--min-effect-controls", type=non_negative, metavar="NATS", help="the same for a control leaf")
     p.add_argument("--pairwise", action="store_true", help="also judge base vs candidate side by side, both orders")
     p.add_argument("--no-branch-judge", action="store_true",
                    help="no judged branch eval (the reference NLL of the leaves is measured either way)")
@@ -54,7 +59,9 @@ def options(args: argparse.Namespace) -> PrOptions:
     out = Path(args.results).parent if args.results else Path(args.out)
     evaluation = {k: v for k, v in (("max_tokens", args.answer_max_tokens), ("judge_max_tokens", args.judge_max_tokens),
                                     ("unchanged_sample", args.unchanged_leaves),
-                                    ("calibration_questions", args.calibration_questions)) if v is not None}
+                                    ("calibration_questions", args.calibration_questions),
+                                    ("min_effect", args.min_effect),
+                                    ("min_effect_controls", args.min_effect_controls)) if v is not None}
     evaluation.update({"pairwise": True} if args.pairwise else {})
     evaluation.update({"branch_judge": False} if args.no_branch_judge else {})
     config = train_config(args, progress=not args.no_progress)

@@ -318,6 +318,7 @@ def test_prefill_is_a_setting_and_part_of_the_judgment_key(store):
     (["--base-model", "a", "--candidate", "b", "--quick", "0"], "--quick must be at least 1"),
     (["--base-model", "a", "--candidate", "b", "--resamples", "100"], "too few"),
     (["--base-model", "a", "--candidate", "b", "--no-mtbench"], "nothing to evaluate"),
+    (["--base-model", "a", "--candidate", "b", "--min-effect", "-1"], "must not be negative, got -1"),
 ])
 def test_cli_usage_errors(argv, message, capsys):
     assert main(argv) == 2

@@ -72,3 +72,24 @@ def test_compare_measures_a_changed_leaf_on_held_out_answers_against_the_control
     assert not control["held_out"] and control["n_answers"] == 5
     assert control["beyond_controls"]["controls"] == [c.name for c in controls[1:]]  # the other controls
     assert control["verdict"] == stats.WITHIN_NOISE and control["delta"] == pytest.approx(-0.05, abs=1e-3)
+
+
+def test_a_changed_leaf_and_a_control_each_need_their_own_minimum_effect():
+    """A trained leaf varies more between two trainings than an untrained one, so each role's
+    minimum effect comes from its own null spread: the PR's leaf and a control both 0.2 nats/token
+    worse are within noise at a minimum effect of 0.3 and regressed at 0.1, each by its own."""
+    rng = np.random.default_rng(2)
+    leaves = [skill(5, f"compositional_skills/c{i}/qna.yaml") for i in range(4)]
+    rows = [{"path": leaf.name, "changed": i < 1, "change": "new" if i < 1 else "unchanged",
+             "references": reference.references(leaf)} for i, leaf in enumerate(leaves)]
+    base = {row["path"]: _rows(rng, 5, 2.0) for row in rows}
+    moved = {leaves[0].name: 0.2, leaves[1].name: 0.2}  # the PR's leaf and one control: 0.2 nats/token worse
+    candidate = {path: [[x + moved.get(path, 0.0) for x in answer] for answer in answers]
+                 for path, answers in base.items()}
+
+    def verdicts(**effects):
+        out = reference.compare(rows, {"base": base, "candidate": candidate}, seed=0, resamples=2000, **effects)
+        return [row["reference_nll"]["verdict"] for row in out[:2]]
+
+    assert verdicts(min_effect=0.3, min_effect_controls=0.1) == [stats.WITHIN_NOISE, stats.REGRESSED]
+    assert verdicts(min_effect=0.1, min_effect_controls=0.3) == [stats.REGRESSED, stats.WITHIN_NOISE]

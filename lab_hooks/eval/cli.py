@@ -8,7 +8,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from lab_hooks.flags import Parser, add_seed_flag, alias, command
+from lab_hooks.flags import Parser, add_seed_flag, alias, command, non_negative
 from lab_hooks.models.specs import EMBEDDED_SPEC as DEFAULT_JUDGE
 
 
@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="per answer turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=int, default=2048, metavar="N", help="per judgment (default 2048)")
     p.add_argument("--resamples", type=int, default=10_000, metavar="B", help="bootstrap resamples (default 10000)")
+    p.add_argument("--min-effect", type=non_negative, metavar="NATS",
+                   help="nats/token a changed leaf's reference NLL must move beyond the controls' for a verdict "
+                        "(default: calibrated on the demo's null PRs; calibrate yours with bench/planted.py)")
+    p.add_argument("--min-effect-controls", type=non_negative, metavar="NATS", help="the same for a control leaf")
     add_seed_flag(p, "answer sampling and bootstrap seed")
     p.add_argument("--store", type=Path, metavar="DIR", help="cache store (default LAB_HOME/store)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write cached answers/judgments")
@@ -112,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                         judge_temperature=args.judge_temperature, judge_prefill=args.judge_prefill,
                         unchanged_sample=args.unchanged_sample, resamples=args.resamples,
                         pairwise=args.pairwise, calibration_questions=args.calibration_questions,
-                        judge_logprobs=not args.no_judge_logprobs)
+                        judge_logprobs=not args.no_judge_logprobs,
+                        **{k: getattr(args, k) for k in ("min_effect", "min_effect_controls")
+                           if getattr(args, k) is not None})
     job = store.run("eval", {"base": args.base_model, "candidate": args.candidate}) if store else nullcontext()
     with job:  # no gc meanwhile
         results = evaluate(args.base_model, args.candidate, args.judge, branch.changed, store,

@@ -36,7 +36,10 @@ import numpy as np
 from lab_hooks.eval import stats
 
 SDG_SEEDS = 5  # the seeds a skill leaf keeps for generation (InstructLab's minimum per skill leaf)
-MIN_EFFECT = 0.05  # nats/token beyond the controls' move for a verdict (docs/eval-results.md: how it was chosen)
+# nats/token beyond the controls' move for a verdict on a changed leaf, and on a control
+# (docs/eval-results.md, *Planted effects*: how they were calibrated)
+MIN_EFFECT = 0.05
+MIN_EFFECT_CONTROLS = 0.05
 RANK_SALT = "held-out"
 
 
@@ -121,7 +124,8 @@ def _perplexity(nll: float | None) -> float | None:
 
 
 def compare(leaves: list[dict], nll: dict[str, dict[str, list[list[float]]]], *, seed: int,
-            resamples: int = stats.RESAMPLES, min_effect: float = MIN_EFFECT) -> list[dict]:
+            resamples: int = stats.RESAMPLES, min_effect: float = MIN_EFFECT,
+            min_effect_controls: float = MIN_EFFECT_CONTROLS) -> list[dict]:
     """One results row per leaf: base → candidate NLL, delta with its CI, the excess over the controls, verdict.
 
     `leaves`: [{"path", "changed", "change", "references": [Reference]}]; `nll`: per role
@@ -146,7 +150,8 @@ def compare(leaves: list[dict], nll: dict[str, dict[str, list[list[float]]]], *,
         delta = stats.paired_delta(base, candidate, group=f"nll/{path}", seed=seed, resamples=resamples)
         others = [p for p in controls if p != path]
         beyond = stats.excess_delta((base, candidate), pool(others), group=f"nll-excess/{path}", seed=seed,
-                                    min_effect=min_effect, resamples=resamples)
+                                    min_effect=min_effect if row["changed"] else min_effect_controls,
+                                    resamples=resamples)
         out.append({
             "path": path, "changed": row["changed"], "change": row["change"],
             "reference_nll": {

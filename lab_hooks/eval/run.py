@@ -50,7 +50,8 @@ class Settings:
     pairwise: bool = False  # also judge base vs candidate side by side, both orders (MT-Bench)
     branch_judge: bool = True  # the judge rates the branch leaves' answers too (skills)
     reference_nll: bool = True  # the judge-free metric on every branch leaf
-    min_effect: float = reference.MIN_EFFECT  # nats/token beyond the controls for a reference-NLL verdict
+    min_effect: float = reference.MIN_EFFECT  # nats/token beyond the controls for a changed leaf's verdict
+    min_effect_controls: float = reference.MIN_EFFECT_CONTROLS  # ... and for a control's
 
     def judge_params(self) -> SamplingParams:
         return SamplingParams(temperature=self.judge_temp, max_tokens=self.judge_max_tokens, n=self.judge_repeats,
@@ -425,11 +426,14 @@ def evaluate(
             "generation": generation,
             "statistics": {"method": "paired bootstrap over questions", "resamples": settings.resamples,
                            "confidence": stats.CONFIDENCE, "min_questions": stats.MIN_QUESTIONS,
-                           "reference_nll": {"min_effect": settings.min_effect, "sdg_seeds": reference.SDG_SEEDS,
+                           "reference_nll": {"min_effect": settings.min_effect,
+                                             "min_effect_controls": settings.min_effect_controls,
+                                             "sdg_seeds": reference.SDG_SEEDS,
                                              "method": "paired bootstrap over answers; verdict on the excess over "
                                                        "the controls (joint bootstrap)"}},
             "leaves": reference.compare(plan.references, nll, seed=settings.seed, resamples=settings.resamples,
-                                        min_effect=settings.min_effect) if len(nll) == 2 else [],
+                                        min_effect=settings.min_effect,
+                                        min_effect_controls=settings.min_effect_controls) if len(nll) == 2 else [],
             "leaves_skipped": plan.references_skipped + [
                 {"path": row["path"], "change": row["change"], "reason": not_scorable} for row in plan.references
                 if not_scorable],

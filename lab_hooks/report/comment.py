@@ -197,7 +197,10 @@ def _controls(run: dict) -> list[str]:
     ordered = regressed + [leaf for leaf in rows if leaf not in regressed]
     table = _table(REFERENCE_HEADER + ["Replayed samples"],
                    [_reference_row(leaf) + [_count(replayed.get(leaf.get("path"), 0))] for leaf in ordered])
-    return ["### Regressions on control leaves", "", head, ""] + table + [""]
+    effect = (run.get("reference_nll") or {}).get("min_effect_controls")
+    rule = [f"A control's verdict needs its Δ beyond the other controls' to reach {_num(effect, 'g')} nats/token, "
+            "as well as a 95 % CI that excludes 0.", ""] if is_number(effect) else []
+    return ["### Regressions on control leaves", "", head, ""] + table + [""] + rule
 
 
 def _calibration(run: dict) -> list[str]:
