@@ -38,7 +38,7 @@ class VLLMServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> VLLMServer:
-        from lab_hooks.models.vllm_engine import check_memory
+        from lab_hooks.models.vllm_engine import check_memory, portable_kernels_env
 
         check_memory(f"vllm serve {self.model}", self.model, self.options)
         flags = []
@@ -52,7 +52,7 @@ class VLLMServer:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
                  "--served-model-name", self.served_name, "--host", "127.0.0.1", "--port", str(self.port), *flags],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **portable_kernels_env()})
         return self
 
     def wait_ready(self, timeout: float = 900) -> str:

