@@ -116,6 +116,17 @@ def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--seed", type=int, default=TrainConfig.seed, metavar="N", help=f"{what} (default {TrainConfig.seed})")
 
 
+def add_min_effect_flags(parser: argparse.ArgumentParser) -> None:
+    """--min-effect / --min-effect-controls, as `pr` and `eval` take them (default: the eval's)."""
+    from lab_hooks.eval.reference import MIN_EFFECT, MIN_EFFECT_CONTROLS
+
+    parser.add_argument("--min-effect", type=non_negative, metavar="NATS",
+                        help="nats/token a changed leaf's reference NLL must move beyond the controls' for a verdict "
+                             f"(default {MIN_EFFECT}; calibrate yours with bench/planted.py)")
+    parser.add_argument("--min-effect-controls", type=non_negative, metavar="NATS",
+                        help=f"the same for a control leaf (default {MIN_EFFECT_CONTROLS})")
+
+
 def add_replay_flag(parser: argparse.ArgumentParser) -> None:
     """--replay-ratio R, as `train`, `pr` and `promote` take it."""
     from lab_hooks.train.mix import REPLAY_RATIO

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from lab_hooks.flags import (Parser, add_model_flags, add_replay_flag, add_train_flags, at_least, command,
-                             non_negative, train_config)
+from lab_hooks.flags import (Parser, add_min_effect_flags, add_model_flags, add_replay_flag, add_train_flags,
+                             at_least, command, train_config)
 from lab_hooks.loop.pr import run_pr
 from lab_hooks.loop.report import write_report
 from lab_hooks.loop.run import PrOptions
@@ -39,10 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unchanged leaves evaluated too, the controls that catch regressions elsewhere (default 3)")
     p.add_argument("--calibration-questions", type=at_least(1),
                    help="MT-Bench references (each with 4 degraded answers) the judge must tell apart (default 10)")
-    p.add_argument("--min-effect", type=non_negative, metavar="NATS",
-                   help="nats/token a changed leaf's reference NLL must move beyond the controls' for a verdict "
-                        "(default: calibrated on the demo's null PRs; calibrate yours with bench/planted.py)")
-    p.add_argument("--min-effect-controls", type=non_negative, metavar="NATS", help="the same for a control leaf")
+    add_min_effect_flags(p)
     p.add_argument("--pairwise", action="store_true", help="also judge base vs candidate side by side, both orders")
     p.add_argument("--no-branch-judge", action="store_true",
                    help="no judged branch eval (the reference NLL of the leaves is measured either way)")

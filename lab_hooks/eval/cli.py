@@ -8,7 +8,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from lab_hooks.flags import Parser, add_seed_flag, alias, command, non_negative
+from lab_hooks.flags import Parser, add_min_effect_flags, add_seed_flag, alias, command
 from lab_hooks.models.specs import EMBEDDED_SPEC as DEFAULT_JUDGE
 
 
@@ -49,10 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="per answer turn (default 1024)")
     p.add_argument("--judge-max-tokens", type=int, default=2048, metavar="N", help="per judgment (default 2048)")
     p.add_argument("--resamples", type=int, default=10_000, metavar="B", help="bootstrap resamples (default 10000)")
-    p.add_argument("--min-effect", type=non_negative, metavar="NATS",
-                   help="nats/token a changed leaf's reference NLL must move beyond the controls' for a verdict "
-                        "(default: calibrated on the demo's null PRs; calibrate yours with bench/planted.py)")
-    p.add_argument("--min-effect-controls", type=non_negative, metavar="NATS", help="the same for a control leaf")
+    add_min_effect_flags(p)
     add_seed_flag(p, "answer sampling and bootstrap seed")
     p.add_argument("--store", type=Path, metavar="DIR", help="cache store (default LAB_HOME/store)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write cached answers/judgments")
