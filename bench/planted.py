@@ -15,9 +15,11 @@ a seed already trained is served from the store, so a later run may repeat earli
 
 - good: the demo PR (the limericks leaf, whose rhyme labels the base model does not
   know), seed s → the leaf must be *improved*, no control *regressed*.
-- harmful: a PR adding a leaf that asks shell_one_liners' questions in other words and
-  answers them wrongly (a GUI click-path instead of a command) → the control
-  shell_one_liners must be *regressed*. Every unchanged leaf is a control here.
+- harmful: the same PR trained at five times the demo's learning rate: the model then
+  writes the limericks' "A:"/"B:" rhyme labels into its haiku too (greedy answers show
+  it), so the control haiku must be *regressed*. Every unchanged leaf is a control here.
+  (A leaf answering shell_one_liners' questions wrongly harmed nothing measurable at the
+  demo's learning rate: the 135M teacher's synthetic answers did not keep the wrong ones.)
 - null: the demo PR trained under each seed given (each such run is a good run too),
   then every pair compared: base = candidate(i), candidate = candidate(j), the same
   treatment with only the seed (generation, replay draw, training order) differing, so
@@ -37,37 +39,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHELL = "compositional_skills/coding/freeform/shell_one_liners"
 LIMERICKS = "compositional_skills/writing/freeform/limericks"
-HARMFUL = "compositional_skills/coding/freeform/shell_by_clicking"
-HARMFUL_SEEDS = [
-    "What's the way to count the lines in every Python file below this folder?",
-    "How can I list the files over 100 MB in my home folder?",
-    "How do I swap http:// for https:// in all the .html files here and keep a backup?",
-    "How do I see which ten folders in here take up the most space?",
-    "Which program is using port 8080 right now?",
-    "How can I count how many words are in a text file?",
-    "How do I find which files changed in the last day?",
-]
-
-
-def harmful_leaf() -> str:
-    answer = ("Open the Settings app, click the blue Files button, then choose Tools and press OK. "
-              "Wait for the green light, and the computer does it for you.")
-    seeds = "".join(f"  - question: {q}\n    answer: {answer} Step {i + 1} of the wizard.\n"
-                    for i, q in enumerate(HARMFUL_SEEDS))
-    return ("version: 3\ncreated_by: lab-hooks-bench\ntask_description: Answer shell questions.\n"
-            "seed_examples:\n" + seeds)
+HAIKU = "compositional_skills/writing/freeform/haiku"
+HARMFUL_LEARNING_RATE = 1e-4  # five times the demo PR's: the model then labels its haiku's lines too
 
 
 def setup(work: Path):
-    """The demo repository plus a branch adding the harmful leaf; main promoted (cached)."""
+    """The demo repository; main promoted (cached)."""
     sys.path.insert(0, str(ROOT))
     from lab_hooks import demo
     from lab_hooks.loop.promote import promote
@@ -76,24 +59,21 @@ def setup(work: Path):
     repo = work / "repo"
     if not repo.exists():
         demo.build_repo(demo.TAXONOMY, repo)
-        demo.git(repo, "checkout", "-qb", "pr/harmful", "main")
-        leaf = repo / HARMFUL
-        leaf.mkdir(parents=True)
-        (leaf / "qna.yaml").write_text(harmful_leaf())
-        shutil.copy(repo / SHELL / "attribution.txt", leaf / "attribution.txt")
-        demo.git(repo, "add", "-A")
-        demo.git(repo, "commit", "-qm", "Add shell answers")
-        demo.git(repo, "checkout", "-q", "main")
     store = Store(url=demo.store_url())
     promote(str(repo), "main", store=store, options=demo.promote_options())
     return repo, store
 
 
-def pr_run(repo: Path, store, head: str, seed: int, out: Path, **eval_settings) -> dict:
+def pr_run(repo: Path, store, seed: int, out: Path, learning_rate: float | None = None, **eval_settings) -> dict:
+    """The demo's PR under `seed` (and `learning_rate`, else the demo's), MT-Bench left out."""
+    from dataclasses import replace
+
     from lab_hooks import demo
     from lab_hooks.loop.pr import run_pr
 
-    opts = demo.pr_options(repo=str(repo), base="main", head=head, seed=seed, out_dir=str(out), progress=False)
+    opts = demo.pr_options(repo=str(repo), base="main", seed=seed, out_dir=str(out), progress=False)
+    if learning_rate is not None:
+        opts = replace(opts, train=replace(opts.train, learning_rate=learning_rate))
     opts.eval.update(mtbench=False, branch_judge=False, **eval_settings)
     return run_pr(opts, store)
 
@@ -155,9 +135,8 @@ def run_case(case: str, seeds: list[int], work: Path) -> list[dict]:
     out, runs = [], {}
     for seed in seeds:
         start = time.perf_counter()
-        head = {"good": "pr/limericks", "harmful": "pr/harmful", "null": "pr/limericks"}[case]
-        extra = {"unchanged_sample": 100} if case == "harmful" else {}
-        run = pr_run(repo, store, head, seed, work / "out" / f"{'good' if case == 'null' else case}-{seed}", **extra)
+        extra = {"unchanged_sample": 100, "learning_rate": HARMFUL_LEARNING_RATE} if case == "harmful" else {}
+        run = pr_run(repo, store, seed, work / "out" / f"{'good' if case == 'null' else case}-{seed}", **extra)
         if run["status"] != "ok":
             raise SystemExit(f"{case} seed {seed}: {run.get('failure')}")
         # a null seed's own run is the demo PR under that seed: a good run as well
@@ -226,10 +205,10 @@ def report(work: Path, calibrate: list[int], min_effect: float | None, controls_
 
     line("good", "the PR's leaf improved", lambda r: r["changed"], lambda v: v == "improved")
     line("good", "no control regressed", lambda r: not r["changed"], lambda v: v != "regressed")
-    line("harmful", "shell_one_liners regressed", lambda r: r["leaf"] == SHELL, lambda v: v == "regressed")
+    line("harmful", "haiku regressed", lambda r: r["leaf"] == HAIKU, lambda v: v == "regressed")
     line("null", "every leaf within noise", lambda r: True, lambda v: v == WITHIN_NOISE)
     for r in rows:
-        if r["case"] != "null" and (r["changed"] or r["leaf"] == SHELL or r["verdict"] == "regressed"):
+        if r["case"] != "null" and (r["changed"] or r["leaf"] == HAIKU or r["verdict"] == "regressed"):
             print(f"  {r['case']} seed {r['seed']}: {r['leaf'].rsplit('/', 1)[1]} beyond controls {r['beyond']:+.3f} "
                   f"{r['ci']} → {r['verdict']} (raw: {r['raw_verdict']})")
     if null:

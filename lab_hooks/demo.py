@@ -48,16 +48,18 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "lab-hooks demo", "GIT_AUTHOR_EMAIL": "demo@lab-ho
            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
            # fixed dates: the same commits every run, so a rerun prints the same comment
            "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
-# Small enough for 2 CPU cores. Training: a few steps at a learning rate high enough for a
-# 135M model to pick up a format from a handful of samples; main's promotion only needs a
-# checkpoint and a replay buffer, so it trains two steps per phase (the PR four: more
-# overfits the ten new samples and costs the control leaves). The evaluation: MT-Bench's 8
+# Small enough for 2 CPU cores. Training: main's promotion only needs a checkpoint and a
+# replay buffer, so it trains two steps per phase at 1e-4. The PR trains four steps at 2e-5:
+# enough for the limericks' rhyme labels (Δ beyond controls -0.30 nats/token), while at 1e-4
+# the model also wrote "A:" labels into its haiku (+0.35 beyond controls) and at 5e-5 still
+# some (+0.10) (docs/eval-results.md, *Planted effects*). The evaluation: MT-Bench's 8
 # categories once (32-token answers), the embedded judge's answer prefilled up to its rating
 # (8 tokens hold "7]]"), three control leaves, a small calibration set; the judged branch eval
 # is left out (the embedded judge fails calibration; the reference NLL measures the leaves).
-TRAIN_ARGS = ["--learning-rate", "1e-4", "--warmup-steps", "1"]
-PROMOTE_ARGS = ["--samples-per-seed", "1", "--sdg-max-tokens", "64", "--max-steps", "2", *TRAIN_ARGS]
-DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", "--max-steps", "4", *TRAIN_ARGS,
+PROMOTE_ARGS = ["--samples-per-seed", "1", "--sdg-max-tokens", "64", "--max-steps", "2", "--learning-rate", "1e-4",
+                "--warmup-steps", "1"]
+DEMO_ARGS = ["--quick", "1", "--samples-per-seed", "2", "--sdg-max-tokens", "96", "--max-steps", "4",
+             "--learning-rate", "2e-5", "--warmup-steps", "1",
              "--judge-max-tokens", "8", "--answer-max-tokens", "32", "--unchanged-leaves", "3",
              "--calibration-questions", "6", "--no-branch-judge"]
 

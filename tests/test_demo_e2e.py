@@ -3,10 +3,8 @@
 One demo run (lab_hooks.demo.main: promote main from the sample taxonomy, then the PR
 adding the limericks leaf) in a fresh LAB_HOME; the assertions are on its results.json
 and comment.md. Then the planted effects the verdicts rest on, reduced (bench/planted.py
-has the full benchmark): a harmful PR is reported as a regression on the control it
-overwrites. These share the demo's store, so main is promoted once. Two expectations of
-issue 21 do not hold yet and are not asserted here (docs/eval-results.md, *Planted effects*):
-the demo PR regresses the haiku control, and a null PR (only the seed differs) is not quiet.
+has the full benchmark): the same PR over-trained is reported as a regression of the
+control it leaks into. These share the demo's store, so main is promoted once.
 Measured wall time on 2 cores: docs/eval-results.md (*The CI test*).
 """
 
@@ -67,9 +65,11 @@ def test_the_pr_leaf_improved_on_held_out_answers(demo):
     assert sorted(gen["held_out_seeds"]) == sorted(a["seed"] for a in nll["answers"] if a["held_out"])
 
 
-def test_replay_from_main_s_buffer_was_mixed_in(demo):
+def test_replay_from_main_s_buffer_was_mixed_in_and_no_control_regressed(demo):
     run = demo["results"]
-    assert len([row for row in run["leaves"] if not row["changed"]]) == 3  # the controls were measured
+    controls = [row for row in run["leaves"] if not row["changed"]]
+    assert len(controls) == 3
+    assert not [row["path"] for row in controls if row["reference_nll"]["verdict"] == "regressed"]
     assert run["training"]["replay_samples"] > 0 and run["training"]["replay_buffer_leaves"] == 9
 
 
@@ -91,8 +91,10 @@ def test_the_comment_leads_with_the_leaf_and_a_rerun_is_identical(demo):
     assert stages["generate"] == stages["train"] == stages["evaluate"] == "cached"  # the rerun's
 
 
-def test_a_harmful_pr_is_reported_as_a_regression_of_the_control_it_overwrites(demo, monkeypatch):
+def test_an_overtrained_pr_is_reported_as_a_regression_of_the_control_it_leaks_into(demo, monkeypatch):
+    """The demo PR at five times its learning rate labels the haiku's lines too."""
     monkeypatch.setenv("LAB_HOME", str(demo["home"]))
     bench = planted()
-    [row] = [r for r in bench.run_case("harmful", [0], demo["out"] / "planted") if r["leaf"] == bench.SHELL]
-    assert row["verdict"] == "regressed", row
+    rows = bench.run_case("harmful", [0], demo["out"] / "planted")
+    [haiku] = [r for r in rows if r["leaf"] == bench.HAIKU]
+    assert haiku["verdict"] == "regressed", haiku
