@@ -4,7 +4,8 @@ One demo run (lab_hooks.demo.main: promote main from the sample taxonomy, then t
 adding the limericks leaf) in a fresh LAB_HOME; the assertions are on its results.json
 and comment.md. Then the planted effects the verdicts rest on, reduced (bench/planted.py
 has the full benchmark): the same PR over-trained is reported as a regression of the
-control it leaks into. These share the demo's store, so main is promoted once.
+control it leaks into, and the same PR under another seed is within noise against the
+demo's. These share the demo's store, so main is promoted once.
 Measured wall time on 2 cores: docs/eval-results.md (*The CI test*).
 """
 
@@ -98,3 +99,14 @@ def test_an_overtrained_pr_is_reported_as_a_regression_of_the_control_it_leaks_i
     rows = bench.run_case("harmful", [0], demo["out"] / "planted")
     [haiku] = [r for r in rows if r["leaf"] == bench.HAIKU]
     assert haiku["verdict"] == "regressed", haiku
+
+
+def test_a_null_pr_is_within_noise_on_every_leaf(demo, monkeypatch):
+    """The demo PR under seed 1 against itself under seed 0 (the demo's): only the seed
+    differs, so every verdict but *within noise* would be false (seeds 0 and 1 were not
+    among those the minimum effects were calibrated on)."""
+    monkeypatch.setenv("LAB_HOME", str(demo["home"]))
+    bench = planted()
+    rows = [r for r in bench.run_case("null", [0, 1], demo["out"] / "planted") if r["case"] == "null"]
+    assert {r["seed"] for r in rows} == {"0-1"} and any(r["changed"] for r in rows) and len(rows) >= 4
+    assert [r for r in rows if r["verdict"] != "within noise"] == []
