@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -244,7 +245,8 @@ def test_cli_reports_a_broken_dataset_in_one_line(student, tmp_path, capsys, mon
 
 def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     """Main's buffer record depends on the datasets it lists: `store gc` keeps them and the
-    checkpoint, and deletes only the data the PR replaced, which nothing live names."""
+    checkpoint, and deletes only the data the PR replaced, which nothing live names. The
+    candidate's key names the student by its files, not its folder."""
     from lab_hooks.store import Store, artifact_key
     from lab_hooks.train.pr import train_candidate
     from lab_hooks.train.replay import BUFFER_REF, CHECKPOINT_REF, advanced_leaves, buffer_leaves, load_buffer, save_buffer
@@ -263,6 +265,10 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     new_b = SAMPLES[32:48]
     key, checkpoint, _ = train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=student,
                                          config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)
+    elsewhere = tmp_path / "elsewhere"  # another runner's copy of the same student: the same key, no training
+    shutil.copytree(student, elsewhere)
+    assert train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=elsewhere,
+                           config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[:2] == (key, checkpoint)
     buffer = advanced_leaves(buffer_leaves(store), {b: dataset(new_b)}, removed=[b])
     store.set_refs({CHECKPOINT_REF: key, BUFFER_REF: save_buffer(store, buffer)})
 

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lab_hooks.store import Store, StoreError, artifact_key
+from lab_hooks.store.keys import sha256_tree
 from lab_hooks.train.config import TrainConfig
 from lab_hooks.train.loop import train
 from lab_hooks.train.mix import REPLAY_RATIO, Datasets, Mix, plan_pr
@@ -64,6 +65,12 @@ def candidate_key(parent: str, mixes: list[Mix], config: TrainConfig) -> str:
     )
 
 
+def student_identity(student: Path) -> str:
+    """The untrained student as a candidate's parent: its files' hash, not its path, so that
+    runners with the model in other folders share keys (and write the same comment)."""
+    return f"student:{sha256_tree(student)}"
+
+
 def train_candidate(
     store: Store,
     buffer: Datasets,
@@ -87,7 +94,7 @@ def train_candidate(
     init = store.get(main_key) if main_key else Path(student)
     if init is None:
         raise StoreError(f"main/checkpoint points at {main_key[:12]}, which is not in the store (run `lab-hooks store verify`)")
-    parent = main_key or f"student:{Path(student).resolve()}"
+    parent = main_key or student_identity(student)
     removed = list(removed)
     mixes = plan_pr(buffer, changed, removed, external, replay_ratio, config.seed)
     if not mixes:
