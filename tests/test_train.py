@@ -263,12 +263,14 @@ def test_gc_after_a_training_run_keeps_what_main_needs(student, tmp_path):
     old_b = dataset(SAMPLES[16:32])
     store.set_refs({BUFFER_REF: save_buffer(store, {a: dataset(SAMPLES[:16]), b: old_b})})
     new_b = SAMPLES[32:48]
-    key, checkpoint, _ = train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=student,
-                                         config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)
+    def train_from(folder: Path):
+        return train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=folder,
+                               config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)
+
+    key, checkpoint, _ = train_from(student)
     elsewhere = tmp_path / "elsewhere"  # another runner's copy of the same student: the same key, no training
     shutil.copytree(student, elsewhere)
-    assert train_candidate(store, load_buffer(store), {b: new_b}, removed=[b], student=elsewhere,
-                           config=TrainConfig(batch_size=8, max_steps=2, progress=False), main_key=None)[:2] == (key, checkpoint)
+    assert train_from(elsewhere)[:2] == (key, checkpoint)
     buffer = advanced_leaves(buffer_leaves(store), {b: dataset(new_b)}, removed=[b])
     store.set_refs({CHECKPOINT_REF: key, BUFFER_REF: save_buffer(store, buffer)})
 
