@@ -130,6 +130,14 @@ def test_verdicts():
     assert few["verdict"] == stats.INSUFFICIENT and few["n_questions"] == 2
 
 
+def test_one_question_gets_a_delta_but_no_interval():
+    """A bootstrap of one question redraws it every time: its CI would read [Δ, Δ], a false certainty."""
+    one = stats.paired_delta(_ratings([[[4]]]), _ratings([[[7]]]), group="g", seed=0)
+    assert one["delta"] == 3 and one["ci"] is None and one["verdict"] == stats.INSUFFICIENT
+    two = stats.paired_delta(_ratings([[[4]], [[5]]]), _ratings([[[7]], [[5]]]), group="g", seed=0)
+    assert two["ci"][0] < two["ci"][1]
+
+
 def test_all_errors_give_no_score():
     base = _ratings([[[None]]] * 6)
     cand = _ratings([[[5]]] * 6)

@@ -81,7 +81,7 @@ def paired_delta(
     delta = None if b_mean is None or c_mean is None else c_mean - b_mean
     n = len(base)
     ci = None
-    if delta is not None and n:
+    if delta is not None and n >= 2:  # one question resamples only to itself: a CI of [Δ, Δ] would claim certainty
         weights = _resample_weights(_group_rng(seed, group), n, resamples)
         ci = _interval(_ratio_resamples(weights, c_sum, c_cnt) - _ratio_resamples(weights, b_sum, b_cnt), confidence)
     return {
