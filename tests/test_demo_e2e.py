@@ -86,6 +86,7 @@ def test_the_comment_leads_with_the_leaf_and_a_rerun_is_identical(demo):
     comment = demo["comment"]
     first = comment.split("### What the PR's leaves teach")[1].split("###")[0]
     assert f"| `{LIMERICKS}` (new) |" in first and "🟢 improved" in first
+    assert "reaches 0.11 nats/token (the default, calibrated on null retrainings of the demo's PR" in first
     assert comment.index("### What the PR's leaves teach") < comment.index("### Regressions on control leaves") \
         < comment.index("### MT-Bench (judge failed calibration")
     stages = {s["name"]: s["status"] for s in demo["results"]["stages"]}

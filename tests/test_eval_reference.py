@@ -93,3 +93,11 @@ def test_a_changed_leaf_and_a_control_each_need_their_own_minimum_effect():
 
     assert verdicts(min_effect=0.3, min_effect_controls=0.1) == [stats.WITHIN_NOISE, stats.REGRESSED]
     assert verdicts(min_effect=0.1, min_effect_controls=0.3) == [stats.REGRESSED, stats.WITHIN_NOISE]
+
+
+def test_only_the_default_minimum_effects_claim_the_demo_s_calibration():
+    """The defaults were measured on the demo's training; a runner's own figures claim nothing of it."""
+    assert reference.rules(reference.MIN_EFFECT, reference.MIN_EFFECT_CONTROLS)["calibrated_on"] == \
+        reference.CALIBRATED_ON
+    assert "calibrated_on" not in reference.rules(0.3, reference.MIN_EFFECT_CONTROLS)
+    assert "calibrated_on" not in reference.rules(reference.MIN_EFFECT, 0.2)

@@ -95,7 +95,7 @@ def test_full_comment_has_every_section():
     first = body.split("### What the PR's leaves teach")[1].split("###")[0]
     assert ("| `compositional_skills/writing/freeform/haiku` (new) | 2.310 → 1.420 (5 held-out answers) | "
             "-0.890 [-1.000, -0.800] | -0.860 [-0.970, -0.750] | 🟢 improved |") in first
-    assert "at least" not in first and "reaches 0.05 nats/token" in first
+    assert "at least" not in first and "reaches 0.05 nats/token." in first  # a runner's own: no calibration claimed
     assert "`knowledge/x`: not measured (no seed question with an answer)" in first
     controls = body.split("### Regressions on control leaves")[1].split("###")[0]
     assert "🔴 **1 of 2 control leaves regressed** beyond the others' move: `" + SHELL + "`." in controls
@@ -357,3 +357,12 @@ def test_numbers_are_formatted_from_numbers_only():
     run["generation"]["leaves"][0]["accepted"] = "12"  # a string is not a count, even a numeric one
     body = render_comment(run)
     assert "malformed" in body and "accepted" in body and "40 →" not in body
+
+
+def test_the_default_minimum_effect_says_what_it_was_calibrated_on():
+    run = full_run()
+    run["reference_nll"].update(min_effect=0.11, calibrated_on="null retrainings of <b>the demo</b>")
+    first = render_comment(run).split("### What the PR's leaves teach")[1].split("###")[0]
+    assert ("reaches 0.11 nats/token (the default, calibrated on null retrainings of &lt;b&gt;the demo&lt;/b&gt;; "
+            "a runner whose training differs calibrates its own: `bench/planted.py`, `--min-effect`).") in first
+    assert "<b>" not in first

@@ -43,6 +43,8 @@ SDG_SEEDS = 5  # the seeds a skill leaf keeps for generation (InstructLab's mini
 # A runner whose training differs calibrates its own (--min-effect, --min-effect-controls).
 MIN_EFFECT = 0.11
 MIN_EFFECT_CONTROLS = 0.11
+# What the defaults were measured on, for the comment to say: they need not hold for other training.
+CALIBRATED_ON = "null retrainings of the demo's PR (a 135M student, 4 steps at lr 2e-5)"
 RANK_SALT = "held-out"
 
 
@@ -172,4 +174,13 @@ def compare(leaves: list[dict], nll: dict[str, dict[str, list[list[float]]]], *,
                             for i, r in enumerate(refs)],
             },
         })
+    return out
+
+
+def rules(min_effect: float, min_effect_controls: float) -> dict:
+    """The verdict rule as the results record it; the defaults carry what they were calibrated on."""
+    out = {"min_effect": min_effect, "min_effect_controls": min_effect_controls, "sdg_seeds": SDG_SEEDS,
+           "method": "paired bootstrap over answers; verdict on the excess over the controls (joint bootstrap)"}
+    if (min_effect, min_effect_controls) == (MIN_EFFECT, MIN_EFFECT_CONTROLS):
+        out["calibrated_on"] = CALIBRATED_ON
     return out

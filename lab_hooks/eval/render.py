@@ -60,7 +60,9 @@ def reference_lines(results: dict) -> list[str]:
         lines += ["", f"Verdict: the leaf's Δ minus the controls' (unchanged leaves) pooled Δ, joint bootstrap; "
                       f"*improved*/*regressed* only when its CI excludes 0 and it reaches "
                       f"{rules['min_effect']:g} nats/token (a changed leaf) or "
-                      f"{rules.get('min_effect_controls', rules['min_effect']):g} (a control).", ""]
+                      f"{rules.get('min_effect_controls', rules['min_effect']):g} (a control)"
+                      + (f"; the defaults, calibrated on {rules['calibrated_on']}." if "calibrated_on" in rules else "."),
+                  ""]
     for skip in results.get("leaves_skipped") or []:
         lines.append(f"- `{skip['path']}` ({skip['change']}): no reference NLL: {skip['reason']}.")
     return lines + ([""] if results.get("leaves_skipped") else [])

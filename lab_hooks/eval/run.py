@@ -426,11 +426,7 @@ def evaluate(
             "generation": generation,
             "statistics": {"method": "paired bootstrap over questions", "resamples": settings.resamples,
                            "confidence": stats.CONFIDENCE, "min_questions": stats.MIN_QUESTIONS,
-                           "reference_nll": {"min_effect": settings.min_effect,
-                                             "min_effect_controls": settings.min_effect_controls,
-                                             "sdg_seeds": reference.SDG_SEEDS,
-                                             "method": "paired bootstrap over answers; verdict on the excess over "
-                                                       "the controls (joint bootstrap)"}},
+                           "reference_nll": reference.rules(settings.min_effect, settings.min_effect_controls)},
             "leaves": reference.compare(plan.references, nll, seed=settings.seed, resamples=settings.resamples,
                                         min_effect=settings.min_effect,
                                         min_effect_controls=settings.min_effect_controls) if len(nll) == 2 else [],

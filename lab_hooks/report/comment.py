@@ -166,6 +166,9 @@ def _leaves(run: dict) -> list[str]:
         out += _table(REFERENCE_HEADER, [_reference_row(leaf) for leaf in rows]) + [""]
         stats = run.get("reference_nll") or {}
         effect = f" and reaches {_num(stats['min_effect'], 'g')} nats/token" if is_number(stats.get("min_effect")) else ""
+        if effect and isinstance(stats.get("calibrated_on"), str):
+            effect += (f" (the default, calibrated on {md_text(stats['calibrated_on'], 200)}; a runner whose "
+                       "training differs calibrates its own: `bench/planted.py`, `--min-effect`)")
         out += ["How likely the candidate finds each leaf's own seed answers, against main's model (no judge); "
                 "measured on seeds held out of generation and training where the leaf has enough. Training moves "
                 "every leaf a little, so the verdict is on the Δ beyond the control leaves' Δ: improved/regressed "
