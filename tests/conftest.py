@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,15 @@ def embedded_model_dir() -> Path:
     from lab_hooks.models.embedded import embedded_checkpoint
 
     return embedded_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request) -> Path:
+    """A folder for one module's shared fixtures, removed when the module is done: a store of
+    trained checkpoints is GBs, and pytest would keep it to the end of the session."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -31,16 +31,18 @@ def planted():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, embedded_model_dir):
+def demo(module_tmp, embedded_model_dir):
     """One `make demo` from an empty store (the pinned assets and the converted model linked in)."""
     from lab_hooks import demo as demo_module
     from lab_hooks.home import lab_home
 
     warm = lab_home()
-    home = tmp_path_factory.mktemp("demo-home")
+    home = module_tmp / "demo-home"
+    home.mkdir()
     for name in ("assets", "models"):
         (home / name).symlink_to(warm / name)
-    out = tmp_path_factory.mktemp("demo-out")
+    out = module_tmp / "demo-out"
+    out.mkdir()
     patch = pytest.MonkeyPatch()
     patch.setenv("LAB_HOME", str(home))
     patch.delenv("LAB_STORE_URL", raising=False)  # the demo points it at its own store; undone below

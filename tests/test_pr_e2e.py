@@ -34,8 +34,8 @@ TINY = dict(samples_per_seed=2, sdg_max_tokens=24, quick=1, progress=False,
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory, embedded_model_dir):
-    tmp = tmp_path_factory.mktemp("loop")
+def loop(module_tmp, embedded_model_dir):
+    tmp = module_tmp
     repo = init_repo(tmp / "repo", leaf_files(HAIKU, "Write haiku on everyday scenes."))
     store = Store(tmp / "store")
     first = promote(str(repo), "main", store=store, options=PrOptions(**TINY))
