@@ -44,7 +44,7 @@ SDG_SEEDS = 5  # the seeds a skill leaf keeps for generation (InstructLab's mini
 MIN_EFFECT = 0.11
 MIN_EFFECT_CONTROLS = 0.11
 # What the defaults were measured on, for the comment to say: they need not hold for other training.
-CALIBRATED_ON = "null retrainings of the demo's PR (a 135M student, 4 steps at lr 2e-5)"
+CALIBRATED_ON = "null retrainings of the demo's PR, a 135M student trained 4 steps at lr 2e-5"
 RANK_SALT = "held-out"
 
 
